@@ -1,0 +1,190 @@
+"""Fixtures: a real server (werkzeug, threaded) with real RQ workers, a fake upstream.
+
+With DATABASE_URL and REDIS_URL set the tests use those services; otherwise SQLite in a
+temporary directory and the in-process fakeredis (the embedded defaults).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+import httpx
+import pytest
+import websocket
+from sqlalchemy import text
+from werkzeug.serving import make_server
+
+from tests.fake_openai import FakeOpenAI
+from web import create_app
+from workers import runtime
+from workers.pool import ThreadPool
+from workers.queues import ALL
+from workers.settings import Settings
+
+REAL_SERVICES = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> FakeOpenAI:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_upstream(fake_upstream: FakeOpenAI) -> None:
+    fake_upstream.reset()
+
+
+@pytest.fixture(scope="session")
+def settings(fake_upstream: FakeOpenAI, tmp_path_factory) -> Settings:
+    values: dict[str, Any] = dict(
+        openai_api_key="test-key", openai_base_url=fake_upstream.base_url, secret_key="t" * 40,
+        upstream_timeout_s=5.0, ws_idle_timeout_s=300.0, embedded_worker_threads=8,
+    )
+    if REAL_SERVICES:
+        values.update(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])
+    else:
+        values.update(database_url=f"sqlite:///{tmp_path_factory.mktemp('db') / 'parley.db'}", redis_url=None)
+    return Settings(_env_file=None, **values)
+
+
+def _reset_services(settings: Settings) -> None:
+    """Start from an empty database and Redis, then migrate (embedded mode migrates itself)."""
+    if not REAL_SERVICES:
+        return
+    rt = runtime.configure(settings)
+    rt.redis.flushdb()
+    with rt.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    rt.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):
+    _reset_services(settings)
+    app = create_app(settings)
+    if REAL_SERVICES:
+        from web.cli import upgrade_database
+
+        upgrade_database(runtime.current().engine)
+        app.extensions["embedded_pool"] = ThreadPool(runtime.current().redis, list(ALL), 8).start()
+    return app
+
+
+@pytest.fixture(scope="session")
+def server(app) -> str:
+    """The app served over real HTTP/WebSocket on a free port; yields its base URL."""
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def api(server: str) -> httpx.Client:
+    with httpx.Client(base_url=server, timeout=10.0) as client:
+        yield client
+
+
+class Account(dict):
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self['access_token']}"}
+
+
+@pytest.fixture
+def make_user(api: httpx.Client) -> Callable[..., Account]:
+    def make(prefix: str = "user") -> Account:
+        name = f"{prefix}{next(_counter)}_{uuid.uuid4().hex[:6]}"
+        password = "correct horse battery"
+        user = api.post("/api/v1/auth/register", json={"email": f"{name}@example.com", "username": name,
+                                                       "password": password})
+        assert user.status_code == 201, user.text
+        tokens = api.post("/api/v1/auth/login", json={"username": name, "password": password})
+        assert tokens.status_code == 200, tokens.text
+        return Account(**user.json(), **tokens.json(), password=password)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user) -> Account:
+    return make_user("alice")
+
+
+@pytest.fixture
+def make_chat(api: httpx.Client) -> Callable[..., dict]:
+    def make(owner: Account, **fields: Any) -> dict:
+        response = api.post("/api/v1/chat/chats", json={"title": "Test chat", **fields}, headers=owner.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return make
+
+
+class Socket:
+    """A real WebSocket client that reads JSON events."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self.ws = websocket.create_connection(url, timeout=10, **kwargs)
+
+    def send(self, payload: dict) -> None:
+        import json
+
+        self.ws.send(json.dumps(payload))
+
+    def next(self, timeout: float = 10.0) -> dict:
+        import json
+
+        self.ws.settimeout(timeout)
+        return json.loads(self.ws.recv())
+
+    def until(self, kind: str, timeout: float = 10.0) -> list[dict]:
+        """Events up to and including the first of type `kind`."""
+        seen, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = self.next(max(deadline - time.monotonic(), 0.01))
+            seen.append(event)
+            if event["type"] == kind:
+                return seen
+        raise AssertionError(f"no {kind} event within {timeout}s; saw {[e['type'] for e in seen]}")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture
+def connect(server: str) -> Callable[..., Socket]:
+    opened: list[Socket] = []
+
+    def open_socket(chat_id: str, token: str | None = None, query: str = "", **kwargs: Any) -> Socket:
+        ws_url = server.replace("http://", "ws://") + f"/api/v1/chat/chats/{chat_id}/ws"
+        params = "&".join(p for p in (f"token={token}" if token else "", query) if p)
+        sock = Socket(ws_url + (f"?{params}" if params else ""), **kwargs)
+        opened.append(sock)
+        return sock
+
+    yield open_socket
+    for sock in opened:
+        try:
+            sock.close()
+        except Exception:
+            pass
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")

@@ -1,0 +1,180 @@
+"""The reply pipeline end to end: REST → RQ worker → fake upstream → Redis → WebSocket."""
+from __future__ import annotations
+
+import time
+
+from tests.conftest import wait_for
+
+
+def send(api, account, chat_id, content="Hello there"):
+    response = api.post(f"/api/v1/chat/chats/{chat_id}/messages", json={"content": content}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stored_reply(api, account, chat_id):
+    history = api.get(f"/api/v1/chat/chats/{chat_id}", headers=account.headers).json()
+    return [m for m in history["messages"] if m["message_type"] == "AI"][-1]
+
+
+def test_welcome_then_streamed_reply(api, alice, make_chat, connect, fake_upstream):
+    fake_upstream.configure(tokens=5)
+    chat = make_chat(alice, system_prompt="Be brief.", ai_persona="pirate")
+    ws = connect(chat["id"], alice["access_token"])
+    welcome = ws.next()
+    assert welcome["type"] == "welcome"
+    assert welcome["chat_id"] == chat["id"] and welcome["user_id"] == alice["id"]
+    assert welcome["username"] == alice["username"] and welcome["server_time"]
+
+    sent = send(api, alice, chat["id"])
+    events = ws.until("ai_response_complete")
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "new_message" and events[0]["message"]["id"] == sent["id"]
+    assert kinds[1] == "ai_response_start"
+    start = events[1]["message"]
+    assert start["status"] == "PROCESSING" and start["is_streaming"] is True and start["message_type"] == "AI"
+    chunks = [e for e in events if e["type"] == "ai_response_chunk"]
+    assert "".join(c["chunk"] for c in chunks) == "t0 t1 t2 t3 t4 "
+    assert chunks[-1]["full_content"] == "t0 t1 t2 t3 t4 "
+    done = events[-1]["message"]
+    assert done["status"] == "DELIVERED" and done["is_streaming"] is False
+    assert done["content"] == "t0 t1 t2 t3 t4 " and done["tokens_used"] > 0
+    assert done["processing_time_ms"] is not None
+    assert all(e.get("event_id") for e in events)
+
+    body = fake_upstream.requests[-1]["body"]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["messages"][0]["role"] == "system" and "Be brief." in body["messages"][0]["content"]
+    assert "pirate" in body["messages"][0]["content"]
+    assert body["messages"][-1] == {"role": "user", "content": "Hello there"}
+    assert body["temperature"] == 0.7 and body["max_tokens"] == 2048
+
+    stored = stored_reply(api, alice, chat["id"])
+    assert stored["content"] == "t0 t1 t2 t3 t4 " and stored["status"] == "DELIVERED"
+    assert stored["tokens_used"] == done["tokens_used"]
+
+
+def test_reply_is_stored_with_no_client_connected(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=3)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    reply = wait_for(lambda: (r := stored_reply(api, alice, chat["id"]))["status"] != "PROCESSING" and r)
+    assert reply["status"] == "DELIVERED" and reply["content"] == "t0 t1 t2 "
+
+
+def test_history_goes_upstream_in_order(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"], "first")
+    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
+    send(api, alice, chat["id"], "second")
+    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED"
+             and len(fake_upstream.requests) == 2)
+    messages = fake_upstream.requests[-1]["body"]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == "first" and messages[1]["content"] == "t0 t1 "
+
+
+def test_reconnect_with_last_event_id_gets_the_rest_once(api, alice, make_chat, connect, fake_upstream):
+    fake_upstream.configure(tokens=30, delay_ms=20)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()  # welcome
+    send(api, alice, chat["id"])
+    seen = ws.until("ai_response_chunk")
+    seen += [ws.next(), ws.next()]
+    last = seen[-1]
+    ws.close()
+    time.sleep(0.1)
+    again = connect(chat["id"], alice["access_token"], query=f"last_event_id={last['event_id']}")
+    assert again.next()["type"] == "welcome"
+    rest = again.until("ai_response_complete")
+    ids = [e["event_id"] for e in seen + rest]
+    assert len(ids) == len(set(ids)), "an event was delivered twice"
+    chunks = [e for e in seen + rest if e["type"] == "ai_response_chunk"]
+    assert "".join(c["chunk"] for c in chunks) == "".join(f"t{i} " for i in range(30))
+    assert rest[-1]["message"]["content"] == "".join(f"t{i} " for i in range(30))
+    resumed_chunks = [e for e in rest if e["type"] == "ai_response_chunk"]
+    if resumed_chunks:  # full_content is rebuilt from the reply's start, not from the resume point
+        assert resumed_chunks[-1]["full_content"] == "".join(c["chunk"] for c in chunks[: len(chunks)])
+
+
+def test_resume_message_on_open_socket(api, alice, make_chat, connect, fake_upstream):
+    fake_upstream.configure(tokens=4)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    first = ws.until("ai_response_complete")
+    ws.send({"type": "resume", "last_event_id": first[1]["event_id"]})  # after ai_response_start
+    replay = ws.until("ai_response_complete")
+    assert [e["event_id"] for e in replay] == [e["event_id"] for e in first[2:]]
+
+
+def test_late_connect_gets_reply_in_progress(api, alice, make_chat, connect, fake_upstream):
+    fake_upstream.configure(tokens=20, delay_ms=30)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    time.sleep(0.25)  # the reply is streaming; this client was not there for its start
+    ws = connect(chat["id"], alice["access_token"])
+    assert ws.next()["type"] == "welcome"
+    events = ws.until("ai_response_complete")
+    assert events[0]["type"] == "ai_response_start"
+    chunks = [e["chunk"] for e in events if e["type"] == "ai_response_chunk"]
+    assert "".join(chunks) == "".join(f"t{i} " for i in range(20))
+
+
+def test_ping_and_heartbeat_get_pong(alice, make_chat, connect):
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    for kind in ("ping", "heartbeat"):
+        ws.send({"type": kind, "timestamp": "2024-01-01T12:00:00Z"})
+        pong = ws.next()
+        assert pong["type"] == "pong" and pong["timestamp"] == "2024-01-01T12:00:00Z" and pong["server_time"]
+
+
+def test_typing_indicator_reaches_other_members(api, alice, make_user, make_chat, connect):
+    bob = make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP")
+    added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
+                     headers=alice.headers)
+    assert added.status_code == 201
+    ws = connect(chat["id"], bob["access_token"])
+    ws.next()
+    answer = api.post(f"/api/v1/chat/chats/{chat['id']}/typing", headers=alice.headers)
+    assert answer.status_code == 200 and answer.json()["status"] == "sent" and answer.json()["timestamp"]
+    event = ws.next()
+    assert event["type"] == "typing_indicator"
+    assert event["user_id"] == alice["id"] and event["username"] == alice["username"]
+
+
+def test_group_members_see_each_others_messages(api, alice, make_user, make_chat, connect, fake_upstream):
+    bob = make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP")
+    api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]}, headers=alice.headers)
+    ws = connect(chat["id"], bob["access_token"])
+    ws.next()
+    send(api, alice, chat["id"], "hi bob")
+    events = ws.until("ai_response_complete")
+    assert events[0]["type"] == "new_message" and events[0]["message"]["content"] == "hi bob"
+    assert events[0]["message"]["sender_id"] == alice["id"]
+
+
+def test_socket_rejects_bad_token_and_outsiders(alice, make_user, make_chat, connect):
+    chat = make_chat(alice)
+    for token, code in (("not-a-token", 4401), (None, 4401), (make_user("eve")["access_token"], 4403)):
+        ws = connect(chat["id"], token)
+        ws.ws.settimeout(5)
+        opcode, data = ws.ws.recv_data()
+        assert opcode == 8  # close frame before any event
+        assert int.from_bytes(data[:2], "big") == code and data[2:]
+    ws = connect("00000000-0000-0000-0000-000000000000", alice["access_token"])
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4404
+
+
+def test_socket_accepts_authorization_header(alice, make_chat, connect):
+    chat = make_chat(alice)
+    ws = connect(chat["id"], header=[f"Authorization: Bearer {alice['access_token']}"])
+    assert ws.next()["type"] == "welcome"

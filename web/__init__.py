@@ -1,0 +1,76 @@
+"""Parley's web tier: `create_app` builds the Flask app (the Flask CLI finds it)."""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from flask import Flask
+
+from web import db, errors
+from web.extensions import cors, jwt, sock
+from web.logging_filters import install_token_redaction
+from web.realtime.hub import Hub
+from workers import runtime
+from workers.settings import Settings
+
+DEV_SECRET = "parley-embedded-development-secret-do-not-use-in-production"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings` (default: read from the environment now)."""
+    settings = settings or Settings()
+    settings.check()
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(
+        SECRET_KEY=settings.secret_key or DEV_SECRET,
+        JWT_SECRET_KEY=settings.secret_key or DEV_SECRET,
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
+        JSON_SORT_KEYS=False,
+        PARLEY_SETTINGS=settings,
+    )
+    app.json.sort_keys = False
+    rt = runtime.configure(settings)
+    if settings.embedded:
+        from web.cli import upgrade_database
+
+        upgrade_database(rt.engine)
+    install_token_redaction()
+    cors.init_app(app, origins=[o.strip() for o in settings.cors_origins.split(",")],
+                  expose_headers=["X-Session-Id"], supports_credentials=False)
+    jwt.init_app(app)
+    sock.init_app(app)
+    db.init_app(app)
+    errors.init_app(app)
+    app.extensions["relay_hub"] = Hub(rt.redis)
+
+    from web.api.chat import bp as chat_bp
+    from web.auth.routes import bp as auth_bp
+    from web.cli import register_commands
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(chat_bp)
+    register_commands(app)
+    if settings.embedded:
+        start_embedded_workers_on_first_request(app, settings)
+    return app
+
+
+def start_embedded_workers_on_first_request(app: Flask, settings: Settings) -> None:
+    """Embedded mode runs RQ workers as threads of this process, started with the server."""
+    lock = threading.Lock()
+
+    @app.before_request
+    def _start_workers() -> None:
+        if app.extensions.get("embedded_pool") is not None:
+            return
+        with lock:
+            if app.extensions.get("embedded_pool") is None:
+                from workers.pool import ThreadPool
+                from workers.queues import ALL
+
+                logging.getLogger(__name__).info("embedded mode: starting %d worker threads",
+                                                 settings.embedded_worker_threads)
+                app.extensions["embedded_pool"] = ThreadPool(
+                    runtime.current().redis, list(ALL), settings.embedded_worker_threads).start()

@@ -1,0 +1,8 @@
+"""The chat API of 000_f1dc8c9e76be2918.txt: /api/v1/chat/... with UUID ids."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
+
+from web.api.chat import routes, socket  # noqa: E402,F401  (register the views)

@@ -1,0 +1,112 @@
+"""REST endpoints 1-5 and 7 of the chat API, plus adding participants and stopping replies."""
+from __future__ import annotations
+
+from flask import g, jsonify
+
+from web.api.chat import bp
+from web.api.chat.schemas import (AddParticipantRequest, CreateChatRequest, HistoryQuery, ListChatsQuery,
+                                  SendMessageRequest)
+from web.api.chat.serializers import chat_view, participant_view
+from web.api.parsing import parse_body, parse_query
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import Forbidden, field_error
+from web.redis_client import get_redis
+from web.services import chats, history, replies, users
+from workers import events
+
+ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
+
+
+@bp.post("/chats")
+@login_required
+def create_chat():
+    body = parse_body(CreateChatRequest)
+    chat = chats.create_chat(get_db(), g.user, **body.model_dump())
+    return jsonify(chat_view(chat))
+
+
+@bp.get("/chats")
+@login_required
+def list_chats():
+    query = parse_query(ListChatsQuery)
+    return jsonify([chat_view(c) for c in chats.list_chats(get_db(), g.user, query.limit, query.offset)])
+
+
+@bp.get("/chats/<chat_id>")
+@login_required
+def get_chat(chat_id: str):
+    query = parse_query(HistoryQuery)
+    db = get_db()
+    chat, _ = chats.chat_for_member(db, g.user, chat_id)
+    messages = history.recent_messages(db, chat, query.limit, query.offset)
+    return jsonify({
+        "chat": chat_view(chat),
+        "messages": [events.message_view(m, chat.uuid, sender) for m, sender in messages],
+        "participant_count": chats.participant_count(db, chat),
+    })
+
+
+@bp.post("/chats/<chat_id>/messages")
+@login_required
+def send_message(chat_id: str):
+    body = parse_body(SendMessageRequest)
+    db = get_db()
+    chat, member = chats.chat_for_member(db, g.user, chat_id)
+    if body.message_type == "AI":
+        raise Forbidden("Only the assistant can post AI messages")
+    if body.message_type == "SYSTEM" and member.role not in ("OWNER", "ADMIN"):
+        raise Forbidden("Only the chat's owner or admins can post SYSTEM messages")
+    parent = history.message_in_chat(db, chat, body.reply_to_id) if body.reply_to_id else None
+    if body.reply_to_id and parent is None:
+        raise field_error(["body", "reply_to_id"], "reply_to_id must be a message of this chat")
+    message, _ = replies.post_message(db, get_redis(), chat, member, g.user, body.content,
+                                      role=ROLE_OF_TYPE[body.message_type], parent=parent, meta=body.message_metadata)
+    return jsonify(events.message_view(message, chat.uuid, g.user.uuid))
+
+
+@bp.post("/chats/<chat_id>/messages/<message_id>/stop")
+@login_required
+def stop_reply(chat_id: str, message_id: str):
+    db = get_db()
+    chat, _ = chats.chat_for_member(db, g.user, chat_id)
+    reply = replies.stop_reply(db, get_redis(), chat, message_id)
+    return jsonify({"message_id": reply.uuid, "status": reply.status, "stop_requested": reply.status == "PROCESSING"})
+
+
+@bp.post("/chats/<chat_id>/typing")
+@login_required
+def typing(chat_id: str):
+    chat, _ = chats.chat_for_member(get_db(), g.user, chat_id)
+    stamp = events.iso_now()
+    replies.publish(get_redis(), chat, typing_event(chat.uuid, g.user, stamp))
+    return jsonify({"status": "sent", "timestamp": stamp})
+
+
+def typing_event(chat_uuid: str, user, stamp: str) -> dict:
+    return {"type": events.TYPING, "chat_id": chat_uuid, "user_id": user.uuid,
+            "username": user.username, "timestamp": stamp}
+
+
+@bp.get("/chats/<chat_id>/participants")
+@login_required
+def list_participants(chat_id: str):
+    db = get_db()
+    chat, _ = chats.chat_for_member(db, g.user, chat_id)
+    rows = chats.participants_with_counts(db, chat)
+    return jsonify({"chat_id": chat.uuid, "participants": [participant_view(*row) for row in rows],
+                    "total_participants": len(rows)})
+
+
+@bp.post("/chats/<chat_id>/participants")
+@login_required
+def add_participant(chat_id: str):
+    body = parse_body(AddParticipantRequest)
+    db = get_db()
+    chat, actor = chats.chat_for_member(db, g.user, chat_id)
+    user = users.find_by_uuid(db, body.user_id)
+    member = chats.add_participant(db, chat, actor, user, body.role, body.can_send_messages, body.can_upload_files)
+    view = participant_view(member, user, 0)
+    replies.publish(get_redis(), chat, {"type": events.PARTICIPANT_ADDED, "chat_id": chat.uuid,
+                                        "participant": view, "timestamp": events.iso_now()})
+    return jsonify(view), 201

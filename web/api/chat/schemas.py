@@ -1,0 +1,46 @@
+"""Request bodies and query strings of the chat API, with the documented limits."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CreateChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=1000)
+    chat_type: Literal["DIRECT", "GROUP", "CHANNEL"] = "DIRECT"
+    ai_model: str = Field(default="gpt-3.5-turbo", min_length=1, max_length=100)
+    ai_persona: str | None = Field(default=None, max_length=2000)
+    system_prompt: str | None = Field(default=None, max_length=20000)
+    temperature: float = Field(default=0.7, ge=0.0, le=1.0)
+    max_tokens: int = Field(default=2048, ge=1, le=32000)
+    is_private: bool = False
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+class ListChatsQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class HistoryQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class SendMessageRequest(BaseModel):
+    # Empty content is a documented 400, so only the upper bound is a validation error.
+    content: str = Field(max_length=50000)
+    message_type: Literal["USER", "AI", "SYSTEM"] = "USER"
+    reply_to_id: str | None = None
+    message_metadata: dict[str, Any] | None = None
+
+
+class AddParticipantRequest(BaseModel):
+    user_id: str = Field(min_length=1, max_length=64)
+    role: Literal["ADMIN", "MEMBER"] = "MEMBER"
+    can_send_messages: bool | None = None
+    can_upload_files: bool | None = None

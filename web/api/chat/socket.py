@@ -1,0 +1,67 @@
+"""Endpoint 6: the chat WebSocket at /api/v1/chat/chats/{chat_id}/ws."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import select
+
+from models import Message
+from web.api.chat import bp
+from web.api.chat.routes import typing_event
+from web.auth.tokens import authenticate
+from web.db import close_db
+from web.errors import ApiError
+from web.extensions import sock
+from web.realtime.chat_socket import ChatSocket, SocketContext
+from web.redis_client import get_redis
+from web.services import chats, replies
+from workers import events, runtime
+
+CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
+
+
+@sock.route("/chats/<chat_id>/ws", bp=bp)
+def chat_socket(ws, chat_id: str) -> None:
+    """Authenticate (token in `?token=` or the Authorization header), then relay until closed."""
+    try:
+        user = authenticate()
+        close_db()  # a socket lives for minutes: do not hold a pooled connection meanwhile
+        db = runtime.session()
+        with db:
+            chat, _ = chats.chat_for_member(db, user, chat_id)
+    except ApiError as exc:
+        ws.close(CLOSE_CODES.get(exc.status, 4400), str(exc.detail))
+        return
+    cursor = request.args.get("last_event_id")
+    if cursor is not None and not events.is_valid_id(cursor):
+        ws.close(4400, "last_event_id is not an event id")
+        return
+    settings = runtime.current().settings
+    chat_key, chat_uuid = chat.id, chat.uuid
+
+    def live_reply_ids() -> set[str]:
+        with runtime.session() as s:
+            return set(s.scalars(select(Message.uuid).where(Message.chat_id == chat_key,
+                                                            Message.status == "PROCESSING")))
+
+    def stop(message: dict[str, Any]) -> dict[str, Any]:
+        with runtime.session() as s:
+            try:
+                current, _ = chats.chat_for_member(s, user, chat_key)
+                reply = replies.stop_reply(s, get_redis(), current, str(message.get("message_id")))
+            except ApiError as exc:
+                return {"type": "error", "error": exc.detail, "error_code": "stop_failed"}
+            return {"type": "stop_ack", "message_id": reply.uuid, "status": reply.status}
+
+    def typing(_message: dict[str, Any]) -> None:
+        with runtime.session() as s:
+            current, _ = chats.chat_for_member(s, user, chat_key)
+            replies.publish(get_redis(), current, typing_event(chat_uuid, user, events.iso_now()))
+
+    ctx = SocketContext(
+        chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
+        idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
+        live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing},
+    )
+    ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(cursor)

@@ -1,0 +1,1 @@
+"""Accounts and tokens: register, login, refresh, logout, me."""

@@ -1,0 +1,80 @@
+"""/api/v1/auth: register, login, refresh, logout, me."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from models import User
+from web.api.parsing import parse_body
+from web.auth import tokens
+from web.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest
+from web.db import get_db
+from web.services import users
+from workers.events import iso
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
+
+
+def user_view(user: User) -> dict:
+    return {
+        "id": user.uuid, "user_id": user.id, "email": user.email, "username": user.username,
+        "role": user.role, "is_active": user.is_active, "created_at": iso(user.created_at),
+    }
+
+
+def token_pair(user: User) -> dict:
+    expires: timedelta = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    claims = {"role": user.role, "username": user.username}
+    return {
+        "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=str(user.id)),
+        "token_type": "bearer",
+        "expires_in": int(expires.total_seconds()),
+    }
+
+
+@bp.post("/register")
+def register():
+    body = parse_body(RegisterRequest)
+    user = users.create_user(get_db(), body.email, body.username, body.password)
+    return jsonify(user_view(user)), 201
+
+
+@bp.post("/login")
+def login():
+    body = parse_body(LoginRequest)
+    user = users.check_credentials(get_db(), body.login, body.password)
+    return jsonify(token_pair(user))
+
+
+@bp.post("/refresh")
+def refresh():
+    """Exchange a refresh token (Authorization header or body) for a new access token."""
+    body = parse_body(RefreshRequest) if _has_json() else RefreshRequest()
+    claims = tokens.verify(body.refresh_token or tokens.request_token(), "refresh")
+    user = tokens.user_from_claims(claims)
+    pair = token_pair(user)
+    return jsonify({k: pair[k] for k in ("access_token", "token_type", "expires_in")})
+
+
+@bp.post("/logout")
+@tokens.login_required
+def logout():
+    """Revoke the access token used here, and the refresh token if one is given."""
+    tokens.revoke(g.claims)
+    body = parse_body(LogoutRequest) if _has_json() else LogoutRequest()
+    if body.refresh_token:
+        tokens.revoke(tokens.verify(body.refresh_token, "refresh"))
+    return jsonify({"detail": "Logged out"})
+
+
+@bp.get("/me")
+@tokens.login_required
+def me():
+    return jsonify(user_view(g.user))
+
+
+def _has_json() -> bool:
+    return bool(request.get_data(cache=True))

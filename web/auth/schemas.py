@@ -1,0 +1,36 @@
+"""Request bodies of the auth endpoints."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    email: EmailStr
+    username: str = Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=128)
+
+
+class LoginRequest(BaseModel):
+    username: str | None = Field(default=None, min_length=1, max_length=320)
+    email: str | None = Field(default=None, min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _one_login(self) -> LoginRequest:
+        if not (self.username or self.email):
+            raise ValueError("username or email is required")
+        return self
+
+    @property
+    def login(self) -> str:
+        return self.username or self.email or ""
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str | None = None
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: str | None = None

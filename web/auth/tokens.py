@@ -1,0 +1,86 @@
+"""Find, check and revoke JWTs.
+
+The documents put tokens in different places: `Authorization: Bearer`, `?token=` (chat
+WebSocket) and `?auth_token=` (RAG SSE). flask-jwt-extended reads one query-string name,
+so every protected view goes through this one lookup instead.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import wraps
+from typing import Any, Callable
+
+import jwt as pyjwt
+from flask import g, request
+from flask_jwt_extended import decode_token
+
+from models import User
+from web.db import get_db
+from web.errors import Unauthorized
+from web.redis_client import get_redis
+
+QUERY_TOKEN_NAMES = ("token", "auth_token")
+
+
+def revoked_key(jti: str) -> str:
+    return f"parley:revoked:{jti}"
+
+
+def request_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    for name in QUERY_TOKEN_NAMES:
+        if request.args.get(name):
+            return request.args[name]
+    return None
+
+
+def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
+    """Decode and check a token; raise Unauthorized with a reason a client can act on."""
+    if not token:
+        raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        claims = decode_token(token)
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("Token has expired", headers={"WWW-Authenticate": "Bearer"}) from None
+    except Exception:
+        raise Unauthorized("Could not validate credentials", headers={"WWW-Authenticate": "Bearer"}) from None
+    if claims.get("type") != kind:
+        raise Unauthorized(f"An {kind} token is required", headers={"WWW-Authenticate": "Bearer"})
+    if get_redis().exists(revoked_key(claims["jti"])):
+        raise Unauthorized("Token has been revoked", headers={"WWW-Authenticate": "Bearer"})
+    return claims
+
+
+def user_from_claims(claims: dict[str, Any]) -> User:
+    user = get_db().get(User, int(claims["sub"]))
+    if user is None or not user.is_active:
+        raise Unauthorized("User not found or inactive", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+def authenticate(kind: str = "access") -> User:
+    claims = verify(request_token(), kind)
+    g.claims = claims
+    g.user = user_from_claims(claims)
+    return g.user
+
+
+def login_required(view: Callable) -> Callable:
+    """Require a valid access token; the user is `g.user`."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        authenticate()
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def revoke(claims: dict[str, Any]) -> None:
+    """Block a token until it would have expired anyway."""
+    ttl = int(claims["exp"] - datetime.now(timezone.utc).timestamp())
+    if ttl > 0:
+        get_redis().set(revoked_key(claims["jti"]), "1", ex=ttl)

@@ -1,0 +1,111 @@
+"""Typed service errors and the one place that turns errors into responses.
+
+Each API surface renders errors in its documented body; a surface registers its renderer
+for its URL prefix. The default renders `{"detail": ...}`.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Callable
+
+from flask import Flask, Response, current_app, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+Renderer = Callable[[int, Any], Response]
+
+
+class ApiError(Exception):
+    status = 400
+
+    def __init__(self, detail: Any, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
+def field_error(loc: list[str | int], msg: str, kind: str = "value_error") -> Unprocessable:
+    """A 422 in the validation-list shape, for checks pydantic cannot make alone."""
+    return Unprocessable([{"loc": loc, "msg": msg, "type": kind}])
+
+
+def validation_details(exc: ValidationError, source: str) -> list[dict[str, Any]]:
+    return [
+        {"loc": [source, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+def render_detail(status: int, detail: Any) -> Response:
+    response = jsonify({"detail": detail})
+    response.status_code = status
+    return response
+
+
+def register_renderer(app: Flask, url_prefix: str, renderer: Renderer) -> None:
+    """Render errors under `url_prefix` with `renderer` (longest prefix wins)."""
+    renderers = app.extensions.setdefault("error_renderers", [])
+    renderers.append((url_prefix, renderer))
+    renderers.sort(key=lambda item: len(item[0]), reverse=True)
+
+
+def render(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    renderers = current_app.extensions.get("error_renderers", [])
+    renderer = next((r for prefix, r in renderers if request.path.startswith(prefix)), render_detail)
+    response = renderer(status, detail)
+    response.headers.update(headers or {})
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return render(exc.status, exc.detail, exc.headers)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> Response:
+        return render(422, validation_details(exc, "body"))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+        return render(exc.code or 500, exc.description, headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        request_id = uuid.uuid4().hex[:12]
+        log.exception("unhandled error (request %s) on %s %s", request_id, request.method, request.path)
+        return render(500, f"Internal server error (request id {request_id})")

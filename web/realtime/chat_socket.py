@@ -1,0 +1,160 @@
+"""Relay a chat's event stream to one WebSocket client, and its messages to the app.
+
+Only this handler's loop writes to the socket (`ws.send` is not thread-safe); a reader
+thread turns client frames into inbox items next to the hub's events. The relay adds
+`event_id` (resume cursor), `server_time` and, on chunks, the reply's `full_content`.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from simple_websocket import ConnectionClosed
+
+from web.realtime.hub import Entry, Hub
+from workers import events
+
+PING_TYPES = ("ping", "heartbeat")
+IDLE_CLOSE_CODE = 4408
+
+
+@dataclass
+class SocketContext:
+    chat_id: int
+    chat_uuid: str
+    user_uuid: str
+    username: str
+    idle_timeout_s: float
+    replay_window_ms: int
+    live_reply_ids: Callable[[], set[str]]
+    actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
+
+
+def event_message_id(event: dict[str, Any]) -> str | None:
+    if "message_id" in event:
+        return event["message_id"]
+    message = event.get("message")
+    return message.get("id") if isinstance(message, dict) else None
+
+
+class ChatSocket:
+    def __init__(self, ws: Any, hub: Hub, redis: Any, ctx: SocketContext) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.redis = redis
+        self.ctx = ctx
+        self.inbox: queue.Queue = queue.Queue()
+        self.sub = None
+        self.suppress_until = "0-0"
+        self.replay: set[str] = set()
+        self.content: dict[str, str] = {}
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.ws.send(json.dumps({**payload, "server_time": events.iso_now()}))
+
+    def run(self, cursor: str | None) -> None:
+        self.subscribe(cursor)
+        self.send({"type": "welcome", "message": "Connected to chat", "chat_id": self.ctx.chat_uuid,
+                   "user_id": self.ctx.user_uuid, "username": self.ctx.username,
+                   "timestamp": events.iso_now(), "last_event_id": self.suppress_until})
+        threading.Thread(target=self._read_client, name="ws-reader", daemon=True).start()
+        last_seen = time.monotonic()
+        try:
+            while True:
+                idle_left = self.ctx.idle_timeout_s - (time.monotonic() - last_seen)
+                if idle_left <= 0:
+                    self.ws.close(IDLE_CLOSE_CODE, "Idle timeout")
+                    return
+                try:
+                    kind, item = self.inbox.get(timeout=idle_left)
+                except queue.Empty:
+                    continue
+                if kind == "events":
+                    sub, entries = item
+                    if sub is self.sub:  # drop what a replaced subscription had queued
+                        self.relay(entries)
+                elif kind == "client":
+                    last_seen = time.monotonic()
+                    self.handle_client(item)
+                else:
+                    return
+        finally:
+            if self.sub is not None:
+                self.sub.close()
+
+    def subscribe(self, cursor: str | None) -> None:
+        """Start reading from `cursor` (exclusive) or, without one, from now plus live replies.
+
+        Reading starts a window earlier so replies already under way can be rebuilt
+        (`full_content`); what falls at or before the cursor is only accumulated, not sent.
+        """
+        if self.sub is not None:
+            self.sub.close()
+        if cursor is None:
+            self.suppress_until = events.last_event_id(self.redis, self.ctx.chat_id)
+            self.replay = self.ctx.live_reply_ids()
+        else:
+            self.suppress_until, self.replay = cursor, set()
+        read_from = events.id_before_ms(self.suppress_until, self.ctx.replay_window_ms)
+        if cursor is None and not self.replay:
+            read_from = self.suppress_until
+        self.content = {}
+        self.sub = self.hub.subscribe(events.chat_stream_key(self.ctx.chat_id), read_from, self.inbox)
+
+    def relay(self, entries: list[Entry]) -> None:
+        limit = events.parse_id(self.suppress_until)
+        for event_id, event in entries:
+            message_id = event_message_id(event)
+            event = self.accumulate(event, message_id)
+            if events.parse_id(event_id) <= limit and message_id not in self.replay:
+                continue
+            self.send({**event, "event_id": event_id})
+
+    def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
+        kind = event.get("type")
+        if kind == events.REPLY_START:
+            self.content[message_id] = ""
+        elif kind == events.REPLY_CHUNK:
+            full = self.content.get(message_id, "") + event["chunk"]
+            self.content[message_id] = full
+            event = {k: v for k, v in event.items() if k != "offset"}
+            event["full_content"] = full
+        elif kind in events.REPLY_END_TYPES:
+            self.content.pop(message_id, None)
+        return event
+
+    def handle_client(self, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+            kind = message["type"]
+        except (ValueError, TypeError, KeyError):
+            self.send({"type": "error", "error": "Messages must be JSON objects with a type",
+                       "error_code": "invalid_message"})
+            return
+        if kind in PING_TYPES:
+            self.send({"type": "pong", "timestamp": message.get("timestamp") or events.iso_now()})
+        elif kind == "resume":
+            cursor = str(message.get("last_event_id") or "0-0")
+            if not events.is_valid_id(cursor):
+                self.send({"type": "error", "error": "last_event_id is not an event id", "error_code": "invalid_cursor"})
+                return
+            self.subscribe(cursor)
+        elif kind in self.ctx.actions:
+            answer = self.ctx.actions[kind](message)
+            if answer is not None:
+                self.send(answer)
+        else:
+            self.send({"type": "error", "error": f"Unknown message type: {kind}", "error_code": "unknown_type"})
+
+    def _read_client(self) -> None:
+        try:
+            while True:
+                self.inbox.put(("client", self.ws.receive()))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.inbox.put(("closed", None))

@@ -1,0 +1,135 @@
+"""One Redis reader per web process, fanning chat streams out to its connected clients.
+
+Each client subscribes to a chat stream from a cursor. The hub's thread runs one
+multi-key `XREAD BLOCK` over every stream a client of this process watches (plus a
+private wake-up stream that interrupts the block when the key set changes) and puts new
+entries on the subscribers' queues. A subscriber never gets an entry twice: entries at or
+before its own cursor are dropped.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from typing import Any
+
+from redis import Redis
+
+from workers import events
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, dict[str, Any]]  # (event id, event)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Subscription:
+    """A client's view of one chat stream; entries arrive on `sink` as ("events", (sub, [Entry...]))."""
+
+    def __init__(self, hub: Hub, key: str, cursor: str, sink: queue.Queue) -> None:
+        self.hub = hub
+        self.key = key
+        self.cursor = cursor
+        self.sink = sink
+
+    def offer(self, entries: list[Entry]) -> None:
+        mine = events.parse_id(self.cursor)
+        fresh = [e for e in entries if events.parse_id(e[0]) > mine]
+        if fresh:
+            self.cursor = fresh[-1][0]
+            self.sink.put(("events", (self, fresh)))
+
+    def close(self) -> None:
+        self.hub.unsubscribe(self)
+
+
+class Hub:
+    def __init__(self, redis: Redis, *, block_ms: int = 2000, batch: int = 500) -> None:
+        self._redis = redis
+        self._block_ms = block_ms
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._subs: dict[str, set[Subscription]] = {}
+        self._cursors: dict[str, str] = {}
+        self._wake_key = f"parley:hub:{uuid.uuid4().hex}:wake"
+        self._wake_cursor = "0-0"
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, key: str, cursor: str, sink: queue.Queue) -> Subscription:
+        """Deliver every entry of `key` after `cursor` to `sink`, now and as they arrive."""
+        sub = Subscription(self, key, cursor, sink)
+        with self._lock:
+            backlog = self._read_range(key, cursor)
+            if backlog:
+                sub.offer(backlog)
+            new_key = key not in self._cursors
+            self._subs.setdefault(key, set()).add(sub)
+            if new_key:
+                self._cursors[key] = sub.cursor
+            self._ensure_thread()
+        if new_key:
+            self._wake()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.key)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.key]
+                del self._cursors[sub.key]
+
+    def subscriber_count(self) -> dict[str, int]:
+        with self._lock:
+            return {key: len(subs) for key, subs in self._subs.items()}
+
+    def _read_range(self, key: str, cursor: str) -> list[Entry]:
+        raw = self._redis.xrange(key, min=f"({cursor}", max="+")
+        return [(_text(i), events.decode(f)) for i, f in raw]
+
+    def _wake(self) -> None:
+        try:
+            self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=False)
+            self._redis.expire(self._wake_key, 3600)
+        except Exception:
+            log.warning("hub wake-up failed", exc_info=True)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="relay-hub", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._read_once()
+            except Exception:
+                log.warning("relay hub read failed; retrying", exc_info=True)
+                time.sleep(1.0)
+
+    def _read_once(self) -> None:
+        with self._lock:
+            streams = {self._wake_key: self._wake_cursor, **self._cursors}
+        reply = self._redis.xread(streams, count=self._batch, block=self._block_ms) or []
+        pairs = reply.items() if isinstance(reply, dict) else reply  # RESP3 answers a map
+        with self._lock:
+            for raw_key, raw_entries in pairs:
+                key = _text(raw_key)
+                ids = [_text(i) for i, _ in raw_entries]
+                if key == self._wake_key:
+                    self._wake_cursor = ids[-1]
+                    continue
+                if key not in self._cursors:
+                    continue  # everyone left while we were reading
+                if events.parse_id(ids[-1]) > events.parse_id(self._cursors[key]):
+                    self._cursors[key] = ids[-1]
+                entries = [(i, events.decode(f)) for i, (_, f) in zip(ids, raw_entries)]
+                for sub in self._subs[key]:
+                    sub.offer(entries)

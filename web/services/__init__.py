@@ -1,0 +1,1 @@
+"""What requests do (check access, store, enqueue), shared by every API surface."""

@@ -1,0 +1,97 @@
+"""Chats and who may see them: create, list, load with access checks, participants."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message, Participant, User
+from models.base import utcnow
+from web.errors import BadRequest, Conflict, Forbidden, NotFound
+
+VISIBLE = ("ACTIVE",)
+DIRECT_MAX_PARTICIPANTS = 2
+
+
+def create_chat(db: Session, owner: User, **fields: Any) -> Chat:
+    """A new chat owned by `owner`, who is its first participant."""
+    now = utcnow()
+    chat = Chat(owner_id=owner.id, created_at=now, last_activity_at=now, updated_at=now, **fields)
+    chat.participants.append(Participant(user_id=owner.id, role="OWNER", joined_at=now))
+    db.add(chat)
+    db.commit()
+    return chat
+
+
+def list_chats(db: Session, user: User, limit: int, offset: int) -> list[Chat]:
+    """The user's visible chats, most recently active first."""
+    return list(db.scalars(
+        select(Chat)
+        .join(Participant, Participant.chat_id == Chat.id)
+        .where(Participant.user_id == user.id, Chat.status.in_(VISIBLE))
+        .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
+        .limit(limit).offset(offset)
+    ))
+
+
+def find_chat(db: Session, chat_key: str | int) -> Chat | None:
+    column = Chat.id if isinstance(chat_key, int) else Chat.uuid
+    return db.scalar(select(Chat).where(column == chat_key))
+
+
+def participant(db: Session, chat: Chat, user: User) -> Participant | None:
+    return db.scalar(select(Participant).where(Participant.chat_id == chat.id, Participant.user_id == user.id))
+
+
+def chat_for_member(db: Session, user: User, chat_key: str | int) -> tuple[Chat, Participant]:
+    """The chat if `user` takes part in it: 404 when unknown, archived or deleted, else 403."""
+    chat = find_chat(db, chat_key)
+    if chat is None or chat.status not in VISIBLE:
+        raise NotFound("Chat not found")
+    member = participant(db, chat, user)
+    if member is None:
+        raise Forbidden("Access denied to this chat")
+    return chat, member
+
+
+def participant_count(db: Session, chat: Chat) -> int:
+    return db.scalar(select(func.count()).select_from(Participant).where(Participant.chat_id == chat.id)) or 0
+
+
+def participants_with_counts(db: Session, chat: Chat) -> list[tuple[Participant, User, int]]:
+    """Each participant, their user and how many messages they sent in the chat."""
+    sent = (
+        select(Message.sender_id, func.count().label("n"))
+        .where(Message.chat_id == chat.id).group_by(Message.sender_id).subquery()
+    )
+    rows = db.execute(
+        select(Participant, User, func.coalesce(sent.c.n, 0))
+        .join(User, User.id == Participant.user_id)
+        .outerjoin(sent, sent.c.sender_id == Participant.user_id)
+        .where(Participant.chat_id == chat.id)
+        .order_by(Participant.joined_at, Participant.id)
+    )
+    return [tuple(row) for row in rows]
+
+
+def add_participant(db: Session, chat: Chat, actor: Participant, user: User | None, role: str,
+                    can_send_messages: bool | None, can_upload_files: bool | None) -> Participant:
+    """Owners and admins add members; channel members only read unless allowed to post."""
+    if actor.role not in ("OWNER", "ADMIN"):
+        raise Forbidden("Only the chat's owner or admins can add participants")
+    if user is None or not user.is_active:
+        raise NotFound("User not found")
+    if role == "OWNER":
+        raise BadRequest("A chat has one owner")
+    if participant(db, chat, user) is not None:
+        raise Conflict("User is already a participant")
+    if chat.chat_type == "DIRECT" and participant_count(db, chat) >= DIRECT_MAX_PARTICIPANTS:
+        raise BadRequest("A DIRECT chat has at most 2 participants; use a GROUP chat")
+    if can_send_messages is None:
+        can_send_messages = chat.chat_type != "CHANNEL" or role == "ADMIN"
+    member = Participant(chat_id=chat.id, user_id=user.id, role=role, can_send_messages=can_send_messages,
+                         can_upload_files=can_upload_files if can_upload_files is not None else can_send_messages)
+    db.add(member)
+    db.commit()
+    return member

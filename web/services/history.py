@@ -1,0 +1,23 @@
+"""Reading a chat's messages."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message, User
+
+
+def recent_messages(db: Session, chat: Chat, limit: int, offset: int) -> list[tuple[Message, str | None]]:
+    """The newest `limit` messages after skipping the newest `offset`, oldest first, with sender UUIDs."""
+    rows = db.execute(
+        select(Message, User.uuid)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.chat_id == chat.id)
+        .order_by(Message.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    return [(message, sender) for message, sender in reversed(rows)]
+
+
+def message_in_chat(db: Session, chat: Chat, message_uuid: str) -> Message | None:
+    return db.scalar(select(Message).where(Message.uuid == message_uuid, Message.chat_id == chat.id))

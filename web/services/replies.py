@@ -1,0 +1,92 @@
+"""Posting messages and starting, stopping AI replies: the pipeline's web half.
+
+A user's message and the AI message that will hold the reply are stored in one
+transaction; only after the commit is the reply enqueued (job id = the AI message), so a
+worker never sees a message that is not stored and nothing the user sent is lost.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis import Redis
+from rq.job import Job, JobStatus
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message, Participant, User
+from models.base import utcnow
+from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
+from workers import events, queues, runtime
+from workers.jobs.replies import end_reply_without_worker
+
+log = logging.getLogger(__name__)
+
+STOP_FLAG_TTL_S = 3600
+
+
+def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
+                 role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
+                 want_reply: bool = True) -> tuple[Message, Message | None]:
+    """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue."""
+    if not content.strip():
+        raise BadRequest("Message content cannot be empty")
+    if not member.can_send_messages:
+        raise Forbidden("Cannot send messages to this chat")
+    now = utcnow()
+    message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
+                      parent_id=parent.id if parent else None, meta=meta, created_at=now, updated_at=now)
+    db.add(message)
+    reply = None
+    if want_reply and role == "user" and chat.ai_enabled:
+        reply = Message(chat_id=chat.id, role="assistant", content="", status="PROCESSING",
+                        model=chat.ai_model or runtime.current().settings.default_ai_model,
+                        parent_id=None, created_at=now, updated_at=now)
+        db.add(reply)
+    chat.message_count += 2 if reply else 1
+    chat.last_activity_at = now
+    member.last_read_at = now
+    db.commit()
+    publish(redis, chat, {"type": events.NEW_MESSAGE,
+                          "message": events.message_view(message, chat.uuid, user.uuid)})
+    if reply is not None:
+        start_reply(db, redis, reply)
+    return message, reply
+
+
+def start_reply(db: Session, redis: Redis, reply: Message) -> None:
+    """Enqueue a stored PROCESSING reply; if the queue is unreachable, end it FAILED (503)."""
+    settings = runtime.current().settings
+    try:
+        queues.enqueue_reply(redis, reply.id, reply.uuid, timeout_s=settings.reply_job_timeout_s)
+    except Exception:
+        log.exception("could not enqueue reply %s", reply.uuid)
+        end_reply_without_worker(reply.id, "FAILED", error_code="queue_unavailable")
+        raise ServiceUnavailable("Your message was saved, but the AI reply could not be started; try again") from None
+
+
+def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Message:
+    """Ask the reply to stop wherever it runs; a reply still queued is cancelled here."""
+    reply = db.scalar(select(Message).where(Message.uuid == message_uuid, Message.chat_id == chat.id))
+    if reply is None or reply.role != "assistant":
+        raise NotFound("AI message not found in this chat")
+    if reply.status != "PROCESSING":
+        return reply
+    redis.set(events.stop_key(reply.uuid), "1", ex=STOP_FLAG_TTL_S)
+    job = Job.fetch(queues.reply_job_id(reply.uuid), connection=redis) if _job_exists(redis, reply) else None
+    if job is None or job.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        if job is not None:
+            job.cancel()
+        end_reply_without_worker(reply.id, "CANCELLED", finish_reason="cancelled")
+    db.refresh(reply)
+    return reply
+
+
+def _job_exists(redis: Redis, reply: Message) -> bool:
+    return bool(redis.exists(Job.key_for(queues.reply_job_id(reply.uuid))))
+
+
+def publish(redis: Redis, chat: Chat, event: dict[str, Any]) -> str:
+    settings = runtime.current().settings
+    return events.publish(redis, chat.id, event, maxlen=settings.reply_stream_maxlen, ttl_s=settings.reply_stream_ttl_s)
+

@@ -1,0 +1,46 @@
+"""Accounts: registration, credentials, lookup."""
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models import User
+from web.errors import Conflict, Unauthorized
+
+# A real hash to compare against when the user does not exist, so timing does not tell.
+_DUMMY_HASH = generate_password_hash("parley-dummy-password")
+
+
+def create_user(db: Session, email: str, username: str, password: str, role: str = "user") -> User:
+    email = email.strip().lower()
+    taken = db.scalar(
+        select(User).where(or_(func.lower(User.email) == email, func.lower(User.username) == username.lower()))
+    )
+    if taken is not None:
+        field = "email" if taken.email.lower() == email else "username"
+        raise Conflict(f"A user with this {field} already exists")
+    user = User(email=email, username=username, password_hash=generate_password_hash(password), role=role)
+    db.add(user)
+    try:
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict("A user with this email or username already exists") from None
+    return user
+
+
+def check_credentials(db: Session, login: str, password: str) -> User:
+    login = login.strip().lower()
+    user = db.scalar(select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login)))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        raise Unauthorized("Incorrect username or password", headers={"WWW-Authenticate": "Bearer"})
+    if not check_password_hash(user.password_hash, password) or not user.is_active:
+        raise Unauthorized("Incorrect username or password", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+def find_by_uuid(db: Session, user_uuid: str) -> User | None:
+    return db.scalar(select(User).where(User.uuid == user_uuid))

@@ -1,0 +1,59 @@
+"""The worker entry: `python -m workers [--queues replies] [--threads 100] [--fork]`.
+
+Loads the app settings, configures database and Redis, then either runs reply jobs on a
+pool of threads (IO-bound streaming) or runs a classic forking RQ worker (CPU-bound jobs
+such as PDF parsing).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from rq import Worker
+from rq.serializers import JSONSerializer
+
+from workers import queues, runtime
+from workers.pool import ThreadPool
+from workers.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser.add_argument("--queues", default=queues.REPLIES, help="comma-separated queue names")
+    parser.add_argument("--threads", type=int, default=None, help="concurrent jobs (thread pool mode)")
+    parser.add_argument("--fork", action="store_true", help="forking worker, one job at a time")
+    parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    settings.check()
+    if settings.embedded:
+        parser.error("REDIS_URL is not set: the embedded mode runs its workers inside `flask --app web run`")
+    rt = runtime.configure(settings)
+    names = [q.strip() for q in args.queues.split(",") if q.strip()]
+
+    if args.fork:
+        Worker([queues.queue(n, rt.redis) for n in names], connection=rt.redis,
+               serializer=JSONSerializer).work(burst=args.burst)
+        return
+
+    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads).start(burst=args.burst)
+    done = threading.Event()
+
+    def request_stop(signum, _frame):
+        logging.info("signal %s: finishing running jobs, then stopping", signum)
+        pool.stop()
+        done.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    while not done.is_set() and any(t.is_alive() for t in pool.threads):
+        done.wait(1.0)
+    pool.wait_idle(timeout=settings.reply_job_timeout_s)
+
+
+if __name__ == "__main__":
+    main()

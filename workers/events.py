@@ -1,0 +1,110 @@
+"""The event protocol between workers, web processes and the relays.
+
+Every event of a chat (new messages, typing, reply start/chunks/end, errors) is one
+entry in that chat's Redis Stream. A stream entry id (``<ms>-<seq>``) is the event id a
+client resumes from (WebSocket ``last_event_id``, SSE ``Last-Event-ID``). Streams are
+capped and expire; PostgreSQL stays the record.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from redis import Redis
+
+NEW_MESSAGE = "new_message"
+TYPING = "typing_indicator"
+REPLY_START = "ai_response_start"
+REPLY_CHUNK = "ai_response_chunk"
+REPLY_COMPLETE = "ai_response_complete"
+REPLY_ERROR = "ai_error"
+PARTICIPANT_ADDED = "participant_added"
+REPLY_END_TYPES = (REPLY_COMPLETE, REPLY_ERROR)
+
+FIELD = "e"
+
+
+def chat_stream_key(chat_id: int) -> str:
+    return f"parley:chat:{chat_id}:events"
+
+
+def stop_key(message_uuid: str) -> str:
+    return f"parley:reply:{message_uuid}:stop"
+
+
+def iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def publish(
+    redis: Redis, chat_id: int, event: dict[str, Any], *, maxlen: int = 10_000, ttl_s: int = 3600
+) -> str:
+    """Append one event to the chat's stream; returns its event id."""
+    key = chat_stream_key(chat_id)
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(key, {FIELD: json.dumps(event, separators=(",", ":"))}, maxlen=maxlen, approximate=True)
+        pipe.expire(key, ttl_s)
+        event_id, _ = pipe.execute()
+    return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
+def decode(fields: dict) -> dict[str, Any]:
+    raw = fields.get(FIELD) or fields.get(FIELD.encode())
+    return json.loads(raw)
+
+
+def parse_id(event_id: str) -> tuple[int, int]:
+    """Order stream ids numerically; ``"0"`` and ``"123"`` are accepted as ``N-0``."""
+    ms, _, seq = str(event_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def is_valid_id(event_id: str) -> bool:
+    try:
+        parse_id(event_id)
+    except ValueError:
+        return False
+    return True
+
+
+def last_event_id(redis: Redis, chat_id: int) -> str:
+    """The id of the newest event of a chat, or ``"0-0"`` when there is none."""
+    newest = redis.xrevrange(chat_stream_key(chat_id), count=1)
+    if not newest:
+        return "0-0"
+    event_id = newest[0][0]
+    return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
+def id_before_ms(event_id: str, window_ms: int) -> str:
+    ms, _ = parse_id(event_id)
+    return f"{max(ms - window_ms, 0)}-0"
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+MESSAGE_TYPES = {"user": "USER", "assistant": "AI", "system": "SYSTEM"}
+
+
+def message_view(message: Any, chat_uuid: str, sender_uuid: str | None) -> dict[str, Any]:
+    """A message as the WebSocket events and the UUID chat surface show it."""
+    return {
+        "id": message.uuid,
+        "chat_id": chat_uuid,
+        "sender_id": sender_uuid,
+        "content": message.content,
+        "message_type": MESSAGE_TYPES[message.role],
+        "ai_model_used": message.model,
+        "tokens_used": message.tokens_used,
+        "processing_time_ms": message.processing_time_ms,
+        "status": message.status,
+        "created_at": iso(message.created_at),
+        "is_edited": message.is_edited,
+    }

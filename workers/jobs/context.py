@@ -1,0 +1,56 @@
+"""What goes upstream for a reply: system prompt, persona and the newest history that fits."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message
+
+# Context windows in tokens; unknown models get the smallest common window.
+CONTEXT_WINDOWS = {
+    "gpt-3.5-turbo": 16_385,
+    "gpt-4": 8_192,
+    "gpt-4-turbo": 128_000,
+    "gpt-4o": 128_000,
+    "gpt-4o-mini": 128_000,
+}
+DEFAULT_WINDOW = 8_192
+HISTORY_SCAN_LIMIT = 500
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, plus the per-message overhead of the chat format."""
+    return len(text) // 4 + 4
+
+
+def context_window(model: str) -> int:
+    return CONTEXT_WINDOWS.get(model, DEFAULT_WINDOW)
+
+
+def system_message(chat: Chat) -> str | None:
+    parts = [p for p in (chat.system_prompt, f"Persona: {chat.ai_persona}" if chat.ai_persona else None) if p]
+    return "\n\n".join(parts) or None
+
+
+def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:
+    """The chat's system message and the newest finished messages before `reply` that fit."""
+    system = system_message(chat)
+    budget = context_window(model) - chat.max_tokens - (estimate_tokens(system) if system else 0)
+    rows = db.scalars(
+        select(Message)
+        .where(Message.chat_id == chat.id, Message.id < reply.id, Message.status != "PROCESSING")
+        .where(Message.status != "FAILED")
+        .order_by(Message.id.desc())
+        .limit(HISTORY_SCAN_LIMIT)
+    )
+    history: list[dict[str, str]] = []
+    for row in rows:
+        if not row.content:
+            continue
+        cost = estimate_tokens(row.content)
+        if cost > budget and history:
+            break
+        budget -= cost
+        history.append({"role": row.role, "content": row.content})
+    history.reverse()
+    return ([{"role": "system", "content": system}] if system else []) + history

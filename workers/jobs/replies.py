@@ -1,0 +1,161 @@
+"""generate_reply: stream an AI reply from the upstream into the chat's event stream."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import update
+
+from models import Chat, Message
+from models.base import utcnow
+from workers import events, runtime, upstream
+from workers.jobs.context import build_messages, estimate_tokens
+from workers.reply_run import ReplyRun, StopWatcher
+
+log = logging.getLogger(__name__)
+
+_watcher: StopWatcher | None = None
+
+
+def stop_watcher() -> StopWatcher:
+    global _watcher
+    if _watcher is None:
+        _watcher = StopWatcher(runtime.current().redis)
+    return _watcher
+
+
+def generate_reply(message_id: int) -> str:
+    """Generate the reply stored as AI message `message_id` (status PROCESSING); idempotent."""
+    rt = runtime.current()
+    with rt.sessions() as db:
+        reply = db.get(Message, message_id)
+        if reply is None or reply.status != "PROCESSING":
+            return "skipped"
+        chat = db.get(Chat, reply.chat_id)
+        model = reply.model or chat.ai_model or rt.settings.default_ai_model
+        prompt = build_messages(db, chat, reply, model)
+        params = {"temperature": chat.temperature, "max_tokens": chat.max_tokens}
+        chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
+    run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid)
+    run.prompt_tokens = sum(estimate_tokens(m["content"]) for m in prompt)
+    if rt.redis.exists(events.stop_key(reply.uuid)):
+        run.finish("CANCELLED", finish_reason="cancelled")
+        return "cancelled"
+    run.publish({"type": events.REPLY_START, "message": {**start_message, "is_streaming": True}})
+    stop_watcher().watch(run)
+    try:
+        stream_reply(run, rt, chat_uuid, model, prompt, params)
+    except JobTimeoutException:
+        run.finish("FAILED", error_code="timeout")
+        raise
+    finally:
+        stop_watcher().forget(run)
+    return "done"
+
+
+def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, model: str,
+                 prompt: list[dict[str, str]], params: dict[str, Any]) -> None:
+    try:
+        source = upstream.primary(rt.settings)
+        client = upstream.client_for(source, rt.settings.upstream_timeout_s)
+        stream = client.chat.completions.create(
+            model=model, messages=prompt, stream=True, stream_options={"include_usage": True}, **params
+        )
+        run.upstream_response = stream
+        usage, finish_reason = None, None
+        for chunk in stream:
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                finish_reason = choice.finish_reason or finish_reason
+                if choice.delta.content and not run.add_chunk(chat_uuid, choice.delta.content):
+                    return  # stopped while streaming
+        fields: dict[str, Any] = {"finish_reason": finish_reason or "stop", "upstream": source.name}
+        if usage is not None:
+            fields.update(tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
+        run.finish("DELIVERED", **fields)
+    except upstream.NoApiKey:
+        run.finish("FAILED", error_code="no_api_key")
+    except JobTimeoutException:
+        raise
+    except Exception as exc:
+        if run.finished:
+            return  # the stream was closed by a stop
+        code = upstream.error_code(exc)
+        log.warning("reply %s failed upstream: %s (%s)", run.message_uuid, code, type(exc).__name__)
+        run.finish("FAILED", error_code=code, upstream="primary")
+
+
+def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: int, chat_uuid: str) -> ReplyRun:
+    settings = rt.settings
+
+    def persist(run: ReplyRun, status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return persist_reply(rt, message_id, chat_uuid, run, status, fields)
+
+    return ReplyRun(rt.redis, chat_id, message_uuid, maxlen=settings.reply_stream_maxlen,
+                    ttl_s=settings.reply_stream_ttl_s, persist=persist)
+
+
+def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: ReplyRun,
+                  status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """Write the reply's final state (only if it is still PROCESSING); return its closing event."""
+    fields.setdefault("tokens_in", run.prompt_tokens)
+    fields.setdefault("tokens_out", estimate_tokens(run.content) if run.content else 0)
+    with rt.sessions() as db:
+        done = db.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == "PROCESSING")
+            .values(content=run.content, status=status, updated_at=utcnow(), **fields)
+        )
+        if done.rowcount != 1:
+            db.rollback()
+            return None
+        message = db.get(Message, message_id)
+        db.execute(
+            update(Chat).where(Chat.id == message.chat_id)
+            .values(total_tokens=Chat.total_tokens + (message.tokens_used or 0), last_activity_at=utcnow())
+        )
+        db.commit()
+        view = events.message_view(message, chat_uuid, None)
+    if status == "FAILED":
+        code = fields.get("error_code") or "upstream_error"
+        return {
+            "type": events.REPLY_ERROR, "error": upstream.ERROR_TEXT.get(code, upstream.ERROR_TEXT["upstream_error"]),
+            "error_code": code, "chat_id": chat_uuid, "message_id": message.uuid,
+            "message": {**view, "is_streaming": False}, "timestamp": events.iso_now(),
+        }
+    return {"type": events.REPLY_COMPLETE, "message": {**view, "is_streaming": False}}
+
+
+def reply_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback: a reply whose job died or timed out must not stay PROCESSING."""
+    timed_out = exc_type is not None and issubclass(exc_type, JobTimeoutException)
+    end_reply_without_worker(job.args[0], "FAILED", error_code="timeout" if timed_out else "worker_lost")
+
+
+def end_reply_without_worker(message_id: int, status: str, **fields: Any) -> bool:
+    """End a PROCESSING reply no worker is running (never started, or its worker died).
+
+    Whatever part of it reached the chat's stream is kept as its content.
+    """
+    rt = runtime.current()
+    with rt.sessions() as db:
+        reply = db.get(Message, message_id)
+        if reply is None or reply.status != "PROCESSING":
+            return False
+        chat_uuid, chat_id, message_uuid = db.get(Chat, reply.chat_id).uuid, reply.chat_id, reply.uuid
+        fields.setdefault("processing_time_ms", int((utcnow() - reply.created_at).total_seconds() * 1000))
+    run = new_run(rt, chat_id, message_uuid, message_id, chat_uuid)
+    run.content = streamed_content(rt, chat_id, message_uuid)
+    return run.finish(status, **fields)
+
+
+def streamed_content(rt: runtime.Runtime, chat_id: int, message_uuid: str) -> str:
+    """The part of a reply that reached the chat's stream before its worker died."""
+    parts = []
+    for _id, fields in rt.redis.xrange(events.chat_stream_key(chat_id)):
+        event = events.decode(fields)
+        if event.get("type") == events.REPLY_CHUNK and event.get("message_id") == message_uuid:
+            parts.append(event["chunk"])
+    return "".join(parts)
+

@@ -1,0 +1,39 @@
+"""The only place that enqueues jobs: queue names, job ids, timeouts, serializer."""
+from __future__ import annotations
+
+from redis import Redis
+from rq import Callback, Queue
+from rq.exceptions import DuplicateJobError
+from rq.serializers import JSONSerializer
+
+REPLIES = "replies"  # IO-bound: streamed by threaded workers
+DOCUMENTS = "documents"  # CPU-bound: parsed by forking workers
+ALL = (REPLIES, DOCUMENTS)
+
+
+def queue(name: str, redis: Redis) -> Queue:
+    return Queue(name, connection=redis, serializer=JSONSerializer)
+
+
+def enqueue_reply(redis: Redis, message_id: int, message_uuid: str, *, timeout_s: int) -> None:
+    """Start generating the AI reply stored as message ``message_id``.
+
+    The message's UUID is the job id and the job is unique, so a repeated enqueue runs once.
+    """
+    try:
+        queue(REPLIES, redis).enqueue(
+            "workers.jobs.replies.generate_reply",
+            message_id,
+            job_id=reply_job_id(message_uuid),
+            unique=True,
+            job_timeout=timeout_s,
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            on_failure=Callback("workers.jobs.replies.reply_job_failed"),
+        )
+    except DuplicateJobError:
+        pass  # already queued or running: one reply per message
+
+
+def reply_job_id(message_uuid: str) -> str:
+    return f"reply-{message_uuid}"

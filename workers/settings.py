@@ -1,0 +1,59 @@
+"""One settings object, read from the environment (and `.env`) when a process starts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSTANCE_DIR = Path.cwd() / "instance"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Unset means the embedded defaults: SQLite in instance/ and an in-process fakeredis.
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = Field(default="", repr=False)
+    production: bool = False
+
+    openai_api_key: str | None = Field(default=None, repr=False)
+    openai_base_url: str | None = None
+    default_ai_model: str = "gpt-3.5-turbo"
+    upstream_timeout_s: float = 60.0
+
+    cors_origins: str = "*"
+    access_token_minutes: int = 60
+    refresh_token_days: int = 30
+
+    # Reply pipeline.
+    reply_job_timeout_s: int = 600
+    reply_stream_maxlen: int = 10_000
+    reply_stream_ttl_s: int = 3600
+    worker_threads: int = 100
+    embedded_worker_threads: int = 8
+    ws_idle_timeout_s: float = 300.0
+    redis_max_connections: int = 400
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            # Heroku-style URLs say postgres://; SQLAlchemy 2.1 maps a bare postgresql:// to
+            # psycopg 3, while Parley ships psycopg2 (gevent-friendly through psycogreen).
+            for bare in ("postgres://", "postgresql://"):
+                if self.database_url.startswith(bare):
+                    return "postgresql+psycopg2://" + self.database_url[len(bare):]
+            return self.database_url
+        INSTANCE_DIR.mkdir(exist_ok=True)
+        return f"sqlite:///{INSTANCE_DIR / 'parley.db'}"
+
+    def check(self) -> None:
+        """Fail fast on settings that must not be missing in production."""
+        if self.production and (not self.secret_key or len(self.secret_key) < 32):
+            raise RuntimeError("SECRET_KEY must be set (32+ characters) when PRODUCTION=1")
+        if self.production and (not self.database_url or not self.redis_url):
+            raise RuntimeError("DATABASE_URL and REDIS_URL must be set when PRODUCTION=1")
