@@ -13,7 +13,9 @@ def redact(text: str) -> str:
 
 class TokenRedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        if isinstance(record.args, dict):  # gunicorn's access log passes a mapping
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        elif record.args:
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)

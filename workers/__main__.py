@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore", "openai"):  # one line per upstream request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     settings.check()
     if settings.embedded:
