@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from redis import Redis
 from rq import Callback, Queue
+from rq.job import Job
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
@@ -15,22 +16,27 @@ def queue(name: str, redis: Redis) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
+def reply_job(q: Queue, message_id: int, message_uuid: str, *, timeout_s: int) -> Job:
+    """The job that generates the reply stored as message `message_id`."""
+    return q.create_job(
+        "workers.jobs.replies.generate_reply",
+        args=(message_id,),
+        job_id=reply_job_id(message_uuid),
+        timeout=timeout_s,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        on_failure=Callback("workers.jobs.replies.reply_job_failed"),
+    )
+
+
 def enqueue_reply(redis: Redis, message_id: int, message_uuid: str, *, timeout_s: int) -> None:
-    """Start generating the AI reply stored as message ``message_id``.
+    """Start generating the AI reply stored as message `message_id`.
 
     The message's UUID is the job id and the job is unique, so a repeated enqueue runs once.
     """
+    q = queue(REPLIES, redis)
     try:
-        queue(REPLIES, redis).enqueue(
-            "workers.jobs.replies.generate_reply",
-            message_id,
-            job_id=reply_job_id(message_uuid),
-            unique=True,
-            job_timeout=timeout_s,
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            on_failure=Callback("workers.jobs.replies.reply_job_failed"),
-        )
+        q.enqueue_job(reply_job(q, message_id, message_uuid, timeout_s=timeout_s), unique=True)
     except DuplicateJobError:
         pass  # already queued or running: one reply per message
 
