@@ -1,0 +1,135 @@
+"""The chat API's REST endpoints (000, endpoints 1-5 and 7) with documented shapes and errors."""
+from __future__ import annotations
+
+from tests.conftest import wait_for
+
+CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
+               "last_activity_at", "created_at", "is_private", "tags"}
+MESSAGE_FIELDS = {"id", "chat_id", "sender_id", "content", "message_type", "ai_model_used", "tokens_used",
+                  "processing_time_ms", "status", "created_at", "is_edited"}
+
+
+def test_create_chat_defaults_and_shape(api, alice):
+    response = api.post("/api/v1/chat/chats", json={"title": "My AI Chat"}, headers=alice.headers)
+    assert response.status_code == 200
+    chat = response.json()
+    assert set(chat) == CHAT_FIELDS
+    assert chat["chat_type"] == "DIRECT" and chat["ai_model"] == "gpt-3.5-turbo" and chat["message_count"] == 0
+    assert chat["is_private"] is False and chat["last_activity_at"].endswith("Z")
+
+
+def test_create_chat_validation(api, alice):
+    cases = [
+        ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({}, "title"),
+        ({"title": "t", "description": "d" * 1001}, "description"),
+        ({"title": "t", "chat_type": "PERSONAL"}, "chat_type"),
+        ({"title": "t", "temperature": 1.5}, "temperature"),
+        ({"title": "t", "max_tokens": 0}, "max_tokens"), ({"title": "t", "max_tokens": 32001}, "max_tokens"),
+    ]
+    for body, field in cases:
+        response = api.post("/api/v1/chat/chats", json=body, headers=alice.headers)
+        assert response.status_code == 422, body
+        detail = response.json()["detail"]
+        assert detail[0]["loc"] == ["body", field] and detail[0]["msg"] and detail[0]["type"]
+
+
+def test_list_chats_by_last_activity_with_paging(api, alice, make_chat, fake_upstream):
+    first, second, third = (make_chat(alice, title=f"c{i}") for i in range(3))
+    api.post(f"/api/v1/chat/chats/{first['id']}/messages", json={"content": "bump"}, headers=alice.headers)
+    listed = api.get("/api/v1/chat/chats", headers=alice.headers).json()
+    assert [c["id"] for c in listed[:3]] == [first["id"], third["id"], second["id"]]
+    page = api.get("/api/v1/chat/chats?limit=1&offset=1", headers=alice.headers).json()
+    assert [c["id"] for c in page] == [third["id"]]
+    assert api.get("/api/v1/chat/chats?limit=0", headers=alice.headers).status_code == 422
+    assert api.get("/api/v1/chat/chats?offset=-1", headers=alice.headers).status_code == 422
+
+
+def test_history_with_limit_offset_and_participant_count(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    chat = make_chat(alice)
+    for text in ("one", "two"):
+        api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": text}, headers=alice.headers)
+        wait_for(lambda: api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers)
+                 .json()["messages"][-1]["status"] == "DELIVERED")
+    body = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()
+    assert body["participant_count"] == 1 and body["chat"]["message_count"] == 4
+    assert [m["content"] for m in body["messages"]] == ["one", "t0 ", "two", "t0 "]
+    assert all(set(m) == MESSAGE_FIELDS for m in body["messages"])
+    ai = body["messages"][1]
+    assert ai["message_type"] == "AI" and ai["sender_id"] is None and ai["ai_model_used"] == "gpt-3.5-turbo"
+    older = api.get(f"/api/v1/chat/chats/{chat['id']}?limit=2&offset=2", headers=alice.headers).json()
+    assert [m["content"] for m in older["messages"]] == ["one", "t0 "]
+    assert api.get(f"/api/v1/chat/chats/{chat['id']}?limit=1001", headers=alice.headers).status_code == 422
+
+
+def test_access_rules(api, alice, make_user, make_chat):
+    chat = make_chat(alice)
+    eve = make_user("eve")
+    for method, path in (("get", ""), ("get", "/participants"), ("post", "/typing")):
+        response = getattr(api, method)(f"/api/v1/chat/chats/{chat['id']}{path}", headers=eve.headers)
+        assert response.status_code == 403 and response.json()["detail"]
+    response = api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hi"}, headers=eve.headers)
+    assert response.status_code == 403
+    unknown = api.get("/api/v1/chat/chats/123e4567-e89b-12d3-a456-426614174000", headers=alice.headers)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "Chat not found"
+
+
+def test_send_message_rules(api, alice, make_chat):
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/messages"
+    empty = api.post(url, json={"content": "   "}, headers=alice.headers)
+    assert empty.status_code == 400 and empty.json()["detail"] == "Message content cannot be empty"
+    too_long = api.post(url, json={"content": "x" * 50001}, headers=alice.headers)
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"] == ["body", "content"]
+    assert api.post(url, json={"content": "x", "message_type": "AI"}, headers=alice.headers).status_code == 403
+    bad_parent = api.post(url, json={"content": "x", "reply_to_id": "nope"}, headers=alice.headers)
+    assert bad_parent.status_code == 422
+    first = api.post(url, json={"content": "parent", "message_metadata": {"source": "web_app"}},
+                     headers=alice.headers).json()
+    assert set(first) == MESSAGE_FIELDS and first["status"] == "DELIVERED" and first["message_type"] == "USER"
+    child = api.post(url, json={"content": "child", "reply_to_id": first["id"]}, headers=alice.headers)
+    assert child.status_code == 200
+    system = api.post(url, json={"content": "be nice", "message_type": "SYSTEM"}, headers=alice.headers)
+    assert system.status_code == 200 and system.json()["message_type"] == "SYSTEM"
+
+
+def test_participants_and_permissions(api, alice, make_user, make_chat):
+    bob, carol = make_user("bob"), make_user("carol")
+    channel = make_chat(alice, chat_type="CHANNEL")
+    url = f"/api/v1/chat/chats/{channel['id']}/participants"
+    added = api.post(url, json={"user_id": bob["id"]}, headers=alice.headers)
+    assert added.status_code == 201 and added.json()["role"] == "MEMBER"
+    assert added.json()["can_send_messages"] is False  # channel members read unless allowed
+    denied = api.post(f"/api/v1/chat/chats/{channel['id']}/messages", json={"content": "hi"}, headers=bob.headers)
+    assert denied.status_code == 403 and denied.json()["detail"] == "Cannot send messages to this chat"
+    assert api.post(url, json={"user_id": bob["id"]}, headers=alice.headers).status_code == 409
+    assert api.post(url, json={"user_id": carol["id"]}, headers=bob.headers).status_code == 403
+    assert api.post(url, json={"user_id": "no-such-user"}, headers=alice.headers).status_code == 404
+    assert api.post(url, json={"user_id": carol["id"], "role": "OWNER"}, headers=alice.headers).status_code == 422
+
+    listed = api.get(url, headers=bob.headers).json()
+    assert listed["chat_id"] == channel["id"] and listed["total_participants"] == 2
+    owner = listed["participants"][0]
+    assert owner["user_id"] == alice["id"] and owner["role"] == "OWNER"
+    assert {"user_id", "role", "joined_at", "can_send_messages", "can_upload_files", "message_count",
+            "last_read_at"} <= set(owner)
+
+    direct = make_chat(alice)
+    direct_url = f"/api/v1/chat/chats/{direct['id']}/participants"
+    assert api.post(direct_url, json={"user_id": bob["id"]}, headers=alice.headers).status_code == 201
+    third = api.post(direct_url, json={"user_id": carol["id"]}, headers=alice.headers)
+    assert third.status_code == 400 and "DIRECT" in third.json()["detail"]
+
+
+def test_unknown_route_and_method_use_detail_body(api, alice):
+    assert api.get("/api/v1/chat/nowhere", headers=alice.headers).json()["detail"]
+    wrong = api.delete("/api/v1/chat/chats", headers=alice.headers)
+    assert wrong.status_code == 405 and wrong.json()["detail"]
+
+
+def test_cors_for_browser_frontends(api):
+    preflight = api.options("/api/v1/chat/chats", headers={
+        "Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
