@@ -1,9 +1,10 @@
 """Parley's data model: one set of tables behind every API surface."""
 from __future__ import annotations
 
+from models.api_key import UserApiKey
 from models.base import Base
 from models.chat import Chat, Participant
 from models.message import Message
 from models.user import User
 
-__all__ = ["Base", "Chat", "Message", "Participant", "User"]
+__all__ = ["Base", "Chat", "Message", "Participant", "User", "UserApiKey"]

@@ -36,6 +36,8 @@ class Message(PublicIdMixin, Base):
     sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     is_edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An exchange the user chose not to keep: answered, then left out of history and context.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -37,8 +37,13 @@ def fake_upstream() -> FakeOpenAI:
 
 
 @pytest.fixture(autouse=True)
-def _reset_upstream(fake_upstream: FakeOpenAI) -> None:
+def _reset_upstream(fake_upstream: FakeOpenAI, app) -> None:
+    """Each test starts with a healthy upstream, closed circuits and no cached model list."""
     fake_upstream.reset()
+    redis = runtime.current().redis
+    for key in redis.scan_iter(match="parley:breaker:*"):
+        redis.delete(key)
+    redis.delete("parley:models")
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +51,7 @@ def settings(fake_upstream: FakeOpenAI, tmp_path_factory) -> Settings:
     values: dict[str, Any] = dict(
         openai_api_key="test-key", openai_base_url=fake_upstream.base_url, secret_key="t" * 40,
         upstream_timeout_s=5.0, ws_idle_timeout_s=300.0, embedded_worker_threads=8,
+        rate_limit="100000/minute",  # tests poll; the limit tests lower it
     )
     if REAL_SERVICES:
         values.update(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])

@@ -273,6 +273,11 @@ class FakeOpenAI:
             self._thread = None
         self._server.server_close()
 
+    @property
+    def completions(self) -> list[dict[str, Any]]:
+        """The recorded chat-completion requests (leaving out model lists and embeddings)."""
+        return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
     def configure(self, **settings: Any) -> None:
         """Change behaviour for following requests (see ``DEFAULTS``)."""
         unknown = set(settings) - set(DEFAULTS)

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from flask import Flask
 
-from web import db, errors
+from web import db, errors, limits
 from web.extensions import cors, jwt, sock
 from web.logging_filters import install_token_redaction
 from web.realtime.hub import Hub
+from web.realtime.presence import Presence
 from workers import runtime
+from workers.secrets import DEV_SECRET
 from workers.settings import Settings
-
-DEV_SECRET = "parley-embedded-development-secret-do-not-use-in-production"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -43,14 +43,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     sock.init_app(app)
     db.init_app(app)
     errors.init_app(app)
+    limits.init_app(app, settings)
     app.extensions["relay_hub"] = Hub(rt.redis)
+    app.extensions["presence"] = Presence(rt.redis)
 
     from web.api.chat import bp as chat_bp
+    from web.api.models import bp as models_bp
+    from web.api.users import bp as users_bp
     from web.auth.routes import bp as auth_bp
     from web.cli import register_commands
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
+    app.register_blueprint(models_bp)
+    app.register_blueprint(users_bp)
     register_commands(app)
     if settings.embedded:
         start_embedded_workers_on_first_request(app, settings)

@@ -53,6 +53,10 @@ class Unprocessable(ApiError):
     status = 422
 
 
+class TooManyRequests(ApiError):
+    status = 429
+
+
 class ServiceUnavailable(ApiError):
     status = 503
 

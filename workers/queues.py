@@ -16,11 +16,11 @@ def queue(name: str, redis: Redis) -> Queue:
     return Queue(name, connection=redis, serializer=JSONSerializer)
 
 
-def reply_job(q: Queue, message_id: int, message_uuid: str, *, timeout_s: int) -> Job:
+def reply_job(q: Queue, message_id: int, message_uuid: str, *, timeout_s: int, primary_only: bool = False) -> Job:
     """The job that generates the reply stored as message `message_id`."""
     return q.create_job(
         "workers.jobs.replies.generate_reply",
-        args=(message_id,),
+        args=(message_id, primary_only),
         job_id=reply_job_id(message_uuid),
         timeout=timeout_s,
         result_ttl=3600,
@@ -29,17 +29,27 @@ def reply_job(q: Queue, message_id: int, message_uuid: str, *, timeout_s: int) -
     )
 
 
-def enqueue_reply(redis: Redis, message_id: int, message_uuid: str, *, timeout_s: int) -> None:
+def enqueue_reply(redis: Redis, message_id: int, message_uuid: str, *, timeout_s: int,
+                  primary_only: bool = False) -> None:
     """Start generating the AI reply stored as message `message_id`.
 
     The message's UUID is the job id and the job is unique, so a repeated enqueue runs once.
     """
     q = queue(REPLIES, redis)
     try:
-        q.enqueue_job(reply_job(q, message_id, message_uuid, timeout_s=timeout_s), unique=True)
+        job = reply_job(q, message_id, message_uuid, timeout_s=timeout_s, primary_only=primary_only)
+        q.enqueue_job(job, unique=True)
     except DuplicateJobError:
         pass  # already queued or running: one reply per message
 
 
 def reply_job_id(message_uuid: str) -> str:
     return f"reply-{message_uuid}"
+
+
+def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int) -> Job:
+    """A one-off upstream test completion; the caller waits for its result."""
+    return queue(REPLIES, redis).enqueue(
+        "workers.jobs.probes.test_completion", target, payload["message"], payload["model"],
+        payload["temperature"], payload.get("system_prompt"), job_timeout=timeout_s, result_ttl=300, failure_ttl=3600,
+    )

@@ -21,7 +21,14 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, repr=False)
     openai_base_url: str | None = None
     default_ai_model: str = "gpt-3.5-turbo"
+    model_aliases: str = ""  # "fast=gpt-4o-mini,smart=gpt-4": names users may pick, mapped upstream
     upstream_timeout_s: float = 60.0
+    # The document's "direct OpenAI" fallback; the primary is its "LangChain service".
+    fallback_openai_base_url: str | None = None
+    fallback_openai_api_key: str | None = Field(default=None, repr=False)
+    breaker_failure_threshold: int = 5
+    breaker_timeout_s: int = 60
+    models_cache_s: int = 300
 
     cors_origins: str = "*"
     access_token_minutes: int = 60
@@ -34,7 +41,16 @@ class Settings(BaseSettings):
     worker_threads: int = 100
     embedded_worker_threads: int = 8
     ws_idle_timeout_s: float = 300.0
+    ai_message_wait_s: float = 60.0
+
+    # Limits, per user, across every process and every API surface.
+    rate_limit: str = "100/minute"
+    max_concurrent_streams: int = 10
     redis_max_connections: int = 400
+
+    def aliases(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.model_aliases.split(",") if "=" in item)
+        return {name.strip(): target.strip() for name, target in pairs if name.strip() and target.strip()}
 
     @property
     def embedded(self) -> bool:

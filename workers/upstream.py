@@ -1,12 +1,22 @@
-"""Calls to the OpenAI-compatible upstream through the `openai` client."""
+"""The OpenAI-compatible upstreams, reached through the `openai` client.
+
+The primary upstream is the document's "LangChain service"; the optional fallback is its
+"direct OpenAI". Each has a circuit breaker shared through Redis. A user's own key, when
+set, is used with the primary's address (or the user's own base URL) before the server key.
+"""
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
 
 import openai
+from redis import Redis
 
+from workers.breaker import CircuitBreaker
 from workers.settings import Settings
+
+PRIMARY, FALLBACK = "primary", "fallback"
+SERVICE_NAMES = {PRIMARY: "langchain", FALLBACK: "openai"}
 
 _clients: dict[tuple[str | None, str, float], openai.OpenAI] = {}
 _lock = threading.Lock()
@@ -16,17 +26,47 @@ class NoApiKey(Exception):
     """No upstream key is configured for this user or this deployment."""
 
 
+class CircuitOpen(Exception):
+    """Every usable upstream's circuit is open."""
+
+
 @dataclass(frozen=True)
 class Upstream:
     name: str
     base_url: str | None
     api_key: str
+    guarded: bool  # counts towards (and obeys) the named circuit breaker
 
 
-def primary(settings: Settings) -> Upstream:
+def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) -> Upstream:
+    if user_key is not None:
+        key, base_url = user_key
+        own_address = base_url is not None and base_url != settings.openai_base_url
+        return Upstream(PRIMARY, base_url or settings.openai_base_url, key, guarded=not own_address)
     if not settings.openai_api_key:
         raise NoApiKey()
-    return Upstream("primary", settings.openai_base_url, settings.openai_api_key)
+    return Upstream(PRIMARY, settings.openai_base_url, settings.openai_api_key, guarded=True)
+
+
+def primary_or_none(settings: Settings) -> Upstream | None:
+    try:
+        return primary(settings)
+    except NoApiKey:
+        return None
+
+
+def fallback(settings: Settings) -> Upstream | None:
+    if not settings.fallback_openai_base_url and not settings.fallback_openai_api_key:
+        return None
+    key = settings.fallback_openai_api_key or settings.openai_api_key
+    if not key:
+        return None
+    return Upstream(FALLBACK, settings.fallback_openai_base_url or settings.openai_base_url, key, guarded=True)
+
+
+def breaker(redis: Redis, settings: Settings, name: str) -> CircuitBreaker:
+    return CircuitBreaker(redis, name, threshold=settings.breaker_failure_threshold,
+                          timeout_s=settings.breaker_timeout_s)
 
 
 def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
@@ -43,6 +83,13 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
             )
             _clients[key] = client
         return client
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Failures that say the service is unwell (and count for its breaker), not the request."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500 or exc.status_code == 429
+    return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError))
 
 
 def error_code(exc: BaseException) -> str:
@@ -68,6 +115,19 @@ ERROR_TEXT = {
     "upstream_timeout": "The AI service did not answer in time.",
     "upstream_bad_request": "The AI service rejected the request.",
     "upstream_error": "The AI service failed while generating the reply.",
+    "service_unavailable": "The AI service is temporarily unavailable (circuit breaker open).",
     "timeout": "The reply took longer than allowed and was stopped.",
     "worker_lost": "The worker generating this reply stopped unexpectedly.",
+    "queue_unavailable": "The reply could not be started.",
 }
+
+
+def reply_chain(settings: Settings, user_key: tuple[str, str | None] | None, primary_only: bool) -> list[Upstream]:
+    """The upstreams to try for a reply, in order; NoApiKey when there is none."""
+    chain = [primary(settings, user_key)] if user_key else [s for s in [primary_or_none(settings)] if s]
+    backup = None if primary_only else fallback(settings)
+    if backup is not None:
+        chain.append(backup)
+    if not chain:
+        raise NoApiKey()
+    return chain

@@ -42,7 +42,7 @@ def test_welcome_then_streamed_reply(api, alice, make_chat, connect, fake_upstre
     assert done["processing_time_ms"] is not None
     assert all(e.get("event_id") for e in events)
 
-    body = fake_upstream.requests[-1]["body"]
+    body = fake_upstream.completions[-1]["body"]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"][0]["role"] == "system" and "Be brief." in body["messages"][0]["content"]
     assert "pirate" in body["messages"][0]["content"]
@@ -69,8 +69,8 @@ def test_history_goes_upstream_in_order(api, alice, make_chat, fake_upstream):
     wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
     send(api, alice, chat["id"], "second")
     wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED"
-             and len(fake_upstream.requests) == 2)
-    messages = fake_upstream.requests[-1]["body"]["messages"]
+             and len(fake_upstream.completions) == 2)
+    messages = fake_upstream.completions[-1]["body"]["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "first" and messages[1]["content"] == "t0 t1 "
 

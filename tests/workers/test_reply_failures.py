@@ -171,4 +171,4 @@ def test_enqueue_twice_runs_once(api, alice, make_chat, fake_upstream):
         queues.enqueue_reply(rt.redis, reply.id, reply.uuid, timeout_s=30)
     finished_reply(api, alice, chat["id"])
     time.sleep(0.3)
-    assert len(fake_upstream.requests) == 1
+    assert len(fake_upstream.completions) == 1

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from simple_websocket import ConnectionClosed
 
 from web.realtime.hub import Entry, Hub
+from web.realtime.presence import Presence
 from workers import events
 
 PING_TYPES = ("ping", "heartbeat")
@@ -56,7 +57,14 @@ class ChatSocket:
     def send(self, payload: dict[str, Any]) -> None:
         self.ws.send(json.dumps({**payload, "server_time": events.iso_now()}))
 
-    def run(self, cursor: str | None) -> None:
+    def run(self, cursor: str | None, presence: Presence) -> None:
+        presence.opened(self.ctx.chat_uuid)
+        try:
+            self._run(cursor)
+        finally:
+            presence.closed(self.ctx.chat_uuid)
+
+    def _run(self, cursor: str | None) -> None:
         self.subscribe(cursor)
         self.send({"type": "welcome", "message": "Connected to chat", "chat_id": self.ctx.chat_uuid,
                    "user_id": self.ctx.user_uuid, "username": self.ctx.username,

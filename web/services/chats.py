@@ -63,7 +63,7 @@ def participants_with_counts(db: Session, chat: Chat) -> list[tuple[Participant,
     """Each participant, their user and how many messages they sent in the chat."""
     sent = (
         select(Message.sender_id, func.count().label("n"))
-        .where(Message.chat_id == chat.id).group_by(Message.sender_id).subquery()
+        .where(Message.chat_id == chat.id, Message.hidden.is_(False)).group_by(Message.sender_id).subquery()
     )
     rows = db.execute(
         select(Participant, User, func.coalesce(sent.c.n, 0))

@@ -12,7 +12,7 @@ def recent_messages(db: Session, chat: Chat, limit: int, offset: int) -> list[tu
     rows = db.execute(
         select(Message, User.uuid)
         .outerjoin(User, User.id == Message.sender_id)
-        .where(Message.chat_id == chat.id)
+        .where(Message.chat_id == chat.id, Message.hidden.is_(False))
         .order_by(Message.id.desc())
         .limit(limit).offset(offset)
     ).all()

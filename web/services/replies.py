@@ -15,50 +15,83 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
-from models.base import utcnow
-from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
-from workers import events, queues, runtime
+from models.base import new_uuid, utcnow
+from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
+from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
 log = logging.getLogger(__name__)
 
 STOP_FLAG_TTL_S = 3600
+RETRY_STREAM_S = 5
 
 
 def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
-                 want_reply: bool = True) -> tuple[Message, Message | None]:
-    """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue."""
+                 want_reply: bool | None = None, hidden: bool = False,
+                 primary_only: bool = False) -> tuple[Message, Message | None]:
+    """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
+
+    `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
+    chat's history, counters and later context.
+    """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
     if not member.can_send_messages:
         raise Forbidden("Cannot send messages to this chat")
-    now = utcnow()
-    message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
-                      parent_id=parent.id if parent else None, meta=meta, created_at=now, updated_at=now)
-    db.add(message)
-    reply = None
-    if want_reply and role == "user" and chat.ai_enabled:
-        reply = Message(chat_id=chat.id, role="assistant", content="", status="PROCESSING",
-                        model=chat.ai_model or runtime.current().settings.default_ai_model,
-                        parent_id=None, created_at=now, updated_at=now)
-        db.add(reply)
-    chat.message_count += 2 if reply else 1
-    chat.last_activity_at = now
-    member.last_read_at = now
-    db.commit()
+    settings = runtime.current().settings
+    if want_reply is None:
+        want_reply = chat.ai_enabled
+    reply_uuid = new_uuid() if want_reply and role == "user" else None
+    if reply_uuid is not None:
+        take_stream_slot(redis, user, reply_uuid)
+    try:
+        now = utcnow()
+        message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
+                          parent_id=parent.id if parent else None, meta=meta, hidden=hidden,
+                          created_at=now, updated_at=now)
+        db.add(message)
+        db.flush()
+        reply = None
+        if reply_uuid is not None:
+            reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
+                            model=chat.ai_model or settings.default_ai_model, hidden=hidden,
+                            meta={"requested_by": user.id, "prompt_message_id": message.id},
+                            created_at=now, updated_at=now)
+            db.add(reply)
+        if not hidden:
+            chat.message_count += 2 if reply else 1
+        chat.last_activity_at = now
+        member.last_read_at = now
+        db.commit()
+    except Exception:
+        db.rollback()
+        if reply_uuid is not None:
+            stream_leases.release(redis, user.id, reply_uuid)
+        raise
     publish(redis, chat, {"type": events.NEW_MESSAGE,
                           "message": events.message_view(message, chat.uuid, user.uuid)})
     if reply is not None:
-        start_reply(db, redis, reply)
+        start_reply(db, redis, reply, primary_only=primary_only)
     return message, reply
 
 
-def start_reply(db: Session, redis: Redis, reply: Message) -> None:
+def take_stream_slot(redis: Redis, user: User, reply_uuid: str) -> None:
+    """One of the user's concurrent-reply slots, shared by every process and API surface."""
+    settings = runtime.current().settings
+    if not stream_leases.acquire(redis, user.id, reply_uuid, limit=settings.max_concurrent_streams,
+                                 ttl_s=settings.reply_job_timeout_s + 60):
+        raise TooManyRequests(
+            f"Too many replies streaming at once (limit {settings.max_concurrent_streams}); "
+            "wait for one to finish", headers={"Retry-After": str(RETRY_STREAM_S)})
+
+
+def start_reply(db: Session, redis: Redis, reply: Message, primary_only: bool = False) -> None:
     """Enqueue a stored PROCESSING reply; if the queue is unreachable, end it FAILED (503)."""
     settings = runtime.current().settings
     try:
-        queues.enqueue_reply(redis, reply.id, reply.uuid, timeout_s=settings.reply_job_timeout_s)
+        queues.enqueue_reply(redis, reply.id, reply.uuid, timeout_s=settings.reply_job_timeout_s,
+                             primary_only=primary_only)
     except Exception:
         log.exception("could not enqueue reply %s", reply.uuid)
         end_reply_without_worker(reply.id, "FAILED", error_code="queue_unavailable")

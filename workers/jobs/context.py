@@ -1,7 +1,7 @@
 """What goes upstream for a reply: system prompt, persona and the newest history that fits."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message
@@ -36,10 +36,11 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
     """The chat's system message and the newest finished messages before `reply` that fit."""
     system = system_message(chat)
     budget = context_window(model) - chat.max_tokens - (estimate_tokens(system) if system else 0)
+    prompt_id = (reply.meta or {}).get("prompt_message_id")
     rows = db.scalars(
         select(Message)
         .where(Message.chat_id == chat.id, Message.id < reply.id, Message.status != "PROCESSING")
-        .where(Message.status != "FAILED")
+        .where(Message.status != "FAILED", or_(Message.hidden.is_(False), Message.id == prompt_id))
         .order_by(Message.id.desc())
         .limit(HISTORY_SCAN_LIMIT)
     )

@@ -9,9 +9,10 @@ from sqlalchemy import update
 
 from models import Chat, Message
 from models.base import utcnow
-from workers import events, runtime, upstream
+from workers import events, runtime, stream_leases, upstream
 from workers.jobs.context import build_messages, estimate_tokens
 from workers.reply_run import ReplyRun, StopWatcher
+from workers.user_keys import key_for_user
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,12 @@ def stop_watcher() -> StopWatcher:
     return _watcher
 
 
-def generate_reply(message_id: int) -> str:
-    """Generate the reply stored as AI message `message_id` (status PROCESSING); idempotent."""
+def generate_reply(message_id: int, primary_only: bool = False) -> str:
+    """Generate the reply stored as AI message `message_id` (status PROCESSING); idempotent.
+
+    `primary_only` keeps the reply on the primary upstream (the ai-message endpoint);
+    otherwise a primary that is down or fails before its first token hands over to the fallback.
+    """
     rt = runtime.current()
     with rt.sessions() as db:
         reply = db.get(Message, message_id)
@@ -35,7 +40,10 @@ def generate_reply(message_id: int) -> str:
         chat = db.get(Chat, reply.chat_id)
         model = reply.model or chat.ai_model or rt.settings.default_ai_model
         prompt = build_messages(db, chat, reply, model)
-        params = {"temperature": chat.temperature, "max_tokens": chat.max_tokens}
+        params = {"model": rt.settings.aliases().get(model, model), "temperature": chat.temperature,
+                  "max_tokens": chat.max_tokens}
+        requested_by = (reply.meta or {}).get("requested_by")
+        user_key = key_for_user(db, rt.settings, requested_by) if requested_by else None
         chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
     run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid)
     run.prompt_tokens = sum(estimate_tokens(m["content"]) for m in prompt)
@@ -45,7 +53,10 @@ def generate_reply(message_id: int) -> str:
     run.publish({"type": events.REPLY_START, "message": {**start_message, "is_streaming": True}})
     stop_watcher().watch(run)
     try:
-        stream_reply(run, rt, chat_uuid, model, prompt, params)
+        chain = upstream.reply_chain(rt.settings, user_key, primary_only)
+        stream_reply(run, rt, chat_uuid, prompt, params, chain)
+    except upstream.NoApiKey:
+        run.finish("FAILED", error_code="no_api_key")
     except JobTimeoutException:
         run.finish("FAILED", error_code="timeout")
         raise
@@ -54,36 +65,59 @@ def generate_reply(message_id: int) -> str:
     return "done"
 
 
-def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, model: str,
-                 prompt: list[dict[str, str]], params: dict[str, Any]) -> None:
-    try:
-        source = upstream.primary(rt.settings)
-        client = upstream.client_for(source, rt.settings.upstream_timeout_s)
-        stream = client.chat.completions.create(
-            model=model, messages=prompt, stream=True, stream_options={"include_usage": True}, **params
-        )
-        run.upstream_response = stream
-        usage, finish_reason = None, None
-        for chunk in stream:
-            usage = chunk.usage or usage
-            for choice in chunk.choices:
-                finish_reason = choice.finish_reason or finish_reason
-                if choice.delta.content and not run.add_chunk(chat_uuid, choice.delta.content):
-                    return  # stopped while streaming
-        fields: dict[str, Any] = {"finish_reason": finish_reason or "stop", "upstream": source.name}
-        if usage is not None:
-            fields.update(tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
-        run.finish("DELIVERED", **fields)
-    except upstream.NoApiKey:
-        run.finish("FAILED", error_code="no_api_key")
-    except JobTimeoutException:
-        raise
-    except Exception as exc:
-        if run.finished:
-            return  # the stream was closed by a stop
-        code = upstream.error_code(exc)
-        log.warning("reply %s failed upstream: %s (%s)", run.message_uuid, code, type(exc).__name__)
-        run.finish("FAILED", error_code=code, upstream="primary")
+def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: list[dict[str, str]],
+                 params: dict[str, Any], chain: list[upstream.Upstream]) -> None:
+    """Try each upstream whose circuit allows it until one streams the reply."""
+    failure: tuple[upstream.Upstream, Exception] | None = None
+    for source in chain:
+        guard = upstream.breaker(rt.redis, rt.settings, source.name) if source.guarded else None
+        if guard is not None and not guard.allow():
+            continue
+        try:
+            fields = stream_from(run, rt, source, chat_uuid, prompt, params)
+        except JobTimeoutException:
+            raise
+        except Exception as exc:
+            if run.finished:
+                return  # the stream was closed by a stop
+            if guard is not None and upstream.is_outage(exc):
+                guard.record_failure()
+            log.warning("reply %s failed on %s: %s", run.message_uuid, source.name, type(exc).__name__)
+            failure = (source, exc)
+            if run.content:
+                break  # tokens already reached the client: no second voice mid-reply
+            continue
+        if guard is not None:
+            guard.record_success()
+        if fields is not None:
+            run.finish("DELIVERED", **fields)
+        return
+    if failure is None:
+        run.finish("FAILED", error_code="service_unavailable")
+    else:
+        source, exc = failure
+        run.finish("FAILED", error_code=upstream.error_code(exc), upstream=source.name)
+
+
+def stream_from(run: ReplyRun, rt: runtime.Runtime, source: upstream.Upstream, chat_uuid: str,
+                prompt: list[dict[str, str]], params: dict[str, Any]) -> dict[str, Any] | None:
+    """Stream one upstream's answer into the run; None if the reply was stopped meanwhile."""
+    client = upstream.client_for(source, rt.settings.upstream_timeout_s)
+    stream = client.chat.completions.create(
+        messages=prompt, stream=True, stream_options={"include_usage": True}, **params
+    )
+    run.upstream_response = stream
+    usage, finish_reason = None, None
+    for chunk in stream:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            finish_reason = choice.finish_reason or finish_reason
+            if choice.delta.content and not run.add_chunk(chat_uuid, choice.delta.content):
+                return None
+    fields: dict[str, Any] = {"finish_reason": finish_reason or "stop", "upstream": source.name}
+    if usage is not None:
+        fields.update(tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
+    return fields
 
 
 def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: int, chat_uuid: str) -> ReplyRun:
@@ -111,12 +145,16 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: Rep
             db.rollback()
             return None
         message = db.get(Message, message_id)
-        db.execute(
-            update(Chat).where(Chat.id == message.chat_id)
-            .values(total_tokens=Chat.total_tokens + (message.tokens_used or 0), last_activity_at=utcnow())
-        )
+        if not message.hidden:
+            db.execute(
+                update(Chat).where(Chat.id == message.chat_id)
+                .values(total_tokens=Chat.total_tokens + (message.tokens_used or 0), last_activity_at=utcnow())
+            )
         db.commit()
         view = events.message_view(message, chat_uuid, None)
+        requested_by = (message.meta or {}).get("requested_by")
+    if requested_by is not None:
+        stream_leases.release(rt.redis, requested_by, message.uuid)
     if status == "FAILED":
         code = fields.get("error_code") or "upstream_error"
         return {
@@ -124,7 +162,8 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: Rep
             "error_code": code, "chat_id": chat_uuid, "message_id": message.uuid,
             "message": {**view, "is_streaming": False}, "timestamp": events.iso_now(),
         }
-    return {"type": events.REPLY_COMPLETE, "message": {**view, "is_streaming": False}}
+    return {"type": events.REPLY_COMPLETE, "message": {
+        **view, "is_streaming": False, "service_used": upstream.SERVICE_NAMES.get(message.upstream)}}
 
 
 def reply_job_failed(job, connection, exc_type, exc_value, traceback) -> None:

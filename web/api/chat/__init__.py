@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("chat", __name__, url_prefix="/api/v1/chat")
 
-from web.api.chat import routes, socket  # noqa: E402,F401  (register the views)
+from web.api.chat import ai_message, routes, service_routes, socket  # noqa: E402,F401  (register the views)

@@ -12,7 +12,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import Forbidden, field_error
 from web.redis_client import get_redis
-from web.services import chats, history, replies, users
+from web.services import chats, history, models, replies, users
 from workers import events
 
 ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
@@ -22,6 +22,7 @@ ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
 @login_required
 def create_chat():
     body = parse_body(CreateChatRequest)
+    models.check_model(get_redis(), body.ai_model, ["body", "ai_model"])
     chat = chats.create_chat(get_db(), g.user, **body.model_dump())
     return jsonify(chat_view(chat))
 

@@ -44,3 +44,16 @@ class AddParticipantRequest(BaseModel):
     role: Literal["ADMIN", "MEMBER"] = "MEMBER"
     can_send_messages: bool | None = None
     can_upload_files: bool | None = None
+
+
+class AiMessageRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=50000)
+    stream: bool = False
+    save_to_history: bool = True
+
+
+class ServiceTestRequest(BaseModel):
+    message: str = Field(default="Hello! This is a test message.", min_length=1, max_length=50000)
+    model: str = Field(default="gpt-3.5-turbo", min_length=1, max_length=100)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    system_prompt: str | None = Field(default=None, max_length=20000)

@@ -64,4 +64,5 @@ def chat_socket(ws, chat_id: str) -> None:
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing},
     )
-    ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(cursor)
+    ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(
+        cursor, current_app.extensions["presence"])

@@ -1,0 +1,286 @@
+"""AI services of the chat API (000 endpoints 8-12): breaker, fallback, health, ai-message, limits."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import REAL_SERVICES, wait_for
+from tests.fake_openai import FakeOpenAI
+from workers import runtime
+
+
+@pytest.fixture
+def fallback_upstream(monkeypatch):
+    fake = FakeOpenAI().start()
+    fake.configure(reply="From the fallback. ")
+    settings = runtime.current().settings
+    monkeypatch.setattr(settings, "fallback_openai_base_url", fake.base_url)
+    monkeypatch.setattr(settings, "fallback_openai_api_key", "fallback-key")
+    yield fake
+    fake.stop()
+
+
+def send(api, account, chat_id, content="Hello"):
+    response = api.post(f"/api/v1/chat/chats/{chat_id}/messages", json={"content": content}, headers=account.headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def last_reply(api, account, chat_id):
+    messages = api.get(f"/api/v1/chat/chats/{chat_id}", headers=account.headers).json()["messages"]
+    reply = [m for m in messages if m["message_type"] == "AI"][-1]
+    return reply if reply["status"] != "PROCESSING" else None
+
+
+def health(api, account):
+    return api.get("/api/v1/chat/langchain/health", headers=account.headers).json()["data"]
+
+
+def test_breaker_opens_after_five_failures_then_recovers(api, alice, make_chat, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "breaker_timeout_s", 1)
+    fake_upstream.configure(fail_status=503)
+    chat = make_chat(alice)
+    for i in range(5):
+        send(api, alice, chat["id"], f"try {i}")
+        wait_for(lambda: last_reply(api, alice, chat["id"]))
+    data = health(api, alice)
+    assert data["circuit_breaker"]["state"] == "OPEN" and data["circuit_breaker"]["failure_count"] == 5
+    assert data["circuit_breaker"]["failure_threshold"] == 5 and data["circuit_breaker"]["last_failure_time"]
+    assert data["service_health"]["status"] == "unhealthy" or data["service_health"]["circuit_breaker_state"] == "OPEN"
+    assert data["fallback_available"] is False
+
+    calls = len(fake_upstream.completions)
+    send(api, alice, chat["id"], "while open")
+    reply = wait_for(lambda: last_reply(api, alice, chat["id"]))
+    assert reply["status"] == "FAILED"
+    assert len(fake_upstream.completions) == calls  # an open circuit does not call the upstream
+
+    time.sleep(1.1)  # HALF_OPEN: one trial call, which succeeds and closes the circuit
+    fake_upstream.configure(fail_status=None, tokens=2)
+    assert health(api, alice)["circuit_breaker"]["state"] == "HALF_OPEN"
+    send(api, alice, chat["id"], "trial")
+    assert wait_for(lambda: last_reply(api, alice, chat["id"]))["status"] == "DELIVERED"
+    assert health(api, alice)["circuit_breaker"]["state"] == "CLOSED"
+
+
+def test_fallback_takes_over_when_primary_fails(api, alice, make_chat, connect, fake_upstream, fallback_upstream):
+    fake_upstream.configure(fail_status=500)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    done = ws.until("ai_response_complete")[-1]["message"]
+    assert done["content"] == "From the fallback. " and done["service_used"] == "openai"
+    assert fallback_upstream.completions[-1]["headers"]["authorization"] == "Bearer fallback-key"
+    status = api.get("/api/v1/chat/services/status", headers=alice.headers).json()["data"]
+    assert status["fallback_services"]["direct_openai"]["status"] == "available"
+    assert status["integration_features"]["automatic_fallback"] == "enabled"
+
+
+def test_primary_reply_reports_langchain(api, alice, make_chat, connect):
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    assert ws.until("ai_response_complete")[-1]["message"]["service_used"] == "langchain"
+
+
+def test_health_and_status_shapes_when_healthy(api, alice):
+    data = health(api, alice)
+    assert data["service_health"]["status"] == "healthy" and data["service_health"]["response_time_ms"] >= 0
+    assert data["circuit_breaker"] == {"state": "CLOSED", "failure_count": 0, "failure_threshold": 5,
+                                       "timeout_seconds": 60, "last_failure_time": None}
+    assert data["integration_status"] == "active"
+    status = api.get("/api/v1/chat/services/status", headers=alice.headers).json()
+    assert status["success"] is True and status["data"]["websocket_manager"]["status"] == "operational"
+    connection = api.post("/api/v1/chat/test/connection", headers=alice.headers).json()
+    assert connection["data"]["status"] == "healthy"
+    assert connection["data"]["database"]["status"] == "healthy" and connection["data"]["redis"]["status"] == "healthy"
+
+
+def test_langchain_and_openai_test_endpoints(api, alice, fake_upstream, monkeypatch):
+    fake_upstream.configure(reply="Integration works. ")
+    body = {"message": "Hello test", "model": "gpt-3.5-turbo", "temperature": 0.7, "system_prompt": "Test."}
+    answer = api.post("/api/v1/chat/langchain/test", json=body, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["request"] == body and data["response"]["content"] == "Integration works. "
+    assert data["response"]["fallback_used"] is False and data["service_info"]["integration_type"] == "LangChain Service"
+    assert data["user_info"] == {"user_id": alice["id"], "username": alice["username"]}
+    missing = api.post("/api/v1/chat/openai/test", json=body, headers=alice.headers)
+    assert missing.status_code == 503 and "not configured" in missing.json()["detail"]
+    assert api.post("/api/v1/chat/langchain/test", json={"temperature": 5}, headers=alice.headers).status_code == 422
+
+
+def test_langchain_test_reports_fallback(api, alice, fake_upstream, fallback_upstream):
+    fake_upstream.configure(fail_status=500)
+    answer = api.post("/api/v1/chat/langchain/test", json={"message": "hi"}, headers=alice.headers).json()
+    assert answer["data"]["response"]["fallback_used"] is True
+    assert answer["data"]["service_info"]["integration_type"] == "LangChain Service (Fallback)"
+    direct = api.post("/api/v1/chat/openai/test", json={"message": "hi"}, headers=alice.headers).json()
+    assert direct["data"]["response"]["content"] == "From the fallback. "
+
+
+def test_ai_message_non_streaming(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=4)
+    chat = make_chat(alice)
+    answer = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "Explain ML"},
+                      headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["success"] is True and body["streaming"] is False and body["service_used"] == "langchain"
+    ai = body["data"]["ai_response"]
+    assert ai["content"] == "t0 t1 t2 t3 " and ai["via_langchain"] is True and ai["finish_reason"] == "stop"
+    assert ai["tokens_used"]["output"] == 4 and ai["tokens_used"]["total"] == ai["tokens_used"]["input"] + 4
+    assert body["data"]["user_message"]["content"] == "Explain ML"
+    assert body["data"]["chat_info"] == {"chat_id": chat["id"], "total_messages": 2,
+                                         "total_tokens_used": ai["tokens_used"]["total"]}
+
+
+def test_ai_message_streaming_over_websocket(api, alice, make_chat, connect):
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    answer = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "hi", "stream": True},
+                      headers=alice.headers).json()
+    assert answer["streaming"] is True and answer["data"]["stream_via"] == "websocket"
+    done = ws.until("ai_response_complete")[-1]["message"]
+    assert done["id"] == answer["data"]["ai_message_id"]
+
+
+def test_ai_message_not_saved_to_history(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    chat = make_chat(alice)
+    secret = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message",
+                      json={"message": "off the record", "save_to_history": False}, headers=alice.headers)
+    assert secret.status_code == 200 and secret.json()["data"]["ai_response"]["content"] == "t0 t1 "
+    assert secret.json()["data"]["chat_info"]["total_messages"] == 0
+    history = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()
+    assert history["messages"] == [] and history["chat"]["message_count"] == 0
+    api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "on the record"}, headers=alice.headers)
+    contents = [m["content"] for m in fake_upstream.completions[-1]["body"]["messages"]]
+    assert contents == ["on the record"]
+
+
+def test_ai_message_errors(api, alice, make_chat, fake_upstream, monkeypatch):
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/ai-message"
+    assert api.post(url, json={"message": ""}, headers=alice.headers).status_code == 422
+    settings = runtime.current().settings
+    monkeypatch.setattr(settings, "ai_message_wait_s", 0.5)
+    fake_upstream.configure(tokens=3, first_delay_ms=1500)
+    slow = api.post(url, json={"message": "slow"}, headers=alice.headers)
+    assert slow.status_code == 504 and "ai_message_id" in slow.json()["detail"]
+    monkeypatch.setattr(settings, "openai_api_key", None)
+    no_key = api.post(url, json={"message": "hi"}, headers=alice.headers)
+    assert no_key.status_code == 400 and "API key" in no_key.json()["detail"]
+
+
+def test_ai_message_503_when_circuit_open_and_no_fallback_used(api, alice, make_chat, fake_upstream,
+                                                               fallback_upstream):
+    fake_upstream.configure(fail_status=500)
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/ai-message"
+    for _ in range(5):
+        failed = api.post(url, json={"message": "x"}, headers=alice.headers)
+        assert failed.status_code == 502 and failed.json()["success"] is False  # primary only: no fallback
+    assert fallback_upstream.completions == []
+    closed = api.post(url, json={"message": "x"}, headers=alice.headers)
+    assert closed.status_code == 503
+    body = closed.json()
+    assert body["error_code"] == "langchain_service_unavailable" and body["success"] is False
+    assert body["service_info"] == {"circuit_breaker_state": "OPEN", "service_health": "unhealthy"}
+
+
+def test_user_key_goes_upstream_and_never_leaks(api, alice, make_chat, connect, fake_upstream, caplog):
+    user_key = "sk-user-" + "k" * 24
+    assert api.put("/api/v1/users/me/api-keys/openai", json={"api_key": user_key},
+                   headers=alice.headers).status_code == 200
+    caplog.set_level("DEBUG")
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    events = ws.until("ai_response_complete")
+    assert fake_upstream.completions[-1]["headers"]["authorization"] == f"Bearer {user_key}"
+    assert all(user_key not in str(e) for e in events)
+    assert user_key not in caplog.text
+    redis = runtime.current().redis
+    for key in redis.scan_iter(match="rq:job:*"):
+        if redis.type(key) in (b"hash", "hash"):
+            assert user_key.encode() not in b"".join(
+                v if isinstance(v, bytes) else str(v).encode() for v in redis.hgetall(key).values())
+
+
+def test_models_list_and_validation(api, alice, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "model_aliases", "fast=gpt-4o-mini")
+    listing = api.get("/api/v1/models", headers=alice.headers).json()
+    ids = {m["id"]: m["source"] for m in listing["data"]}
+    assert ids["gpt-4"] == "upstream" and ids["fast"] == "alias" and listing["default_model"] == "gpt-3.5-turbo"
+    bad = api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": "gpt-99"}, headers=alice.headers)
+    assert bad.status_code == 422 and "gpt-4" in bad.json()["detail"][0]["msg"]
+    assert api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": "fast"}, headers=alice.headers).status_code == 200
+
+
+def test_unreadable_model_list_accepts_the_default(api, alice, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "openai_base_url", "http://127.0.0.1:9/v1")
+    response = api.post("/api/v1/chat/chats", json={"title": "t"}, headers=alice.headers)
+    assert response.status_code == 200
+
+
+def test_request_rate_limit_per_user(api, make_user, monkeypatch):
+    bob = make_user("bob")
+    monkeypatch.setattr(runtime.current().settings, "rate_limit", "3/minute")
+    statuses = [api.get("/api/v1/chat/chats", headers=bob.headers).status_code for _ in range(4)]
+    assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+    limited = api.get("/api/v1/auth/me", headers=bob.headers)  # one counter across routes
+    assert limited.status_code == 429 and limited.headers["Retry-After"] and limited.json()["detail"]
+
+
+def test_concurrent_stream_limit(api, alice, make_chat, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "max_concurrent_streams", 1)
+    fake_upstream.configure(tokens=10, delay_ms=100)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    second = api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "more"}, headers=alice.headers)
+    assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 5
+    assert "at once" in second.json()["detail"]
+    wait_for(lambda: last_reply(api, alice, chat["id"]))
+    send(api, alice, chat["id"], "after the first finished")
+
+
+@pytest.mark.skipif(not REAL_SERVICES, reason="a second web process needs a shared Redis (real services)")
+def test_stats_count_sockets_on_two_web_processes(api, alice, make_chat, connect, settings, tmp_path):
+    port = 18000 + os.getpid() % 1000
+    env = {**os.environ, "PORT": str(port), "SECRET_KEY": settings.secret_key,
+           "OPENAI_API_KEY": "x", "OPENAI_BASE_URL": settings.openai_base_url or ""}
+    other = subprocess.Popen([sys.executable, "-m", "gunicorn", "web:create_app()", "-w", "1"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _up(port), timeout=20)
+        chat = make_chat(alice)
+        here = connect(chat["id"], alice["access_token"])
+        here.next()
+        from tests.conftest import Socket
+
+        there = Socket(f"ws://127.0.0.1:{port}/api/v1/chat/chats/{chat['id']}/ws?token={alice['access_token']}")
+        assert there.next()["type"] == "welcome"
+        stats = api.get("/api/v1/chat/stats", headers=alice.headers).json()["websocket_connections"]
+        assert stats["connections_per_chat"][chat["id"]] == 2
+        there.close()
+    finally:
+        other.send_signal(signal.SIGTERM)
+        other.wait(10)
+
+
+def _up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/v1/auth/me").status_code == 401
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,123 @@
+"""Endpoint 12: POST /api/v1/chat/chats/{chat_id}/ai-message (primary upstream only)."""
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+from flask import current_app, g, jsonify
+
+from models import Chat, Message
+from web.api.chat import bp
+from web.api.chat.schemas import AiMessageRequest
+from web.api.parsing import parse_body
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import ApiError, BadRequest
+from web.redis_client import get_redis
+from web.services import chats, replies, upstreams
+from workers import events, runtime, upstream
+from workers.user_keys import key_for_user
+
+FAILURE_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
+
+
+@bp.post("/chats/<chat_id>/ai-message")
+@login_required
+def ai_message(chat_id: str):
+    body = parse_body(AiMessageRequest)
+    db, redis, settings = get_db(), get_redis(), runtime.current().settings
+    chat, member = chats.chat_for_member(db, g.user, chat_id)
+    if not settings.openai_api_key and key_for_user(db, settings, g.user.id) is None:
+        raise BadRequest("OpenAI API key not configured: set one in Settings to chat with AI")
+    if upstreams.primary_is_open(redis):
+        return unavailable(redis)
+    cursor = events.last_event_id(redis, chat.id)
+    message, reply = replies.post_message(db, redis, chat, member, g.user, body.message, want_reply=True,
+                                          hidden=not body.save_to_history, primary_only=True)
+    if body.stream:
+        return jsonify({
+            "success": True, "message": "AI response generation started via LangChain", "streaming": True,
+            "service_used": "langchain",
+            "data": {"user_message_id": message.uuid, "ai_message_id": reply.uuid, "chat_id": chat.uuid,
+                     "model_used": reply.model, "stream_via": "websocket",
+                     "service_info": {"circuit_breaker_state": breaker_state(redis), "langchain_available": True}},
+            "timestamp": events.iso_now(),
+        })
+    wait_for_end(chat.id, cursor, reply.uuid, settings.ai_message_wait_s)
+    db.refresh(reply)
+    db.refresh(chat)
+    if reply.status != "DELIVERED":
+        return failed(redis, reply)
+    return jsonify(answer(chat, message, reply, redis))
+
+
+def wait_for_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> None:
+    """Block until the reply's closing event appears in the chat stream (504 after `wait_s`)."""
+    inbox: queue.Queue = queue.Queue()
+    sub = current_app.extensions["relay_hub"].subscribe(events.chat_stream_key(chat_id), cursor, inbox)
+    deadline = time.monotonic() + wait_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                _, (_, entries) = inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            if any(e.get("type") in events.REPLY_END_TYPES and events_message_id(e) == reply_uuid
+                   for _, e in entries):
+                return
+    finally:
+        sub.close()
+    raise ApiError(f"The AI reply did not finish within {int(wait_s)} seconds; it goes on streaming "
+                   f"on the chat's WebSocket (ai_message_id {reply_uuid})", status=504)
+
+
+def events_message_id(event: dict[str, Any]) -> str | None:
+    message = event.get("message")
+    return event.get("message_id") or (message.get("id") if isinstance(message, dict) else None)
+
+
+def breaker_state(redis) -> str:
+    return upstreams.breaker_view(redis, upstream.PRIMARY)["state"]
+
+
+def unavailable(redis):
+    return jsonify({
+        "success": False, "error": "LangChain service temporarily unavailable",
+        "error_code": "langchain_service_unavailable",
+        "service_info": {"circuit_breaker_state": breaker_state(redis), "service_health": "unhealthy"},
+        "timestamp": events.iso_now(),
+    }), 503
+
+
+def failed(redis, reply: Message):
+    if reply.error_code == "service_unavailable":
+        return unavailable(redis)
+    code = reply.error_code or ("cancelled" if reply.status == "CANCELLED" else "upstream_error")
+    return jsonify({
+        "success": False, "error": upstream.ERROR_TEXT.get(code, "The AI reply did not complete"),
+        "error_code": code, "data": {"ai_message_id": reply.uuid, "partial_content": reply.content},
+        "service_info": {"circuit_breaker_state": breaker_state(redis)},
+        "timestamp": events.iso_now(),
+    }), FAILURE_STATUS.get(code, 502)
+
+
+def answer(chat: Chat, message: Message, reply: Message, redis) -> dict[str, Any]:
+    return {
+        "success": True, "message": "AI response generated successfully via LangChain service",
+        "streaming": False, "service_used": "langchain",
+        "data": {
+            "user_message": {"id": message.uuid, "content": message.content, "timestamp": events.iso(message.created_at)},
+            "ai_response": {
+                "id": reply.uuid, "content": reply.content, "model_used": reply.model,
+                "processing_time_ms": reply.processing_time_ms,
+                "tokens_used": {"input": reply.tokens_in, "output": reply.tokens_out, "total": reply.tokens_used},
+                "finish_reason": reply.finish_reason, "timestamp": events.iso(reply.updated_at),
+                "via_langchain": True,
+            },
+            "chat_info": {"chat_id": chat.uuid, "total_messages": chat.message_count,
+                          "total_tokens_used": chat.total_tokens},
+            "service_info": {"circuit_breaker_state": breaker_state(redis), "service_health": "healthy"},
+        },
+        "timestamp": events.iso_now(),
+    }

@@ -1,0 +1,131 @@
+"""Endpoints 8-11 of the chat API and the two test endpoints of its Examples section."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import g, jsonify
+from sqlalchemy import text
+
+from web.api.chat import bp
+from web.api.chat.schemas import ServiceTestRequest
+from web.api.parsing import parse_body
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import ServiceUnavailable
+from web.realtime import presence
+from web.redis_client import get_redis
+from web.services import upstreams
+from workers import events, runtime, upstream
+
+
+def envelope(message: str, data: dict[str, Any]) -> Any:
+    return jsonify({"success": True, "message": message, "data": data, "timestamp": events.iso_now()})
+
+
+def websocket_view() -> dict[str, Any]:
+    per_chat = presence.connections(get_redis())
+    return {"total_connections": sum(per_chat.values()), "active_chats": len(per_chat),
+            "connections_per_chat": per_chat}
+
+
+@bp.get("/stats")
+@login_required
+def stats():
+    return jsonify({"websocket_connections": websocket_view(), "system_status": "operational",
+                    "timestamp": events.iso_now()})
+
+
+@bp.get("/langchain/health")
+@login_required
+def langchain_health():
+    redis = get_redis()
+    return envelope("LangChain service health check completed", {
+        "service_health": upstreams.primary_health(redis),
+        "circuit_breaker": upstreams.breaker_view(redis, upstream.PRIMARY),
+        "integration_status": "active",
+        "fallback_available": upstreams.fallback_available(redis),
+    })
+
+
+@bp.post("/langchain/test")
+@login_required
+def langchain_test():
+    return service_test("auto", "LangChain service test completed successfully")
+
+
+@bp.post("/openai/test")
+@login_required
+def openai_test():
+    if upstream.fallback(runtime.current().settings) is None:
+        raise ServiceUnavailable("Direct OpenAI (the fallback upstream) is not configured")
+    return service_test("fallback", "Direct OpenAI test completed successfully")
+
+
+def service_test(target: str, message: str):
+    body = parse_body(ServiceTestRequest)
+    redis = get_redis()
+    answer = upstreams.probe(redis, target, body.model_dump())
+    if "error_code" in answer:
+        status = 400 if answer["error_code"] == "no_api_key" else 503
+        return jsonify({"success": False, "error": answer["error"], "error_code": answer["error_code"],
+                        "timestamp": events.iso_now()}), status
+    used = answer.pop("upstream")
+    state = upstreams.breaker_view(redis, upstream.PRIMARY)["state"]
+    settings = runtime.current().settings
+    source = upstream.fallback(settings) if used == upstream.FALLBACK else upstream.primary_or_none(settings)
+    return envelope(message, {
+        "request": body.model_dump(),
+        "response": answer,
+        "service_info": {
+            "integration_type": "LangChain Service (Fallback)" if answer["fallback_used"] else "LangChain Service",
+            "circuit_breaker_state": state, "service_url": upstreams.service_url(source),
+        },
+        "user_info": {"user_id": g.user.uuid, "username": g.user.username},
+    })
+
+
+@bp.get("/services/status")
+@login_required
+def services_status():
+    redis = get_redis()
+    settings = runtime.current().settings
+    health = upstreams.primary_health(redis)
+    fallback_ok = upstreams.fallback_available(redis)
+    return envelope("Services status check completed", {
+        "langchain_service": {"health": health, "circuit_breaker": upstreams.breaker_view(redis, upstream.PRIMARY),
+                              "base_url": health["service_url"]},
+        "websocket_manager": {"status": "operational", "connections": websocket_view()},
+        "fallback_services": {"direct_openai": {
+            "status": "available" if fallback_ok else "unavailable",
+            "description": "Direct OpenAI API integration for fallback",
+            "service_url": upstreams.service_url(upstream.fallback(settings)),
+        }},
+        "integration_features": {"circuit_breaker": "enabled",
+                                 "automatic_fallback": "enabled" if upstream.fallback(settings) else "disabled",
+                                 "streaming_support": "enabled", "health_monitoring": "enabled"},
+    })
+
+
+@bp.post("/test/connection")
+@login_required
+def test_connection():
+    """Can this web process reach its database, Redis, the job queue and the AI upstreams?"""
+    redis = get_redis()
+    checks = {"database": timed(lambda: get_db().execute(text("SELECT 1"))),
+              "redis": timed(redis.ping),
+              "langchain_service": upstreams.primary_health(redis),
+              "fallback_available": upstreams.fallback_available(redis)}
+    ok = all(c["status"] == "healthy" for c in (checks["database"], checks["redis"], checks["langchain_service"]))
+    return envelope("Connection test completed" if ok else "Connection test found problems",
+                    {"status": "healthy" if ok else "degraded", **checks,
+                     "user_info": {"user_id": g.user.uuid, "username": g.user.username}})
+
+
+def timed(check) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        check()
+    except Exception as exc:
+        return {"status": "unhealthy", "error": type(exc).__name__}
+    return {"status": "healthy", "response_time_ms": int((time.monotonic() - started) * 1000)}

@@ -1,0 +1,51 @@
+"""PUT, GET, DELETE /api/v1/users/me/api-keys/openai: the user's own OpenAI-compatible key.
+
+Answers say whether a key is set and its last four characters, never the key itself nor
+its encrypted form.
+"""
+from __future__ import annotations
+
+from flask import g, jsonify
+
+from models import UserApiKey
+from web.api.parsing import parse_body
+from web.api.users import bp
+from web.api.users.schemas import ApiKeyRequest
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.services import api_keys
+from workers import runtime
+from workers.events import iso
+
+OPENAI = "openai"
+
+
+def key_view(provider: str, row: UserApiKey | None) -> dict:
+    return {
+        "provider": provider,
+        "is_set": row is not None,
+        "last4": row.last4 if row else None,
+        "base_url": row.base_url if row else None,
+        "updated_at": iso(row.updated_at) if row else None,
+    }
+
+
+@bp.get("/me/api-keys/openai")
+@login_required
+def get_openai_key():
+    return jsonify(key_view(OPENAI, api_keys.find_key(get_db(), g.user.id, OPENAI)))
+
+
+@bp.put("/me/api-keys/openai")
+@login_required
+def set_openai_key():
+    body = parse_body(ApiKeyRequest)
+    row = api_keys.set_key(get_db(), runtime.current().settings, g.user.id, OPENAI, body.api_key, body.base_url)
+    return jsonify(key_view(OPENAI, row))
+
+
+@bp.delete("/me/api-keys/openai")
+@login_required
+def delete_openai_key():
+    api_keys.delete_key(get_db(), g.user.id, OPENAI)
+    return "", 204

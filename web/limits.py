@@ -1,0 +1,34 @@
+"""Per-user request rate across every route, surface and process (Flask-Limiter on Redis)."""
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_jwt_extended import decode_token
+from flask_limiter import Limiter
+
+from web.auth.tokens import request_token
+from workers import runtime
+from workers.settings import Settings
+
+
+def rate_key() -> str:
+    """The user behind the request's token; the client address when there is no valid token."""
+    token = request_token()
+    if token:
+        try:
+            return f"user:{decode_token(token)['sub']}"
+        except Exception:
+            pass
+    return f"ip:{request.remote_addr}"
+
+
+def current_rate() -> str:
+    return runtime.current().settings.rate_limit
+
+
+limiter = Limiter(rate_key, application_limits=[current_rate], headers_enabled=True,
+                  key_prefix="parley:rate")
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
+    limiter.init_app(app)

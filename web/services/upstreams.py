@@ -1,0 +1,74 @@
+"""Health of the AI upstreams: live checks, breaker state, and test completions via a worker."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from redis import Redis
+
+from web.errors import ApiError
+from workers import queues, runtime, upstream
+from workers.breaker import CLOSED, OPEN
+from workers.events import iso
+
+HEALTH_TIMEOUT_S = 5.0
+
+
+def _iso_ts(value: float | None) -> str | None:
+    return iso(datetime.fromtimestamp(value, timezone.utc)) if value is not None else None
+
+
+def breaker_view(redis: Redis, name: str) -> dict[str, Any]:
+    settings = runtime.current().settings
+    return upstream.breaker(redis, settings, name).status().as_dict(_iso_ts)
+
+
+def service_url(source: upstream.Upstream | None) -> str | None:
+    if source is None:
+        return None
+    return source.base_url or "https://api.openai.com/v1"
+
+
+def check(redis: Redis, source: upstream.Upstream | None, name: str) -> dict[str, Any]:
+    """Ask the upstream for its model list; healthy if it answers in time."""
+    state = breaker_view(redis, name)
+    health: dict[str, Any] = {"circuit_breaker_state": state["state"], "failure_count": state["failure_count"],
+                              "service_url": service_url(source)}
+    if source is None:
+        return {"status": "unconfigured", **health, "error": "No API key or address is configured"}
+    started = time.monotonic()
+    try:
+        upstream.client_for(source, HEALTH_TIMEOUT_S).models.list()
+    except Exception as exc:
+        return {"status": "unhealthy", **health, "error": upstream.ERROR_TEXT[upstream.error_code(exc)]}
+    elapsed = int((time.monotonic() - started) * 1000)
+    status = "healthy" if state["state"] == CLOSED else "degraded"
+    return {"status": status, "response_time_ms": elapsed, **health}
+
+
+def primary_health(redis: Redis) -> dict[str, Any]:
+    return check(redis, upstream.primary_or_none(runtime.current().settings), upstream.PRIMARY)
+
+
+def fallback_available(redis: Redis) -> bool:
+    settings = runtime.current().settings
+    source = upstream.fallback(settings)
+    return source is not None and breaker_view(redis, upstream.FALLBACK)["state"] != OPEN
+
+
+def primary_is_open(redis: Redis) -> bool:
+    return breaker_view(redis, upstream.PRIMARY)["state"] == OPEN
+
+
+def probe(redis: Redis, target: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a test completion on a worker and wait for it (504 if it does not finish in time)."""
+    settings = runtime.current().settings
+    wait_s = int(settings.ai_message_wait_s)
+    job = queues.enqueue_probe(redis, target, payload, timeout_s=wait_s)
+    result = job.latest_result(timeout=wait_s)
+    if result is None:
+        raise ApiError(f"The test did not finish within {wait_s} seconds", status=504)
+    if result.type != result.Type.SUCCESSFUL:
+        raise ApiError("The test failed on the worker", status=502)
+    return result.return_value
