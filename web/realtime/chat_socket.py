@@ -33,6 +33,8 @@ class SocketContext:
     replay_window_ms: int
     live_reply_ids: Callable[[], set[str]]
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
+    # A surface's own view of an event (ids, names); None drops the event for that surface.
+    translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
 
 def event_message_id(event: dict[str, Any]) -> str | None:
@@ -119,6 +121,8 @@ class ChatSocket:
             message_id = event_message_id(event)
             event = self.accumulate(event, message_id)
             if events.parse_id(event_id) <= limit and message_id not in self.replay:
+                continue
+            if self.ctx.translate is not None and (event := self.ctx.translate(event)) is None:
                 continue
             self.send({**event, "event_id": event_id})
 

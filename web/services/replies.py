@@ -28,12 +28,13 @@ RETRY_STREAM_S = 5
 
 def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
-                 want_reply: bool | None = None, hidden: bool = False,
-                 primary_only: bool = False) -> tuple[Message, Message | None]:
+                 want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
+                 reply_meta: dict[str, Any] | None = None) -> tuple[Message, Message | None]:
     """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
 
     `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
-    chat's history, counters and later context.
+    chat's history, counters and later context. `reply_meta` is stored on the AI message for
+    the job (e.g. `{"include_context": False}`).
     """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
@@ -56,7 +57,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         if reply_uuid is not None:
             reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
                             model=chat.ai_model or settings.default_ai_model, hidden=hidden,
-                            meta={"requested_by": user.id, "prompt_message_id": message.id},
+                            meta={**(reply_meta or {}), "requested_by": user.id, "prompt_message_id": message.id},
                             created_at=now, updated_at=now)
             db.add(reply)
         if not hidden:

@@ -36,11 +36,15 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
     """The chat's system message and the newest finished messages before `reply` that fit."""
     system = system_message(chat)
     budget = context_window(model) - chat.max_tokens - (estimate_tokens(system) if system else 0)
-    prompt_id = (reply.meta or {}).get("prompt_message_id")
+    meta = reply.meta or {}
+    prompt_id = meta.get("prompt_message_id")
+    # include_context false: only the message being answered goes upstream
+    visible = Message.id == prompt_id if meta.get("include_context") is False else or_(
+        Message.hidden.is_(False), Message.id == prompt_id)
     rows = db.scalars(
         select(Message)
         .where(Message.chat_id == chat.id, Message.id < reply.id, Message.status != "PROCESSING")
-        .where(Message.status != "FAILED", or_(Message.hidden.is_(False), Message.id == prompt_id))
+        .where(Message.status != "FAILED", visible)
         .order_by(Message.id.desc())
         .limit(HISTORY_SCAN_LIMIT)
     )

@@ -1,11 +1,9 @@
 """Endpoint 12: POST /api/v1/chat/chats/{chat_id}/ai-message (primary upstream only)."""
 from __future__ import annotations
 
-import queue
-import time
 from typing import Any
 
-from flask import current_app, g, jsonify
+from flask import g, jsonify
 
 from models import Chat, Message
 from web.api.chat import bp
@@ -14,6 +12,7 @@ from web.api.parsing import parse_body
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest
+from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.redis_client import get_redis
 from web.services import chats, replies, upstreams
 from workers import events, runtime, upstream
@@ -53,28 +52,11 @@ def ai_message(chat_id: str):
 
 
 def wait_for_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> None:
-    """Block until the reply's closing event appears in the chat stream (504 after `wait_s`)."""
-    inbox: queue.Queue = queue.Queue()
-    sub = current_app.extensions["relay_hub"].subscribe(events.chat_stream_key(chat_id), cursor, inbox)
-    deadline = time.monotonic() + wait_s
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                _, (_, entries) = inbox.get(timeout=left)
-            except queue.Empty:
-                break
-            if any(e.get("type") in events.REPLY_END_TYPES and events_message_id(e) == reply_uuid
-                   for _, e in entries):
-                return
-    finally:
-        sub.close()
-    raise ApiError(f"The AI reply did not finish within {int(wait_s)} seconds; it goes on streaming "
-                   f"on the chat's WebSocket (ai_message_id {reply_uuid})", status=504)
-
-
-def events_message_id(event: dict[str, Any]) -> str | None:
-    message = event.get("message")
-    return event.get("message_id") or (message.get("id") if isinstance(message, dict) else None)
+        wait_for_reply_end(chat_id, cursor, reply_uuid, wait_s)
+    except ReplyNotFinished:
+        raise ApiError(f"The AI reply did not finish within {int(wait_s)} seconds; it goes on streaming "
+                       f"on the chat's WebSocket (ai_message_id {reply_uuid})", status=504) from None
 
 
 def breaker_state(redis) -> str:

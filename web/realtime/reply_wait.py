@@ -1,0 +1,41 @@
+"""Wait, within a request, for a reply to end (for the non-streaming reply endpoints)."""
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+from flask import current_app
+
+from workers import events
+
+
+class ReplyNotFinished(Exception):
+    """The reply did not end within the wait; it goes on and is stored when it does."""
+
+
+def event_message_id(event: dict[str, Any]) -> str | None:
+    message = event.get("message")
+    return event.get("message_id") or (message.get("id") if isinstance(message, dict) else None)
+
+
+def wait_for_reply_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> dict[str, Any]:
+    """Block until the reply's closing event (after `cursor`) reaches the chat's stream; return it.
+
+    Take `cursor` (events.last_event_id) before posting the message, so nothing is missed.
+    """
+    inbox: queue.Queue = queue.Queue()
+    sub = current_app.extensions["relay_hub"].subscribe(events.chat_stream_key(chat_id), cursor, inbox)
+    deadline = time.monotonic() + wait_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                _, (_, entries) = inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            for _, event in entries:
+                if event.get("type") in events.REPLY_END_TYPES and event_message_id(event) == reply_uuid:
+                    return event
+    finally:
+        sub.close()
+    raise ReplyNotFinished(reply_uuid)
