@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
         JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=11 * 1024 * 1024,  # 10 MB uploads plus multipart overhead; more is 413
         PARLEY_SETTINGS=settings,
     )
     app.json.sort_keys = False
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from web.api.chat import bp as chat_bp
     from web.api.models import bp as models_bp
+    from web.api.sessions import bp as sessions_bp
     from web.api.users import bp as users_bp
     from web.auth.routes import bp as auth_bp
     from web.cli import register_commands
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(models_bp)
+    app.register_blueprint(sessions_bp)
     app.register_blueprint(users_bp)
     register_commands(app)
     if settings.embedded:

@@ -53,3 +53,15 @@ def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int) -
         "workers.jobs.probes.test_completion", target, payload["message"], payload["model"],
         payload["temperature"], payload.get("system_prompt"), job_timeout=timeout_s, result_ttl=300, failure_ttl=3600,
     )
+
+
+def enqueue_document(redis: Redis, document_id: int, document_uuid: str) -> Job:
+    """Parse an uploaded document on the forking `documents` workers."""
+    try:
+        return queue(DOCUMENTS, redis).enqueue(
+            "workers.jobs.documents.parse_document", document_id, job_id=f"parse-{document_uuid}", unique=True,
+            job_timeout=300, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            on_failure=Callback("workers.jobs.documents.parse_job_failed"),
+        )
+    except DuplicateJobError:
+        return Job.fetch(f"parse-{document_uuid}", connection=redis, serializer=JSONSerializer)

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     embedded_worker_threads: int = 8
     ws_idle_timeout_s: float = 300.0
     ai_message_wait_s: float = 60.0
+    sse_keepalive_s: float = 15.0  # a comment line on a silent SSE stream, so a gone client is noticed
 
     # Limits, per user, across every process and every API surface.
     rate_limit: str = "100/minute"

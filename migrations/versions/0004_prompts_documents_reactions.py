@@ -6,6 +6,8 @@ Create Date: 2026-11-24 04:12:50.439826
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -74,7 +76,33 @@ def upgrade() -> None:
     with op.batch_alter_table('reactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_reactions_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_reactions_user_id'), ['user_id'], unique=False)
+    seed_templates()
 
+
+TEMPLATES = [
+    ("Text Summarizer", "Summarize the following text in a few sentences:\n\n{text}", "summarization",
+     "Concise summary of any text"),
+    ("Translator", "Translate the following text into {language}:\n\n{text}", "translation",
+     "Translate text into a chosen language"),
+    ("Code Reviewer", "Review this {language} code. Point out bugs, risks and clearer ways to write it:\n\n{code}",
+     "code_review", "Code review with concrete suggestions"),
+    ("Email Writer", "Write a {tone} email to {recipient} about: {topic}", "writing",
+     "Draft an email in a chosen tone"),
+]
+
+
+def seed_templates() -> None:
+    """System templates shipped with Parley: read-only, visible to every user."""
+    prompts = sa.table("prompts", sa.column("title"), sa.column("content"), sa.column("scenario"),
+                       sa.column("description"), sa.column("is_template"), sa.column("usage_count"),
+                       sa.column("created_at", sa.DateTime(timezone=True)),
+                       sa.column("updated_at", sa.DateTime(timezone=True)))
+    now = datetime.now(timezone.utc)
+    op.bulk_insert(prompts, [
+        {"title": t, "content": c, "scenario": s, "description": d, "is_template": True, "usage_count": 0,
+         "created_at": now, "updated_at": now}
+        for t, c, s, d in TEMPLATES
+    ])
 
 
 def downgrade() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from models import Chat, Message
+from models import Chat, Document, Message
 
 # Context windows in tokens; unknown models get the smallest common window.
 CONTEXT_WINDOWS = {
@@ -32,10 +32,33 @@ def system_message(chat: Chat) -> str | None:
     return "\n\n".join(parts) or None
 
 
+def file_context(db: Session, chat: Chat, budget_tokens: int) -> str | None:
+    """The text of the chat's parsed files, newest first, cut to `budget_tokens`."""
+    rows = db.execute(
+        select(Document.filename, Document.extracted_text)
+        .where(Document.chat_id == chat.id, Document.status == "READY").order_by(Document.id.desc())
+    ).all()
+    if not rows:
+        return None
+    room = max(budget_tokens, 0) * 4
+    parts = ["Files the user shared in this chat:"]
+    for filename, text in rows:
+        block = f"--- {filename} ---\n{text or ''}"
+        parts.append(block[:room])
+        room -= len(parts[-1])
+        if room <= 0:
+            break
+    return "\n\n".join(parts)
+
+
 def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:
     """The chat's system message and the newest finished messages before `reply` that fit."""
     system = system_message(chat)
     budget = context_window(model) - chat.max_tokens - (estimate_tokens(system) if system else 0)
+    files = file_context(db, chat, budget // 2)
+    if files:
+        system = f"{system}\n\n{files}" if system else files
+        budget -= estimate_tokens(files)
     meta = reply.meta or {}
     prompt_id = meta.get("prompt_message_id")
     # include_context false: only the message being answered goes upstream

@@ -1,0 +1,67 @@
+"""Prompt templates (001): CRUD, filters, paging, system templates, previews."""
+from __future__ import annotations
+
+PROMPT = {"title": "Text Summarizer", "content": "Summarize the following text: {text}",
+          "scenario": "summarization", "description": "Generates concise summaries",
+          "metadata": {"tags": ["summary", "concise"]}}
+
+
+def test_create_get_update_delete(api, alice, make_user):
+    created = api.post("/api/chat/prompts", json=PROMPT, headers=alice.headers)
+    assert created.status_code == 200
+    prompt = created.json()
+    assert {k: prompt[k] for k in PROMPT} == PROMPT
+    assert prompt["is_template"] is False and prompt["usage_count"] == 0 and prompt["created_at"]
+    pid = prompt["id"]
+    assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()["title"] == "Text Summarizer"
+    updated = api.put(f"/api/chat/prompts/{pid}", json={"title": "Updated Title"}, headers=alice.headers).json()
+    assert updated["title"] == "Updated Title" and updated["content"] == PROMPT["content"]
+    eve = make_user("eve")
+    assert api.get(f"/api/chat/prompts/{pid}", headers=eve.headers).status_code == 404
+    assert api.put(f"/api/chat/prompts/{pid}", json={"title": "x"}, headers=eve.headers).status_code == 404
+    assert api.delete(f"/api/chat/prompts/{pid}", headers=alice.headers).json() == {
+        "message": "Prompt deleted successfully"}
+    assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).status_code == 404
+    assert api.post("/api/chat/prompts", json={"title": ""}, headers=alice.headers).status_code == 422
+
+
+def test_list_filters_search_paging_and_templates(api, make_user):
+    bob = make_user("bob")
+    for i in range(3):
+        api.post("/api/chat/prompts", json={**PROMPT, "title": f"Mine {i}", "scenario": "mine",
+                                            "description": f"needle{i}"}, headers=bob.headers)
+    everything = api.get("/api/chat/prompts", headers=bob.headers).json()
+    assert everything["page"] == 1 and everything["page_size"] == 20
+    templates = [p for p in everything["items"] if p["is_template"]]
+    assert templates and everything["total"] == 3 + len(templates)
+    own = api.get("/api/chat/prompts?include_templates=false", headers=bob.headers).json()
+    assert own["total"] == 3 and not any(p["is_template"] for p in own["items"])
+    assert api.get("/api/chat/prompts?scenario=mine", headers=bob.headers).json()["total"] == 3
+    found = api.get("/api/chat/prompts?search=NEEDLE1", headers=bob.headers).json()
+    assert [p["title"] for p in found["items"]] == ["Mine 1"]
+    paged = api.get("/api/chat/prompts?include_templates=false&page=2&page_size=2", headers=bob.headers).json()
+    assert len(paged["items"]) == 1 and paged["total"] == 3
+    assert api.get("/api/chat/prompts?page_size=101", headers=bob.headers).status_code == 400
+    template_id = templates[0]["id"]
+    assert api.put(f"/api/chat/prompts/{template_id}", json={"title": "x"}, headers=bob.headers).status_code == 403
+    assert api.delete(f"/api/chat/prompts/{template_id}", headers=bob.headers).status_code == 403
+
+
+def test_preview_by_id_and_inline(api, alice, fake_upstream):
+    fake_upstream.configure(reply="A short summary.")
+    pid = api.post("/api/chat/prompts", json=PROMPT, headers=alice.headers).json()["id"]
+    preview = api.post("/api/chat/prompts/preview", json={"prompt_id": pid, "variables": {"text": "Long text"}},
+                       headers=alice.headers)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["preview"] == "A short summary." and preview.json()["tokens_used"] > 0
+    assert preview.json()["model_used"] == "gpt-3.5-turbo"
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "Summarize the following text: Long text"
+    assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()["usage_count"] == 1
+    inline = api.post("/api/chat/prompts/preview", json={"content": "Say {word} {{literally}}", "variables": {"word": "hi"}},
+                      headers=alice.headers)
+    assert inline.status_code == 200
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "Say hi {literally}"
+    missing = api.post("/api/chat/prompts/preview", json={"prompt_id": pid, "variables": {}}, headers=alice.headers)
+    assert missing.status_code == 400 and "text" in missing.json()["detail"]
+    both = api.post("/api/chat/prompts/preview", json={"prompt_id": pid, "content": "x"}, headers=alice.headers)
+    assert both.status_code == 400

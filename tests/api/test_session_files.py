@@ -1,0 +1,69 @@
+"""PDF upload as session context (001): parsed by a worker, used in later replies."""
+from __future__ import annotations
+
+from httpx_sse import connect_sse
+
+from tests.conftest import wait_for
+from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
+
+
+def new_session(api, account):
+    with connect_sse(api, "POST", "/v1/chat/stream", headers=account.headers,
+                     json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}) as sse:
+        list(sse.iter_sse())
+        return int(sse.response.headers["X-Session-Id"])
+
+
+def upload(api, account, session_id, data, name="document.pdf"):
+    return api.post(f"/api/chat/sessions/{session_id}/upload", files={"file": (name, data, "application/pdf")},
+                    headers=account.headers)
+
+
+def test_upload_multi_page_pdf_and_use_it_as_context(api, alice, fake_upstream):
+    session_id = new_session(api, alice)
+    response = upload(api, alice, session_id, text_pdf(["The treasure is buried under the oak.", "Page two."]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["message"] == "File uploaded successfully"
+    file = body["file"]
+    assert file["filename"] == "document.pdf" and file["mime_type"] == "application/pdf" and file["file_size"] > 0
+    assert file["metadata"] == {"page_count": 2} and "treasure is buried" in file["extracted_text"]
+    assert file["status"] == "READY"
+
+    listed = api.get(f"/api/chat/sessions/{session_id}/files", headers=alice.headers).json()["files"]
+    assert [f["id"] for f in listed] == [file["id"]]
+    one = api.get(f"/api/chat/sessions/{session_id}/files/{file['id']}", headers=alice.headers).json()["file"]
+    assert one["extracted_text"] == file["extracted_text"]
+
+    with connect_sse(api, "POST", "/v1/chat/stream", headers=alice.headers, json={
+            "model": "gpt-4", "session_id": session_id,
+            "messages": [{"role": "user", "content": "Where is the treasure?"}]}) as sse:
+        list(sse.iter_sse())
+    system = fake_upstream.completions[-1]["body"]["messages"][0]
+    assert system["role"] == "system" and "buried under the oak" in system["content"]
+
+
+def test_bad_files_end_as_clear_failures(api, alice):
+    session_id = new_session(api, alice)
+    encrypted = upload(api, alice, session_id, encrypted_pdf(["secret"]))
+    assert encrypted.status_code == 200 and encrypted.json()["file"]["status"] == "FAILED"
+    assert "encrypted" in encrypted.json()["file"]["error"]
+    broken = upload(api, alice, session_id, truncated_pdf(["some text", "more text"]))
+    assert broken.status_code == 200
+    file = broken.json()["file"]
+    final = wait_for(lambda: (f := api.get(f"/api/chat/sessions/{session_id}/files/{file['id']}",
+                                           headers=alice.headers).json()["file"])["status"] in ("READY", "FAILED") and f)
+    assert final["status"] == "FAILED" or final["extracted_text"] is not None  # pypdf may recover some text
+
+
+def test_upload_rules(api, alice, make_user):
+    session_id = new_session(api, alice)
+    not_pdf = upload(api, alice, session_id, b"just some text, renamed", name="notes.pdf")
+    assert not_pdf.status_code == 400 and "PDF" in not_pdf.json()["detail"]
+    too_big = upload(api, alice, session_id, b"%PDF-1.4\n" + b"0" * (11 * 1024 * 1024))
+    assert too_big.status_code == 413 and too_big.json()["detail"]
+    missing = api.post(f"/api/chat/sessions/{session_id}/upload", headers=alice.headers, data={"x": "y"})
+    assert missing.status_code == 400
+    eve = make_user("eve")
+    assert upload(api, eve, session_id, text_pdf(["x"])).status_code == 404
+    assert api.get(f"/api/chat/sessions/{session_id}/files/999999", headers=alice.headers).status_code == 404

@@ -1,0 +1,168 @@
+"""The sessions API (001): SSE streaming, resume, model switch, history, delete."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from httpx_sse import connect_sse
+
+from tests.conftest import wait_for
+from workers import runtime
+
+
+def stream(api, account, body, headers=None):
+    """POST /v1/chat/stream read by a real SSE client; returns (response, events)."""
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body, headers={**account.headers, **(headers or {})}) as sse:
+        received = list(sse.iter_sse())
+        return sse.response, received
+
+
+def body(content="Tell me a story", **extra):
+    return {"model": "gpt-4", "messages": [{"role": "user", "content": content}], **extra}
+
+
+def test_stream_tokens_then_done(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=4)
+    response, events = stream(api, alice, body())
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert [e.data for e in events] == ["t0 ", "t1 ", "t2 ", "t3 ", "[DONE]"]
+    assert all(e.id for e in events)
+    session_id = int(response.headers["X-Session-Id"])
+    sent = fake_upstream.completions[-1]["body"]
+    assert sent["model"] == "gpt-4" and sent["temperature"] == 0.7
+    history = api.get("/v1/chat/history", headers=alice.headers).json()
+    session = next(s for s in history["sessions"] if s["id"] == session_id)
+    assert session["title"] == "Tell me a story" and session["model"] == "gpt-4"
+    assert session["messages"] == [{"role": "user", "content": "Tell me a story"},
+                                   {"role": "assistant", "content": "t0 t1 t2 t3 "}]
+
+
+def test_token_with_newline_survives(api, alice, fake_upstream):
+    fake_upstream.configure(reply="line one\nline two\n\nend")
+    _, events = stream(api, alice, body())
+    assert "".join(e.data for e in events[:-1]) == "line one\nline two\n\nend"
+
+
+def test_continue_session_and_context(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    response, _ = stream(api, alice, body("first"))
+    session_id = int(response.headers["X-Session-Id"])
+    response, _ = stream(api, alice, body("second", session_id=session_id, temperature=1.5, max_tokens=50))
+    assert int(response.headers["X-Session-Id"]) == session_id
+    sent = fake_upstream.completions[-1]["body"]
+    assert [m["content"] for m in sent["messages"]] == ["first", "t0 t1 ", "second"]
+    assert sent["temperature"] == 1.5 and sent["max_tokens"] == 50
+
+
+def test_reconnect_with_last_event_id_gets_the_rest(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=20, delay_ms=20)
+    seen = []
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        for event in sse.iter_sse():
+            seen.append(event)
+            if len(seen) == 5:
+                break
+    time.sleep(0.2)
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": seen[-1].id})
+    tokens = [e.data for e in seen + rest]
+    assert tokens == [f"t{i} " for i in range(20)] + ["[DONE]"]
+    assert len(api.get("/v1/chat/history", headers=alice.headers).json()["sessions"][0]["messages"]) == 2
+
+
+def test_client_disconnect_still_stores_reply(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=15, delay_ms=20)
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        session_id = int(sse.response.headers["X-Session-Id"])
+        next(sse.iter_sse())
+    def stored():
+        sessions = api.get("/v1/chat/history", headers=alice.headers).json()["sessions"]
+        messages = next(s for s in sessions if s["id"] == session_id)["messages"]
+        return messages[-1]["content"] == "".join(f"t{i} " for i in range(15))
+    wait_for(stored)
+
+
+def test_keepalive_comment_while_upstream_is_slow(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=1, first_delay_ms=700)
+    with api.stream("POST", "/v1/chat/stream", json=body(), headers=alice.headers) as response:
+        raw = "".join(response.iter_text())
+    assert ": keep-alive" in raw and raw.rstrip().endswith("data: [DONE]")
+
+
+def test_stream_false_returns_json(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=3)
+    response = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["content"] == "t0 t1 t2 " and data["status"] == "DELIVERED" and data["role"] == "assistant"
+    assert data["usage"]["completion_tokens"] == 3 and data["session_id"] == int(response.headers["X-Session-Id"])
+
+
+def test_stream_validation(api, alice):
+    cases = [
+        ({"model": "gpt-4", "messages": []}, 422),
+        ({"model": "gpt-4", "messages": [{"role": "robot", "content": "x"}]}, 422),
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "temperature": 2.5}, 422),
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, 422),
+        ({"model": "gpt-4", "messages": [{"role": "assistant", "content": "x"}]}, 422),
+        ({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}, 400),
+        ({"model": "gpt-4", "messages": [{"role": "user", "content": "x"}], "session_id": 999999}, 404),
+    ]
+    for payload, status in cases:
+        assert api.post("/v1/chat/stream", json=payload, headers=alice.headers).status_code == status, payload
+    assert api.post("/v1/chat/stream", json=body()).status_code == 401
+
+
+def test_switch_model(api, alice, make_user, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    response, _ = stream(api, alice, body("hello"))
+    session_id = int(response.headers["X-Session-Id"])
+    switched = api.post("/v1/chat/switch-model", json={"session_id": session_id, "model": "gpt-3.5-turbo"},
+                        headers=alice.headers)
+    assert switched.status_code == 200
+    assert switched.json() == {"session_id": session_id, "model": "gpt-3.5-turbo", "title": "hello",
+                               "messages": [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "t0 "}]}
+    bad = api.post("/v1/chat/switch-model", json={"session_id": session_id, "model": "nope"}, headers=alice.headers)
+    assert bad.status_code == 400 and "nope" in bad.json()["detail"]
+    eve = make_user("eve")
+    assert api.post("/v1/chat/switch-model", json={"session_id": session_id, "model": "gpt-4"},
+                    headers=eve.headers).status_code == 404
+
+
+def test_history_paging_filters_and_errors(api, make_user, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    bob = make_user("bob")
+    for model in ("gpt-4", "gpt-3.5-turbo", "gpt-4"):
+        stream(api, bob, {"model": model, "messages": [{"role": "user", "content": model}]})
+    page = api.get("/v1/chat/history?page=1&page_size=2", headers=bob.headers).json()
+    assert page["total"] == 3 and page["page"] == 1 and page["page_size"] == 2 and len(page["sessions"]) == 2
+    assert page["sessions"][0]["title"] == "gpt-4"  # newest first
+    assert {"id", "user_id", "application_id", "model", "title", "messages", "created_at", "updated_at"} == set(
+        page["sessions"][0])
+    only = api.get("/v1/chat/history?model=gpt-3.5-turbo", headers=bob.headers).json()
+    assert only["total"] == 1
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    assert api.get("/v1/chat/history", params={"start_date": future}, headers=bob.headers).json()["total"] == 0
+    assert api.get("/v1/chat/history", params={"end_date": future}, headers=bob.headers).json()["total"] == 3
+    assert api.get("/v1/chat/history?start_date=yesterday", headers=bob.headers).status_code == 400
+    assert api.get("/v1/chat/history?page_size=101", headers=bob.headers).status_code == 400
+    assert api.get("/v1/chat/history?page=0", headers=bob.headers).status_code == 400
+
+
+def test_delete_session_for_good(api, alice, make_user, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    response, _ = stream(api, alice, body())
+    session_id = int(response.headers["X-Session-Id"])
+    eve = make_user("eve")
+    assert api.delete(f"/v1/chat/sessions/{session_id}", headers=eve.headers).status_code == 404
+    deleted = api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers)
+    assert deleted.status_code == 200 and deleted.json() == {"message": "Session deleted successfully"}
+    assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
+    assert all(s["id"] != session_id for s in api.get("/v1/chat/history", headers=alice.headers).json()["sessions"])
+
+
+def test_session_is_a_chat_on_the_uuid_surface(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    stream(api, alice, body("shared across surfaces"))
+    titles = [c["title"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()]
+    assert "shared across surfaces" in titles

@@ -1,0 +1,45 @@
+"""/api/chat/sessions/{id}/upload and its files: PDFs whose text becomes context."""
+from __future__ import annotations
+
+from flask import g, jsonify, request
+
+from web.api.sessions import bp
+from web.api.sessions.serializers import file_view
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import BadRequest
+from web.redis_client import get_redis
+from web.services import documents, sessions
+
+UPLOAD_WAIT_S = 5
+
+
+@bp.post("/api/chat/sessions/<int:session_id>/upload")
+@login_required
+def upload(session_id: int):
+    db, redis = get_db(), get_redis()
+    chat, _ = sessions.session_for(db, g.user, session_id)
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("Send the PDF as multipart form field 'file'")
+    doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read())
+    documents.wait_parsed(redis, doc, UPLOAD_WAIT_S)
+    db.refresh(doc)
+    message = "File uploaded successfully" if doc.status == "READY" else f"File uploaded; parsing is {doc.status}"
+    return jsonify({"file": file_view(doc), "message": message})
+
+
+@bp.get("/api/chat/sessions/<int:session_id>/files")
+@login_required
+def list_files(session_id: int):
+    db = get_db()
+    chat, _ = sessions.session_for(db, g.user, session_id)
+    return jsonify({"files": [file_view(d) for d in documents.chat_files(db, chat)]})
+
+
+@bp.get("/api/chat/sessions/<int:session_id>/files/<int:file_id>")
+@login_required
+def get_file(session_id: int, file_id: int):
+    db = get_db()
+    chat, _ = sessions.session_for(db, g.user, session_id)
+    return jsonify({"file": file_view(documents.chat_file(db, chat, file_id))})

@@ -1,0 +1,109 @@
+"""/v1/chat: streaming replies over SSE, model switching, history, deleting sessions."""
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify, request
+
+from web.api.parsing import parse_body, parse_query
+from web.api.sessions import bp
+from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
+from web.api.sessions.serializers import session_view
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import ApiError, BadRequest, Unprocessable
+from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
+from web.realtime.sse import parse_last_event_id, reply_frames
+from web.redis_client import get_redis
+from web.services import history, models, sessions
+from workers import runtime
+
+FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
+
+
+@bp.post("/v1/chat/stream")
+@login_required
+def stream():
+    resumed = parse_last_event_id(request.headers.get("Last-Event-ID", ""))
+    if resumed is not None:
+        return resume(*resumed)
+    body = parse_body(StreamRequest)
+    db, redis = get_db(), get_redis()
+    check_model(body.model)
+    chat, reply, cursor = sessions.start(db, redis, g.user, body)
+    if not body.stream:
+        return whole_reply(chat, reply, cursor)
+    return sse_response(chat.id, reply.uuid, cursor)
+
+
+def resume(session_id: str, reply_uuid: str, cursor: str) -> Response:
+    """A reconnect with `Last-Event-ID` continues the same reply from there."""
+    db = get_db()
+    chat, _ = sessions.session_for(db, g.user, int(session_id) if session_id.isdigit() else -1)
+    if history.message_in_chat(db, chat, reply_uuid) is None:
+        raise BadRequest("Last-Event-ID does not name a reply of this session")
+    return sse_response(chat.id, reply_uuid, cursor)
+
+
+def sse_response(session_id: int, reply_uuid: str, cursor: str) -> Response:
+    frames = reply_frames(current_app.extensions["relay_hub"], session_id, reply_uuid, cursor,
+                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s)
+    return Response(frames, mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": str(session_id)})
+
+
+def whole_reply(chat, reply, cursor: str):
+    """`stream: false`: wait for the reply and answer it as one JSON object."""
+    wait_s = runtime.current().settings.ai_message_wait_s
+    try:
+        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
+    except ReplyNotFinished:
+        raise ApiError(f"The reply did not finish within {int(wait_s)} seconds; it is stored when it does "
+                       f"(session {chat.id}, message {reply.uuid})", status=504,
+                       headers={"X-Session-Id": str(chat.id)}) from None
+    db = get_db()
+    db.refresh(reply)
+    body = {"session_id": chat.id, "message_id": reply.id, "model": reply.model, "role": "assistant",
+            "content": reply.content, "finish_reason": reply.finish_reason, "status": reply.status,
+            "usage": sessions.reply_usage(reply)}
+    if reply.status == "FAILED":
+        body["detail"] = f"The reply failed: {reply.error_code}"
+        return jsonify(body), FAILED_STATUS.get(reply.error_code, 502), {"X-Session-Id": str(chat.id)}
+    return jsonify(body), 200, {"X-Session-Id": str(chat.id)}
+
+
+def check_model(name: str) -> None:
+    try:
+        models.check_model(get_redis(), name, ["body", "model"])
+    except Unprocessable as exc:
+        raise BadRequest(exc.detail[0]["msg"]) from None
+
+
+@bp.post("/v1/chat/switch-model")
+@login_required
+def switch_model():
+    body = parse_body(SwitchModelRequest)
+    db = get_db()
+    chat, _ = sessions.session_for(db, g.user, body.session_id)
+    check_model(body.model)
+    chat.ai_model = body.model
+    db.commit()
+    return jsonify({"session_id": chat.id, "model": chat.ai_model,
+                    "messages": sessions.transcript(db, [chat.id])[chat.id], "title": chat.title})
+
+
+@bp.get("/v1/chat/history")
+@login_required
+def chat_history():
+    query = parse_query(HistoryQuery, error_status=400)
+    db = get_db()
+    total, page = sessions.history(db, g.user, query.page, query.page_size, query.start_date, query.end_date,
+                                   query.model)
+    messages = sessions.transcript(db, [c.id for c in page])
+    return jsonify({"total": total, "page": query.page, "page_size": query.page_size,
+                    "sessions": [session_view(c, messages[c.id]) for c in page]})
+
+
+@bp.delete("/v1/chat/sessions/<int:session_id>")
+@login_required
+def delete_session(session_id: int):
+    sessions.delete_session(get_db(), get_redis(), g.user, session_id)
+    return jsonify({"message": "Session deleted successfully"})

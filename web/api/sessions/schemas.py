@@ -1,0 +1,74 @@
+"""Request bodies and query strings of the sessions API (001)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["user", "assistant", "system"]
+    content: str = Field(min_length=1, max_length=50000)
+
+
+class StreamRequest(BaseModel):
+    model: str = Field(min_length=1, max_length=100)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=32000)
+    stream: bool = True
+    session_id: int | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, value: list[ChatMessageIn]) -> list[ChatMessageIn]:
+        if value[-1].role != "user":
+            raise ValueError("the last message must have role 'user'")
+        return value
+
+
+class SwitchModelRequest(BaseModel):
+    session_id: int
+    model: str = Field(min_length=1, max_length=100)
+
+
+class HistoryQuery(BaseModel):
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=10, ge=1, le=100)
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    model: str | None = Field(default=None, max_length=100)
+
+
+class PromptIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    content: str = Field(min_length=1, max_length=20000)
+    scenario: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    metadata: dict[str, Any] | None = None
+
+
+class PromptUpdate(BaseModel):
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    content: str | None = Field(default=None, min_length=1, max_length=20000)
+    scenario: str | None = Field(default=None, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    metadata: dict[str, Any] | None = None
+
+
+class PromptQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    scenario: str | None = None
+    include_templates: bool = True
+    search: str | None = Field(default=None, max_length=200)
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+class PreviewRequest(BaseModel):
+    prompt_id: int | None = None
+    content: str | None = Field(default=None, min_length=1, max_length=20000)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = Field(default=None, max_length=100)

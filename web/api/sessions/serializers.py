@@ -1,0 +1,33 @@
+"""How the sessions API (001) shows sessions, files and prompts: integer ids."""
+from __future__ import annotations
+
+from typing import Any
+
+from models import Chat, Document, Prompt
+from workers.events import iso
+
+
+def session_view(chat: Chat, messages: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "id": chat.id, "user_id": chat.owner_id, "application_id": (chat.meta or {}).get("application_id"),
+        "model": chat.ai_model, "title": chat.title, "messages": messages,
+        "created_at": iso(chat.created_at), "updated_at": iso(chat.last_activity_at),
+    }
+
+
+def file_view(doc: Document) -> dict[str, Any]:
+    ready = doc.status == "READY"
+    return {
+        "id": doc.id, "filename": doc.filename, "file_size": doc.file_size, "mime_type": doc.mime_type,
+        "extracted_text": doc.extracted_text if ready else None,
+        "metadata": {"page_count": doc.page_count}, "status": doc.status, "error": doc.error,
+        "created_at": iso(doc.created_at),
+    }
+
+
+def prompt_view(prompt: Prompt) -> dict[str, Any]:
+    return {
+        "id": prompt.id, "title": prompt.title, "content": prompt.content, "scenario": prompt.scenario,
+        "description": prompt.description, "metadata": prompt.meta or {}, "is_template": prompt.is_template,
+        "usage_count": prompt.usage_count, "created_at": iso(prompt.created_at), "updated_at": iso(prompt.updated_at),
+    }

@@ -1,0 +1,68 @@
+"""Server-Sent Events for one reply: `data:` per token, `[DONE]` at the end, resumable ids.
+
+A token may contain newlines; SSE ends a field at a line break, so each line of a token
+becomes its own `data:` line and a spec-following client joins them back with "\\n".
+"""
+from __future__ import annotations
+
+import json
+import queue
+import re
+from typing import Any, Iterator
+
+from web.realtime.hub import Hub
+from web.realtime.reply_wait import event_message_id
+from workers import events
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def frame(event_id: str | None, data: str, event: str | None = None) -> str:
+    head = (f"id: {event_id}\n" if event_id else "") + (f"event: {event}\n" if event else "")
+    return head + "".join(f"data: {line}\n" for line in LINE_BREAK.split(data)) + "\n"
+
+
+def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
+                 keepalive_s: float) -> Iterator[str]:
+    """Frames for the reply's events after `cursor`, ending with `data: [DONE]`.
+
+    Event ids are `<id_prefix>:<stream id>`, so a `Last-Event-ID` names the reply and the
+    position. A comment line every `keepalive_s` of silence keeps proxies from closing the
+    stream and lets the server notice a client that has gone.
+    """
+    inbox: queue.Queue = queue.Queue()
+    sub = hub.subscribe(events.chat_stream_key(chat_id), cursor, inbox)
+    try:
+        while True:
+            try:
+                _, (_, entries) = inbox.get(timeout=keepalive_s)
+            except queue.Empty:
+                yield ": keep-alive\n\n"
+                continue
+            for stream_id, event in entries:
+                if event_message_id(event) != reply_uuid:
+                    continue
+                kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
+                if kind == events.REPLY_CHUNK:
+                    yield frame(event_id, event["chunk"])
+                elif kind == events.REPLY_ERROR:
+                    yield frame(event_id, json.dumps(error_body(event)), event="error")
+                    yield frame(None, "[DONE]")
+                    return
+                elif kind == events.REPLY_COMPLETE:
+                    yield frame(event_id, "[DONE]")
+                    return
+    finally:
+        sub.close()
+
+
+def error_body(event: dict[str, Any]) -> dict[str, Any]:
+    return {"error": event.get("error"), "error_code": event.get("error_code")}
+
+
+def parse_last_event_id(value: str) -> tuple[str, str, str] | None:
+    """`<session>:<reply>:<stream id>` → its parts, or None when it is not one of ours."""
+    parts = value.split(":")
+    if len(parts) != 3 or not events.is_valid_id(parts[2]):
+        return None
+    return parts[0], parts[1], parts[2]

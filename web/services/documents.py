@@ -1,0 +1,46 @@
+"""Uploaded files: check, store, hand to the parser, read back."""
+from __future__ import annotations
+
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Document, User
+from web.errors import ApiError, BadRequest, NotFound
+from workers import queues
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+PDF_MAGIC = b"%PDF-"
+
+
+def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, data: bytes) -> Document:
+    """Keep a PDF (checked by its content, not its name) and enqueue its parsing."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError("File too large: the maximum is 10 MB", status=413)
+    if not data:
+        raise BadRequest("The file is empty")
+    if not data.lstrip()[:1024].startswith(PDF_MAGIC):
+        raise BadRequest("Only PDF files are supported (the file's content is not a PDF)")
+    doc = Document(owner_id=user.id, chat_id=chat.id, filename=filename[:255] or "document.pdf",
+                   mime_type="application/pdf", file_size=len(data), data=data)
+    db.add(doc)
+    db.commit()
+    queues.enqueue_document(redis, doc.id, doc.uuid)
+    return doc
+
+
+def wait_parsed(redis: Redis, doc: Document, wait_s: int) -> None:
+    """Give a quick parse the chance to finish before answering the upload."""
+    job = queues.enqueue_document(redis, doc.id, doc.uuid)
+    job.latest_result(timeout=wait_s)
+
+
+def chat_files(db: Session, chat: Chat) -> list[Document]:
+    return list(db.scalars(select(Document).where(Document.chat_id == chat.id).order_by(Document.id)))
+
+
+def chat_file(db: Session, chat: Chat, file_id: int) -> Document:
+    doc = db.scalar(select(Document).where(Document.chat_id == chat.id, Document.id == file_id))
+    if doc is None:
+        raise NotFound("File not found")
+    return doc

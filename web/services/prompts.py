@@ -1,0 +1,80 @@
+"""Prompt templates (001): CRUD, `{name}` variables, previews run by a worker."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models import Prompt, User
+from web.errors import BadRequest, Forbidden, NotFound
+
+# `{name}` is a variable; `{{` and `}}` are literal braces, as in Python's str.format.
+VARIABLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
+def visible(user: User):
+    return or_(Prompt.owner_id == user.id, Prompt.is_template.is_(True))
+
+
+def list_prompts(db: Session, user: User, scenario: str | None, include_templates: bool, search: str | None,
+                 page: int, page_size: int) -> tuple[int, list[Prompt]]:
+    query = select(Prompt).where(visible(user) if include_templates else Prompt.owner_id == user.id)
+    if scenario:
+        query = query.where(Prompt.scenario == scenario)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(or_(func.lower(Prompt.title).like(pattern), func.lower(Prompt.content).like(pattern),
+                                func.lower(func.coalesce(Prompt.description, "")).like(pattern)))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = db.scalars(query.order_by(Prompt.is_template, Prompt.updated_at.desc(), Prompt.id.desc())
+                      .limit(page_size).offset((page - 1) * page_size))
+    return total, list(rows)
+
+
+def get_prompt(db: Session, user: User, prompt_id: int) -> Prompt:
+    prompt = db.scalar(select(Prompt).where(Prompt.id == prompt_id, visible(user)))
+    if prompt is None:
+        raise NotFound("Prompt not found")
+    return prompt
+
+
+def own_prompt(db: Session, user: User, prompt_id: int) -> Prompt:
+    prompt = get_prompt(db, user, prompt_id)
+    if prompt.is_template:
+        raise Forbidden("System templates are read-only")
+    return prompt
+
+
+def create_prompt(db: Session, user: User, fields: dict[str, Any]) -> Prompt:
+    prompt = Prompt(owner_id=user.id, **fields)
+    db.add(prompt)
+    db.commit()
+    return prompt
+
+
+def update_prompt(db: Session, prompt: Prompt, fields: dict[str, Any]) -> Prompt:
+    for key, value in fields.items():
+        setattr(prompt, key, value)
+    db.commit()
+    return prompt
+
+
+def delete_prompt(db: Session, prompt: Prompt) -> None:
+    db.delete(prompt)
+    db.commit()
+
+
+def render(content: str, variables: dict[str, Any]) -> str:
+    """Fill `{name}` placeholders; 400 naming every missing variable. Other braces stay as they are."""
+    missing = sorted({name for name in VARIABLE.findall(content) if name not in variables})
+    if missing:
+        raise BadRequest(f"Missing variables: {', '.join(missing)}")
+    filled = VARIABLE.sub(lambda m: str(variables[m.group(1)]), content)
+    return filled.replace("{{", "{").replace("}}", "}")
+
+
+def count_use(db: Session, prompt: Prompt) -> None:
+    db.execute(update(Prompt).where(Prompt.id == prompt.id).values(usage_count=Prompt.usage_count + 1))
+    db.commit()
