@@ -54,8 +54,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.api.users import bp as users_bp
     from web.auth.routes import bp as auth_bp
     from web.cli import register_commands
+    from web.pages import bp as pages_bp
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(pages_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(models_bp)
     app.register_blueprint(sessions_bp)
