@@ -54,6 +54,14 @@ def decode(fields: dict) -> dict[str, Any]:
     return json.loads(raw)
 
 
+def event_message_id(event: dict[str, Any]) -> str | None:
+    """The message an event is about (`message_id`, or the id of its `message`)."""
+    if "message_id" in event:
+        return event["message_id"]
+    message = event.get("message")
+    return message.get("id") if isinstance(message, dict) else None
+
+
 def parse_id(event_id: str) -> tuple[int, int]:
     """Order stream ids numerically; ``"0"`` and ``"123"`` are accepted as ``N-0``."""
     ms, _, seq = str(event_id).partition("-")

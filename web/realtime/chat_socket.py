@@ -18,6 +18,7 @@ from simple_websocket import ConnectionClosed
 from web.realtime.hub import Entry, Hub
 from web.realtime.presence import Presence
 from workers import events
+from workers.events import event_message_id
 
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
@@ -35,13 +36,6 @@ class SocketContext:
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
-
-
-def event_message_id(event: dict[str, Any]) -> str | None:
-    if "message_id" in event:
-        return event["message_id"]
-    message = event.get("message")
-    return message.get("id") if isinstance(message, dict) else None
 
 
 class ChatSocket:

@@ -8,15 +8,11 @@ from typing import Any
 from flask import current_app
 
 from workers import events
+from workers.events import event_message_id
 
 
 class ReplyNotFinished(Exception):
     """The reply did not end within the wait; it goes on and is stored when it does."""
-
-
-def event_message_id(event: dict[str, Any]) -> str | None:
-    message = event.get("message")
-    return event.get("message_id") or (message.get("id") if isinstance(message, dict) else None)
 
 
 def wait_for_reply_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import re
 from typing import Any, Iterator
 
 from web.realtime.hub import Hub
-from web.realtime.reply_wait import event_message_id
 from workers import events
+from workers.events import event_message_id
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
