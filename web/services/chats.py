@@ -11,6 +11,7 @@ from models.base import utcnow
 from web.errors import BadRequest, Conflict, Forbidden, NotFound
 
 VISIBLE = ("ACTIVE",)
+OPEN = ("ACTIVE", "ARCHIVED")  # what the surface that archives (003) still shows
 DIRECT_MAX_PARTICIPANTS = 2
 
 
@@ -24,12 +25,13 @@ def create_chat(db: Session, owner: User, **fields: Any) -> Chat:
     return chat
 
 
-def list_chats(db: Session, user: User, limit: int, offset: int) -> list[Chat]:
-    """The user's visible chats, most recently active first."""
+def list_chats(db: Session, user: User, limit: int, offset: int,
+               statuses: tuple[str, ...] = VISIBLE) -> list[Chat]:
+    """The user's chats in one of `statuses`, most recently active first."""
     return list(db.scalars(
         select(Chat)
         .join(Participant, Participant.chat_id == Chat.id)
-        .where(Participant.user_id == user.id, Chat.status.in_(VISIBLE))
+        .where(Participant.user_id == user.id, Chat.status.in_(statuses))
         .order_by(Chat.last_activity_at.desc(), Chat.id.desc())
         .limit(limit).offset(offset)
     ))
@@ -44,10 +46,12 @@ def participant(db: Session, chat: Chat, user: User) -> Participant | None:
     return db.scalar(select(Participant).where(Participant.chat_id == chat.id, Participant.user_id == user.id))
 
 
-def chat_for_member(db: Session, user: User, chat_key: str | int) -> tuple[Chat, Participant]:
-    """The chat if `user` takes part in it: 404 when unknown, archived or deleted, else 403."""
+def chat_for_member(db: Session, user: User, chat_key: str | int,
+                    statuses: tuple[str, ...] = VISIBLE) -> tuple[Chat, Participant]:
+    """The chat if `user` takes part in it: 404 when unknown or not in `statuses`
+    (by default archived and deleted chats are hidden), else 403."""
     chat = find_chat(db, chat_key)
-    if chat is None or chat.status not in VISIBLE:
+    if chat is None or chat.status not in statuses:
         raise NotFound("Chat not found")
     member = participant(db, chat, user)
     if member is None:
@@ -95,3 +99,13 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     db.add(member)
     db.commit()
     return member
+
+
+def change_status(db: Session, chat: Chat, actor: Participant, status: str) -> Chat:
+    """Archive, restore or delete a chat; only its owner or admins may. DELETED is final."""
+    if actor.role not in ("OWNER", "ADMIN"):
+        raise Forbidden("Only the chat's owner or admins can change its status")
+    if chat.status != status:
+        chat.status = status
+        db.commit()
+    return chat

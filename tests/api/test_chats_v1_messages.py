@@ -1,0 +1,215 @@
+"""The chats API (003): messages, threads, delivery status and reactions."""
+from __future__ import annotations
+
+import time
+
+from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+
+MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
+                  "parent_message_id", "reactions", "created_at", "updated_at"}
+
+
+def set_status(api, account, message_id: int, status: str):
+    return api.patch(f"/api/v1/messages/{message_id}/status", json={"status": status}, headers=account.headers)
+
+
+def test_post_message_defaults_and_no_ai_reply(api, alice, fake_upstream):
+    chat = create_chat(api, alice)
+    message = post(api, alice, chat["id"], "hello")
+    assert set(message) == MESSAGE_FIELDS
+    assert isinstance(message["id"], int) and message["chat_id"] == chat["id"]
+    assert message["is_user"] is True and message["user_id"] == str(alice["user_id"])
+    assert message["message_type"] == "TEXT" and message["status"] == "SENT" and message["reactions"] == {}
+    assert message["parent_message_id"] is None and message["message_metadata"] is None
+    time.sleep(0.3)
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()
+    assert listed == [message] and fake_upstream.completions == []
+    assert api.get(f"/api/v1/chats/{chat['id']}", headers=alice.headers).json()["message_count"] == 1
+
+
+def test_post_message_kinds(api, alice):
+    chat = create_chat(api, alice)
+    answer = post(api, alice, chat["id"], "the answer", is_user=False, status="DELIVERED",
+                  message_metadata={"model": "mine"})
+    assert answer["is_user"] is False and answer["user_id"] is None and answer["status"] == "DELIVERED"
+    assert answer["message_metadata"] == {"model": "mine"}
+    for kind in ("IMAGE", "FILE"):
+        sent = post(api, alice, chat["id"], "https://example.com/a.png", message_type=kind)
+        assert sent["message_type"] == kind and sent["is_user"] is True
+    system = post(api, alice, chat["id"], "Alice joined", message_type="SYSTEM")
+    assert system["message_type"] == "SYSTEM" and system["is_user"] is False
+    sending = post(api, alice, chat["id"], "on its way", status="SENDING")
+    assert sending["status"] == "SENDING"
+    history = api.get(f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
+    assert [m["message_type"] for m in history["messages"]] == ["AI", "USER", "USER", "SYSTEM", "USER"]
+
+
+def test_post_message_errors(api, alice, make_user):
+    chat, other = create_chat(api, alice, chat_type="GROUP"), create_chat(api, alice)
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    empty = api.post(url, json={"content": "  "}, headers=alice.headers)
+    assert empty.status_code == 400 and empty.json() == {"detail": "Message content cannot be empty"}
+    for body, field in (({"content": "x" * 50001}, "content"), ({}, "content"),
+                        ({"content": "x", "message_type": "AI"}, "message_type"),
+                        ({"content": "x", "status": "PROCESSING"}, "status"),
+                        ({"content": "x", "is_user": "perhaps"}, "is_user"),
+                        ({"content": "x", "parent_message_id": "first"}, "parent_message_id")):
+        response = api.post(url, json=body, headers=alice.headers)
+        assert response.status_code == 400 and response.json()["detail"][0]["loc"] == ["body", field], body
+    elsewhere = post(api, alice, other["id"], "in another chat")
+    for parent in (elsewhere["id"], 987654321):
+        response = api.post(url, json={"content": "x", "parent_message_id": parent}, headers=alice.headers)
+        assert response.status_code == 400
+        assert response.json() == {"detail": "parent_message_id must be a message of this chat"}
+
+    bob, eve = make_user("bob"), make_user("eve")
+    add_member(api, alice, chat, bob)
+    assert api.post(url, json={"content": "hi"}, headers=bob.headers).status_code == 200
+    system = api.post(url, json={"content": "x", "message_type": "SYSTEM"}, headers=bob.headers)
+    assert system.status_code == 403
+    outsider = api.post(url, json={"content": "hi"}, headers=eve.headers)
+    assert outsider.status_code == 403 and outsider.json() == {"detail": "Access denied to this chat"}
+    assert api.post("/api/v1/chats/987654321/messages", json={"content": "hi"},
+                    headers=alice.headers).status_code == 404
+
+    api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ARCHIVED"}, headers=alice.headers)
+    archived = api.post(url, json={"content": "hi"}, headers=alice.headers)
+    assert archived.status_code == 400 and "archived" in archived.json()["detail"]
+    assert len(api.get(url, headers=alice.headers).json()) == 1  # an archived chat is still readable
+
+
+def test_list_messages_paging_and_threads(api, alice, make_user):
+    chat = create_chat(api, alice)
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    root = post(api, alice, chat["id"], "root")
+    other = post(api, alice, chat["id"], "other topic")
+    reply = post(api, alice, chat["id"], "reply", parent_message_id=root["id"])
+    nested = post(api, alice, chat["id"], "reply to reply", is_user=False, parent_message_id=reply["id"])
+    post(api, alice, chat["id"], "reply to other", parent_message_id=other["id"])
+    assert reply["parent_message_id"] == root["id"] and nested["parent_message_id"] == reply["id"]
+
+    everything = api.get(url, headers=alice.headers).json()
+    assert [m["content"] for m in everything] == ["root", "other topic", "reply", "reply to reply", "reply to other"]
+    newest = api.get(f"{url}?limit=2", headers=alice.headers).json()
+    assert [m["content"] for m in newest] == ["reply to reply", "reply to other"]
+    older = api.get(f"{url}?limit=2&skip=2", headers=alice.headers).json()
+    assert [m["content"] for m in older] == ["other topic", "reply"]
+    thread = api.get(f"{url}?thread_id={root['id']}", headers=alice.headers).json()
+    assert [m["id"] for m in thread] == [root["id"], reply["id"], nested["id"]]
+    branch = api.get(f"{url}?thread_id={reply['id']}", headers=alice.headers).json()
+    assert [m["id"] for m in branch] == [reply["id"], nested["id"]]
+
+    unknown = api.get(f"{url}?thread_id=987654321", headers=alice.headers)
+    assert unknown.status_code == 404 and unknown.json() == {"detail": "Thread not found in this chat"}
+    for query in ("thread_id=abc", "limit=0", "limit=1001", "skip=-1"):
+        assert api.get(f"{url}?{query}", headers=alice.headers).status_code == 400, query
+    assert api.get(url, headers=make_user("eve").headers).status_code == 403
+
+
+def test_status_moves_forward_only(api, alice, make_user):
+    chat = create_chat(api, alice, chat_type="GROUP")
+    message = post(api, alice, chat["id"], status="SENDING")
+    for status in ("SENT", "DELIVERED", "READ"):
+        response = set_status(api, alice, message["id"], status)
+        assert response.status_code == 200 and response.json()["status"] == status
+        assert set(response.json()) == MESSAGE_FIELDS and response.json()["id"] == message["id"]
+    same = set_status(api, alice, message["id"], "READ")
+    assert same.status_code == 200 and same.json()["status"] == "READ"
+    for status in ("DELIVERED", "SENDING", "FAILED"):
+        backwards = set_status(api, alice, message["id"], status)
+        assert backwards.status_code == 400
+        assert backwards.json() == {"detail": f"Cannot change message status from READ to {status}"}
+
+    skipping = post(api, alice, chat["id"])
+    assert set_status(api, alice, skipping["id"], "READ").json()["status"] == "READ"
+    failing = post(api, alice, chat["id"], status="SENDING")
+    assert set_status(api, alice, failing["id"], "FAILED").json()["status"] == "FAILED"
+    stuck = set_status(api, alice, failing["id"], "SENT")
+    assert stuck.status_code == 400 and stuck.json()["detail"] == "Cannot change message status from FAILED to SENT"
+    delivered = post(api, alice, chat["id"], status="DELIVERED")
+    late = set_status(api, alice, delivered["id"], "FAILED")
+    assert late.status_code == 400 and "DELIVERED to FAILED" in late.json()["detail"]
+
+    invalid = set_status(api, alice, message["id"], "PROCESSING")
+    assert invalid.status_code == 400 and invalid.json()["detail"][0]["loc"] == ["body", "status"]
+    assert set_status(api, alice, 987654321, "READ").status_code == 404
+    assert set_status(api, make_user("eve"), message["id"], "READ").status_code == 403
+
+
+def test_read_updates_the_readers_last_read_at(api, alice, make_user):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    participants_url = f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}/participants"
+
+    def last_read(account) -> str | None:
+        listed = api.get(participants_url, headers=alice.headers).json()["participants"]
+        return next(p["last_read_at"] for p in listed if p["user_id"] == account["id"])
+
+    message = post(api, alice, chat["id"], "did you read this?")
+    assert last_read(bob) is None
+    assert set_status(api, bob, message["id"], "DELIVERED").status_code == 200
+    assert last_read(bob) is None
+    assert set_status(api, bob, message["id"], "READ").status_code == 200
+    first = last_read(bob)
+    assert first is not None
+    time.sleep(0.01)
+    assert set_status(api, bob, message["id"], "READ").status_code == 200  # read again: still recorded
+    assert last_read(bob) > first
+
+
+def test_reactions_per_user_and_idempotent(api, alice, make_user):
+    bob, eve = make_user("bob"), make_user("eve")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    message = post(api, alice, chat["id"], "react to me")
+    url = f"/api/v1/messages/{message['id']}/reactions"
+    added = api.post(url, json={"reaction": "👍"}, headers=alice.headers)
+    assert added.status_code == 200 and added.json()["reactions"] == {"👍": [str(alice["user_id"])]}
+    twice = api.post(url, json={"reaction": "👍"}, headers=alice.headers)
+    assert twice.status_code == 200 and twice.json()["reactions"] == {"👍": [str(alice["user_id"])]}
+    api.post(url, json={"reaction": "👍"}, headers=bob.headers)
+    both = api.post(url, json={"reaction": " ❤️ "}, headers=bob.headers).json()["reactions"]
+    assert both == {"👍": [str(alice["user_id"]), str(bob["user_id"])], "❤️": [str(bob["user_id"])]}
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()
+    assert listed[0]["reactions"] == both
+
+    removed = api.delete(f"{url}/👍", headers=alice.headers)
+    assert removed.status_code == 200
+    assert removed.json()["reactions"] == {"👍": [str(bob["user_id"])], "❤️": [str(bob["user_id"])]}
+    gone = api.delete(f"{url}/👍", headers=alice.headers)
+    assert gone.status_code == 404 and gone.json() == {"detail": "Reaction not found"}
+
+    for body in ({"reaction": ""}, {"reaction": "   "}, {"reaction": "x" * 51}, {}):
+        response = api.post(url, json=body, headers=alice.headers)
+        assert response.status_code == 400 and response.json()["detail"][0]["loc"] == ["body", "reaction"], body
+    assert api.post(url, json={"reaction": "👍"}, headers=eve.headers).status_code == 403
+    assert api.delete(f"{url}/❤️", headers=eve.headers).status_code == 403
+    assert api.post("/api/v1/messages/987654321/reactions", json={"reaction": "👍"},
+                    headers=alice.headers).status_code == 404
+
+
+def test_messages_of_archived_and_deleted_chats(api, alice):
+    chat = create_chat(api, alice)
+    message = post(api, alice, chat["id"])
+    api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ARCHIVED"}, headers=alice.headers)
+    assert set_status(api, alice, message["id"], "READ").status_code == 200
+    reactions_url = f"/api/v1/messages/{message['id']}/reactions"
+    assert api.post(reactions_url, json={"reaction": "👀"}, headers=alice.headers).status_code == 200
+    api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"}, headers=alice.headers)
+    assert set_status(api, alice, message["id"], "READ").status_code == 404
+    gone = api.post(reactions_url, json={"reaction": "👍"}, headers=alice.headers)
+    assert gone.status_code == 404 and gone.json() == {"detail": "Message not found"}
+    assert api.delete(f"{reactions_url}/👀", headers=alice.headers).status_code == 404
+
+
+def test_hidden_messages_are_never_shown(api, alice, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    made = make_chat(alice, title="hidden exchange")
+    api.post(f"/api/v1/chat/chats/{made['id']}/messages", json={"content": "kept"}, headers=alice.headers)
+    secret = api.post(f"/api/v1/chat/chats/{made['id']}/ai-message",
+                      json={"message": "not kept", "save_to_history": False}, headers=alice.headers)
+    assert secret.status_code == 200, secret.text
+    chat = next(c for c in api.get("/api/v1/chats", headers=alice.headers).json() if c["title"] == made["title"])
+    contents = [m["content"] for m in api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()]
+    assert "kept" in contents and "not kept" not in contents

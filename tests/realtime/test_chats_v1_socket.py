@@ -1,0 +1,147 @@
+"""The chats API's WebSocket (003): the chat's events with integer ids, from either surface."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pytest
+
+from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+from tests.conftest import Socket
+
+
+@pytest.fixture
+def connect_v1(server: str) -> Callable[..., Socket]:
+    """Open a WebSocket on /api/v1/chats/{chat_id}/ws (closed after the test)."""
+    opened: list[Socket] = []
+
+    def open_socket(chat_id: int, token: str | None = None, query: str = "", **kwargs: Any) -> Socket:
+        url = server.replace("http://", "ws://") + f"/api/v1/chats/{chat_id}/ws"
+        params = "&".join(p for p in (f"token={token}" if token else "", query) if p)
+        sock = Socket(url + (f"?{params}" if params else ""), **kwargs)
+        opened.append(sock)
+        return sock
+
+    yield open_socket
+    for sock in opened:
+        try:
+            sock.close()
+        except Exception:
+            pass
+
+
+def close_code(ws: Socket) -> int:
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8, "expected a close frame before any event"
+    return int.from_bytes(data[:2], "big")
+
+
+def test_status_and_reaction_events(api, alice, make_user, connect_v1):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    ws = connect_v1(chat["id"], bob["access_token"])
+    welcome = ws.next()
+    assert welcome["type"] == "welcome"
+    assert welcome["chat_id"] == chat["id"] and welcome["user_id"] == str(bob["user_id"])
+
+    message = post(api, alice, chat["id"], "hello bob", message_metadata={"k": 1})
+    new = ws.next()
+    assert new["type"] == "new_message" and new["chat_id"] == chat["id"] and new["event_id"]
+    assert new["message"] == message
+
+    api.patch(f"/api/v1/messages/{message['id']}/status", json={"status": "READ"}, headers=bob.headers)
+    changed = ws.next()
+    assert changed["type"] == "message_status_changed"
+    assert {k: changed[k] for k in ("chat_id", "message_id", "status", "previous_status", "user_id")} == {
+        "chat_id": chat["id"], "message_id": message["id"], "status": "READ", "previous_status": "SENT",
+        "user_id": str(bob["user_id"])}
+    assert changed["timestamp"] and changed["event_id"] and "int_ids" not in changed
+
+    reactions_url = f"/api/v1/messages/{message['id']}/reactions"
+    api.post(reactions_url, json={"reaction": "👍"}, headers=alice.headers)
+    api.post(reactions_url, json={"reaction": "👍"}, headers=alice.headers)  # no second event
+    api.delete(f"{reactions_url}/👍", headers=alice.headers)
+    added, removed = ws.next(), ws.next()
+    for event, kind in ((added, "reaction_added"), (removed, "reaction_removed")):
+        assert event["type"] == kind and event["reaction"] == "👍"
+        assert event["chat_id"] == chat["id"] and event["message_id"] == message["id"]
+        assert event["user_id"] == str(alice["user_id"])
+
+    api.post(f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}/typing", headers=alice.headers)
+    ws.send({"type": "ping"})
+    assert ws.next()["type"] == "pong"  # the typing indicator is not an event of this surface
+
+
+def test_chat_api_messages_and_replies_arrive_as_new_messages(api, alice, make_chat, connect_v1, fake_upstream):
+    fake_upstream.configure(tokens=3)
+    made = make_chat(alice, title="mixed surfaces")
+    chat = next(c for c in api.get("/api/v1/chats", headers=alice.headers).json() if c["title"] == made["title"])
+    ws = connect_v1(chat["id"], alice["access_token"])
+    ws.next()
+    api.post(f"/api/v1/chat/chats/{made['id']}/messages", json={"content": "hi AI"}, headers=alice.headers)
+    asked, answered = ws.next(), ws.next()
+    assert asked["type"] == "new_message" and asked["message"]["content"] == "hi AI"
+    assert asked["message"]["is_user"] is True and isinstance(asked["message"]["id"], int)
+    assert answered["type"] == "new_message" and answered["message"]["is_user"] is False
+    assert answered["message"]["content"] == "t0 t1 t2 " and answered["message"]["status"] == "DELIVERED"
+    assert answered["message"]["id"] > asked["message"]["id"]
+
+
+def test_status_frame_from_the_client(api, alice, connect_v1):
+    chat, other = create_chat(api, alice), create_chat(api, alice)
+    message = post(api, alice, chat["id"], "mark me")
+    elsewhere = post(api, alice, other["id"], "not here")
+    ws = connect_v1(chat["id"], alice["access_token"])
+    ws.next()
+    ws.send({"type": "message_status", "message_id": message["id"], "status": "DELIVERED"})
+    frames = [ws.next(), ws.next()]
+    ack = next(f for f in frames if f["type"] == "message_status_ack")
+    assert ack["message_id"] == message["id"] and ack["status"] == "DELIVERED"
+    assert any(f["type"] == "message_status_changed" and f["status"] == "DELIVERED" for f in frames)
+    for frame, fragment in (
+        ({"message_id": message["id"], "status": "SENT"}, "from DELIVERED to SENT"),
+        ({"message_id": message["id"], "status": "LOST"}, "needs an integer message_id"),
+        ({"status": "READ"}, "needs an integer message_id"),
+        ({"message_id": elsewhere["id"], "status": "READ"}, "not found in this chat"),
+        ({"message_id": 987654321, "status": "READ"}, "Message not found"),
+    ):
+        ws.send({"type": "message_status", **frame})
+        error = ws.next()
+        assert error["type"] == "error" and error["error_code"] == "status_failed" and fragment in error["error"]
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()
+    assert listed[0]["status"] == "DELIVERED"
+
+
+def test_resume_replays_in_this_surfaces_shape(api, alice, connect_v1):
+    chat = create_chat(api, alice)
+    ws = connect_v1(chat["id"], alice["access_token"])
+    ws.next()
+    first = post(api, alice, chat["id"], "one")
+    seen = ws.next()
+    ws.close()
+    post(api, alice, chat["id"], "two")
+    api.patch(f"/api/v1/messages/{first['id']}/status", json={"status": "DELIVERED"}, headers=alice.headers)
+    time.sleep(0.1)
+    again = connect_v1(chat["id"], alice["access_token"], query=f"last_event_id={seen['event_id']}")
+    assert again.next()["type"] == "welcome"
+    missed = [again.next(), again.next()]
+    assert [e["type"] for e in missed] == ["new_message", "message_status_changed"]
+    assert missed[0]["message"]["content"] == "two" and missed[1]["message_id"] == first["id"]
+
+
+def test_socket_access(api, alice, make_user, connect_v1):
+    chat = create_chat(api, alice)
+    assert close_code(connect_v1(chat["id"], "not-a-token")) == 4401
+    assert close_code(connect_v1(chat["id"])) == 4401
+    assert close_code(connect_v1(chat["id"], make_user("eve")["access_token"])) == 4403
+    assert close_code(connect_v1(987654321, alice["access_token"])) == 4404
+    assert close_code(connect_v1(chat["id"], alice["access_token"], query="last_event_id=abc")) == 4400
+    header = connect_v1(chat["id"], header=[f"Authorization: Bearer {alice['access_token']}"])
+    assert header.next()["type"] == "welcome"
+
+    api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ARCHIVED"}, headers=alice.headers)
+    assert connect_v1(chat["id"], alice["access_token"]).next()["type"] == "welcome"
+    api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"}, headers=alice.headers)
+    assert close_code(connect_v1(chat["id"], alice["access_token"])) == 4404

@@ -1,0 +1,67 @@
+"""Request bodies and query strings of the chats API (003), in its own names."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
+ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
+MessageType = Literal["TEXT", "IMAGE", "FILE", "SYSTEM"]
+MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "FAILED"]
+
+
+class CreateChatRequest(BaseModel):
+    # `user_id` and `session_id` are the server's: the caller and the new chat's id.
+    model_config = ConfigDict(extra="ignore")
+
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    rag_enabled: bool = False
+    chat_type: ChatType = "PERSONAL"
+    status: Literal["ACTIVE", "ARCHIVED"] = "ACTIVE"
+    chat_metadata: dict[str, Any] | None = None
+
+
+class ListChatsQuery(BaseModel):
+    skip: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+    status: Literal["ACTIVE", "ARCHIVED"] | None = None
+
+
+class UpdateChatStatusRequest(BaseModel):
+    status: ChatStatus
+
+
+class SendMessageRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    # Empty content is 400 "Message content cannot be empty", as on the chat API.
+    content: str = Field(max_length=50000)
+    is_user: bool = True
+    message_type: MessageType = "TEXT"
+    status: MessageStatus = "SENT"
+    message_metadata: dict[str, Any] | None = None
+    parent_message_id: int | None = None
+
+
+class ListMessagesQuery(BaseModel):
+    skip: int = Field(default=0, ge=0)
+    limit: int = Field(default=100, ge=1, le=1000)
+    thread_id: int | None = Field(default=None, ge=1)
+
+
+class UpdateMessageStatusRequest(BaseModel):
+    status: MessageStatus
+
+
+class AddReactionRequest(BaseModel):
+    reaction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class StatusFrame(BaseModel):
+    """A client frame on the chat's WebSocket: `{"type": "message_status", "message_id", "status"}`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: int
+    status: MessageStatus

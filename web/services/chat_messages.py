@@ -1,0 +1,97 @@
+"""Messages stored as the client sent them (no AI reply), threads, and one message's access check.
+
+The 003 surface records messages from either side of a conversation (`is_user` true or
+false) with their own type and delivery status; `replies.post_message` always stores a
+user's message and may start a reply, so these are stored here with the same rules.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message, Participant, User
+from models.base import utcnow
+from web.errors import BadRequest, Forbidden, NotFound
+from web.services import chats, replies
+from workers import events
+
+SYSTEM_POSTERS = ("OWNER", "ADMIN")
+
+
+def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str, *,
+                   role: str, content_type: str, status: str, parent_id: int | None,
+                   meta: dict[str, Any] | None) -> Message:
+    """Store a message as sent and announce it (`new_message`); never starts an AI reply.
+
+    A user message is sent by `user`; an assistant message has no sender; a system message
+    is posted by the chat's owner or an admin, as on the chat API.
+    """
+    if not content.strip():
+        raise BadRequest("Message content cannot be empty")
+    if chat.status != "ACTIVE":
+        raise BadRequest("Chat is archived: set its status to ACTIVE to post")
+    if not member.can_send_messages:
+        raise Forbidden("Cannot send messages to this chat")
+    if role == "system" and member.role not in SYSTEM_POSTERS:
+        raise Forbidden("Only the chat's owner or admins can post SYSTEM messages")
+    if parent_id is not None and visible_message(db, chat, parent_id) is None:
+        raise BadRequest("parent_message_id must be a message of this chat")
+    now = utcnow()
+    sender = None if role == "assistant" else user
+    message = Message(chat_id=chat.id, sender_id=sender.id if sender else None, role=role, content=content,
+                      content_type=content_type, status=status, parent_id=parent_id, meta=meta,
+                      created_at=now, updated_at=now)
+    db.add(message)
+    chat.message_count += 1
+    chat.last_activity_at = now
+    member.last_read_at = now
+    db.commit()
+    replies.publish(redis, chat, {"type": events.NEW_MESSAGE,
+                                  "message": events.message_view(message, chat.uuid, sender.uuid if sender else None)})
+    return message
+
+
+def visible_message(db: Session, chat: Chat, message_id: int) -> Message | None:
+    """A message of `chat` that is shown (not hidden)."""
+    return db.scalar(select(Message).where(Message.id == message_id, Message.chat_id == chat.id,
+                                           Message.hidden.is_(False)))
+
+
+def shown_message_by_uuid(db: Session, chat_id: int, message_uuid: str) -> Message | None:
+    """A message of chat `chat_id` named by its UUID (as the event stream does), unless hidden."""
+    return db.scalar(select(Message).where(Message.uuid == message_uuid, Message.chat_id == chat_id,
+                                           Message.hidden.is_(False)))
+
+
+def list_messages(db: Session, chat: Chat, limit: int, skip: int, thread_id: int | None = None) -> list[Message]:
+    """The newest `limit` shown messages after skipping the newest `skip`, oldest first.
+
+    With `thread_id`, only that message and every reply under it (replies to replies too).
+    """
+    query = select(Message).where(Message.chat_id == chat.id, Message.hidden.is_(False))
+    if thread_id is not None:
+        if visible_message(db, chat, thread_id) is None:
+            raise NotFound("Thread not found in this chat")
+        thread = select(Message.id).where(Message.id == thread_id).cte("thread", recursive=True)
+        thread = thread.union_all(select(Message.id).where(Message.parent_id == thread.c.id))
+        query = query.where(Message.id.in_(select(thread.c.id)))
+    rows = db.scalars(query.order_by(Message.id.desc()).limit(limit).offset(skip))
+    return list(reversed(list(rows)))
+
+
+def message_for_member(db: Session, user: User, message_id: int,
+                       statuses: tuple[str, ...] = chats.OPEN) -> tuple[Message, Chat, Participant]:
+    """A shown message of a chat `user` takes part in: 404 when unknown or its chat is hidden, else 403."""
+    message = db.get(Message, message_id)
+    if message is None or message.hidden:
+        raise NotFound("Message not found")
+    chat = db.get(Chat, message.chat_id)
+    if chat is None or chat.status not in statuses:
+        raise NotFound("Message not found")
+    member = chats.participant(db, chat, user)
+    if member is None:
+        raise Forbidden("Access denied to this chat")
+    return message, chat, member
