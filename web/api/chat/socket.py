@@ -21,6 +21,11 @@ from workers import events, runtime
 CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
 
 
+def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
+    """This surface shows UUIDs only: drop the integer ids other surfaces' events carry."""
+    return {key: value for key, value in event.items() if key != "int_ids"}
+
+
 @sock.route("/chats/<chat_id>/ws", bp=bp)
 def chat_socket(ws, chat_id: str) -> None:
     """Authenticate (token in `?token=` or the Authorization header), then relay until closed."""
@@ -62,7 +67,7 @@ def chat_socket(ws, chat_id: str) -> None:
     ctx = SocketContext(
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
-        live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing},
+        live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
     )
     ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(
         cursor, current_app.extensions["presence"])
