@@ -31,4 +31,8 @@ limiter = Limiter(rate_key, application_limits=[current_rate], headers_enabled=T
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
+    if settings.redis_url:
+        # Share the process's (blocking, sized) pool: a pool of its own would cap at redis-py's
+        # default 100 connections and fail requests under load instead of waiting.
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": runtime.current().redis.connection_pool}
     limiter.init_app(app)

@@ -40,12 +40,20 @@ def iso_now() -> str:
 def publish(
     redis: Redis, chat_id: int, event: dict[str, Any], *, maxlen: int = 10_000, ttl_s: int = 3600
 ) -> str:
-    """Append one event to the chat's stream; returns its event id."""
+    """Append one event to the chat's stream; returns its event id.
+
+    The expiry is renewed with every event but the reply's chunks (the hot path): a reply
+    starts and ends with an event that renews it.
+    """
     key = chat_stream_key(chat_id)
-    with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(key, {FIELD: json.dumps(event, separators=(",", ":"))}, maxlen=maxlen, approximate=True)
-        pipe.expire(key, ttl_s)
-        event_id, _ = pipe.execute()
+    payload = {FIELD: json.dumps(event, separators=(",", ":"))}
+    if event.get("type") == REPLY_CHUNK:
+        event_id = redis.xadd(key, payload, maxlen=maxlen, approximate=True)
+    else:
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, payload, maxlen=maxlen, approximate=True)
+            pipe.expire(key, ttl_s)
+            event_id, _ = pipe.execute()
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 

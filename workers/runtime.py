@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import fakeredis
-from redis import Redis
+from redis import BlockingConnectionPool, Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,7 +32,11 @@ def connect_redis(settings: Settings) -> Redis:
     """A Redis client for the configured URL, or the process's shared in-process fakeredis."""
     global _embedded_server
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+        # Blocking: past `redis_max_connections` a caller waits for a free connection (up to
+        # 20 s) instead of failing, which matters with hundreds of greenlets or threads.
+        pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections,
+                                               timeout=20)
+        return Redis(connection_pool=pool)
     if _embedded_server is None:
         _embedded_server = fakeredis.FakeServer()
     return fakeredis.FakeRedis(server=_embedded_server)
