@@ -1,0 +1,1 @@
+"""Benchmarks for Parley (run as modules, e.g. `python -m bench.ws_relay`)."""
