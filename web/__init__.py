@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from web.api.chat import bp as chat_bp
     from web.api.chats_v1 import bp as chats_v1_bp
+    from web.api.conversations import bp as conversations_bp
     from web.api.models import bp as models_bp
     from web.api.sessions import bp as sessions_bp
     from web.api.users import bp as users_bp
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(chats_v1_bp)
+    app.register_blueprint(conversations_bp)
     app.register_blueprint(models_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(users_bp)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workers.pricing import parse_prices
 
 INSTANCE_DIR = Path.cwd() / "instance"
 
@@ -22,6 +24,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     default_ai_model: str = "gpt-3.5-turbo"
     model_aliases: str = ""  # "fast=gpt-4o-mini,smart=gpt-4": names users may pick, mapped upstream
+    # "model=input/output,...": USD per 1K tokens, on top of workers.pricing.DEFAULT_PRICES
+    model_prices: str = ""
     upstream_timeout_s: float = 60.0
     # The document's "direct OpenAI" fallback; the primary is its "LangChain service".
     fallback_openai_base_url: str | None = None
@@ -48,6 +52,12 @@ class Settings(BaseSettings):
     rate_limit: str = "100/minute"
     max_concurrent_streams: int = 10
     redis_max_connections: int = 400
+
+    @field_validator("model_prices")
+    @classmethod
+    def _prices_parse(cls, value: str) -> str:
+        parse_prices(value)
+        return value
 
     def aliases(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.model_aliases.split(",") if "=" in item)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from models import Chat, Document, Message
+from models import Agent, Chat, Document, Message
 
 # Context windows in tokens; unknown models get the smallest common window.
 CONTEXT_WINDOWS = {
@@ -27,8 +27,16 @@ def context_window(model: str) -> int:
     return CONTEXT_WINDOWS.get(model, DEFAULT_WINDOW)
 
 
-def system_message(chat: Chat) -> str | None:
-    parts = [p for p in (chat.system_prompt, f"Persona: {chat.ai_persona}" if chat.ai_persona else None) if p]
+def reply_agent(db: Session, chat: Chat, reply: Message) -> Agent | None:
+    """The agent answering: the one the reply was asked of (`meta.agent_id`), else the chat's."""
+    agent_id = (reply.meta or {}).get("agent_id") or chat.agent_id
+    return db.get(Agent, agent_id) if agent_id else None
+
+
+def system_message(chat: Chat, agent: Agent | None = None) -> str | None:
+    """The agent's system prompt (else the chat's), then the chat's persona."""
+    prompt = agent.system_prompt if agent is not None and agent.system_prompt else chat.system_prompt
+    parts = [p for p in (prompt, f"Persona: {chat.ai_persona}" if chat.ai_persona else None) if p]
     return "\n\n".join(parts) or None
 
 
@@ -53,7 +61,7 @@ def file_context(db: Session, chat: Chat, budget_tokens: int) -> str | None:
 
 def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:
     """The chat's system message and the newest finished messages before `reply` that fit."""
-    system = system_message(chat)
+    system = system_message(chat, reply_agent(db, chat, reply))
     budget = context_window(model) - chat.max_tokens - (estimate_tokens(system) if system else 0)
     files = file_context(db, chat, budget // 2)
     if files:

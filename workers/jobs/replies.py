@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from models import Chat, Message
 from models.base import utcnow
-from workers import events, runtime, stream_leases, upstream
-from workers.jobs.context import build_messages, estimate_tokens
+from workers import events, pricing, runtime, stream_leases, upstream
+from workers.jobs.context import build_messages, estimate_tokens, reply_agent
 from workers.reply_run import ReplyRun, StopWatcher
 from workers.user_keys import key_for_user
 
@@ -38,10 +38,14 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         if reply is None or reply.status != "PROCESSING":
             return "skipped"
         chat = db.get(Chat, reply.chat_id)
-        model = reply.model or chat.ai_model or rt.settings.default_ai_model
+        agent = reply_agent(db, chat, reply)
+        model = (agent.model if agent else None) or reply.model or chat.ai_model or rt.settings.default_ai_model
+        if reply.model != model:
+            reply.model = model  # the agent's model answers: the stored reply (and its cost) says so
+            db.commit()
         prompt = build_messages(db, chat, reply, model)
-        params = {"model": rt.settings.aliases().get(model, model), "temperature": chat.temperature,
-                  "max_tokens": chat.max_tokens}
+        params = {"model": rt.settings.aliases().get(model, model),
+                  "temperature": agent.temperature if agent else chat.temperature, "max_tokens": chat.max_tokens}
         requested_by = (reply.meta or {}).get("requested_by")
         user_key = key_for_user(db, rt.settings, requested_by) if requested_by else None
         chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
@@ -145,6 +149,8 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: Rep
             db.rollback()
             return None
         message = db.get(Message, message_id)
+        if run.content or status == "DELIVERED":  # a reply that produced nothing cost nothing
+            message.cost = pricing.reply_cost(rt.settings, message.model, message.tokens_in, message.tokens_out)
         if not message.hidden:
             db.execute(
                 update(Chat).where(Chat.id == message.chat_id)

@@ -1,0 +1,102 @@
+"""Conversations API (002): agents, their visibility and their conversations."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import update
+
+from models import User
+from tests.api.test_conversations import create, envelope
+from tests.api.test_conversations_ai import make_agent
+from workers import runtime
+
+
+def make_admin(account):
+    with runtime.session() as db:
+        db.execute(update(User).where(User.id == account["user_id"]).values(role="admin"))
+        db.commit()
+    return account
+
+
+def agent(api, account, agent_id, status=200):
+    return envelope(api.get(f"/chat/agents/{agent_id}", headers=account.headers), status)
+
+
+def test_create_get_update_delete(api, alice):
+    agent_id = make_agent(api, alice, description="Answers orders", model="gpt-4", system_prompt="Help.",
+                          temperature=0.3)
+    data = agent(api, alice, agent_id)
+    assert {k: data[k] for k in ("id", "name", "description", "model", "system_prompt", "temperature", "is_public",
+                                 "owner_id")} == {
+        "id": agent_id, "name": "Customer Service Agent", "description": "Answers orders", "model": "gpt-4",
+        "system_prompt": "Help.", "temperature": 0.3, "is_public": False, "owner_id": alice["user_id"]}
+    changed = api.put(f"/chat/agents/{agent_id}", json={"name": "Renamed", "model": None}, headers=alice.headers)
+    assert envelope(changed) == {"agent_id": agent_id}
+    data = agent(api, alice, agent_id)
+    assert data["name"] == "Renamed" and data["model"] is None and data["system_prompt"] == "Help."
+    assert envelope(api.delete(f"/chat/agents/{agent_id}", headers=alice.headers)) == {"agent_id": agent_id}
+    agent(api, alice, agent_id, 404)
+
+
+def test_list_shows_own_and_public_agents_with_paging(api, alice, make_user):
+    admin = make_admin(make_user("admin"))
+    bob = make_user("bob")
+    mine = make_agent(api, alice, name="A mine")
+    public = make_agent(api, admin, name="B public", is_public=True)
+    make_agent(api, bob, name="C bobs")
+    listing = envelope(api.get("/chat/agents", headers=alice.headers))
+    names = [a["name"] for a in listing["agents"]]
+    assert "A mine" in names and "B public" in names and "C bobs" not in names
+    assert listing["total"] == len(names) and listing["limit"] == 20 and listing["offset"] == 0
+    page = envelope(api.get("/chat/agents", params={"limit": 1}, headers=alice.headers))
+    assert len(page["agents"]) == 1 and page["total"] == listing["total"]
+    assert agent(api, bob, public)["name"] == "B public"
+    agent(api, bob, mine, 404)
+
+
+def test_only_admins_make_public_agents_and_only_owners_change_them(api, alice, make_user):
+    admin = make_admin(make_user("admin"))
+    envelope(api.post("/chat/agents", json={"name": "Everyone's", "is_public": True}, headers=alice.headers), 403)
+    public = make_agent(api, admin, name="Shared", is_public=True)
+    envelope(api.put(f"/chat/agents/{public}", json={"name": "Mine now"}, headers=alice.headers), 403)
+    envelope(api.delete(f"/chat/agents/{public}", headers=alice.headers), 403)
+    own = make_agent(api, alice)
+    envelope(api.put(f"/chat/agents/{own}", json={"is_public": True}, headers=alice.headers), 403)
+    envelope(api.put(f"/chat/agents/{own}", json={"description": "by admin"}, headers=admin.headers), 200)
+    assert agent(api, alice, own)["description"] == "by admin"
+
+
+def test_using_agents_in_conversations(api, alice, make_user):
+    admin = make_admin(make_user("admin"))
+    public = make_agent(api, admin, name="Shared", is_public=True)
+    conversation_id = create(api, alice, agent_id=public)
+    assert envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))["agent_id"] == public
+    bobs = make_agent(api, make_user("bob"), name="Private")
+    envelope(api.post("/chat/conversations", json={"agent_id": bobs}, headers=alice.headers), 404)
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"agent_id": bobs}, headers=alice.headers), 404)
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"agent_id": None}, headers=alice.headers))
+    assert envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))["agent_id"] is None
+
+
+def test_deleting_an_agent_leaves_its_conversations_without_one(api, alice):
+    agent_id = make_agent(api, alice)
+    conversation_id = create(api, alice, agent_id=agent_id)
+    envelope(api.delete(f"/chat/agents/{agent_id}", headers=alice.headers))
+    details = envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))
+    assert details["agent_id"] is None
+
+
+@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x" * 101}, {"name": "t", "temperature": 2.5},
+                                  {"name": "t", "model": "no-such-model"}, {"name": "t", "is_public": "perhaps"}])
+def test_agent_validation(api, alice, body):
+    response = api.post("/chat/agents", json=body, headers=alice.headers)
+    envelope(response, 422)
+    assert response.json()["errors"]
+
+
+def test_agent_update_validation_and_unknown_ids(api, alice):
+    agent_id = make_agent(api, alice)
+    for body in ({}, {"name": None}, {"temperature": -1}, {"model": "no-such-model"}):
+        envelope(api.put(f"/chat/agents/{agent_id}", json=body, headers=alice.headers), 422)
+    envelope(api.put("/chat/agents/999999999", json={"name": "x"}, headers=alice.headers), 404)
+    envelope(api.delete("/chat/agents/999999999", headers=alice.headers), 404)
+    envelope(api.patch(f"/chat/agents/{agent_id}", headers=alice.headers), 405)

@@ -1,0 +1,62 @@
+"""Conversations: list, create, get, update and delete (002 endpoints 1, 2, 3, 7 and 8)."""
+from __future__ import annotations
+
+from flask import g
+
+from web.api.conversations import bp
+from web.api.conversations.envelope import found, ok
+from web.api.conversations.schemas import CreateConversationRequest, ListConversationsQuery, UpdateConversationRequest
+from web.api.conversations.serializers import conversation_details, conversation_view
+from web.api.parsing import parse_body, parse_query
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.services import agents, conversations
+
+
+@bp.get("/conversations")
+@login_required
+def list_conversations():
+    query = parse_query(ListConversationsQuery)
+    page = conversations.list_conversations(get_db(), g.user, query.limit, query.offset, query.archived, query.pinned)
+    return ok(found(page.total, "conversation"), {
+        "conversations": [conversation_view(chat, unread) for chat, unread in page.rows],
+        "total": page.total, "limit": query.limit, "offset": query.offset,
+    })
+
+
+@bp.post("/conversations")
+@login_required
+def create_conversation():
+    body = parse_body(CreateConversationRequest)
+    db = get_db()
+    agent = agents.usable_agent(db, g.user, body.agent_id) if body.agent_id is not None else None
+    chat = conversations.create_conversation(db, g.user, body.title, agent, body.conversation_type, body.is_pinned)
+    return ok("Conversation created successfully", {"conversation_id": chat.id}, 201)
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@login_required
+def get_conversation(conversation_id: int):
+    db = get_db()
+    chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
+    unread = conversations.unread_count(db, chat, member, g.user)
+    return ok("Conversation found", conversation_details(chat, unread, conversations.session_history(db, chat)))
+
+
+@bp.put("/conversations/<int:conversation_id>")
+@login_required
+def update_conversation(conversation_id: int):
+    body = parse_body(UpdateConversationRequest)
+    db = get_db()
+    chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
+    conversations.update_conversation(db, g.user, chat, member, body.changes())
+    return ok("Conversation updated successfully", {"conversation_id": chat.id})
+
+
+@bp.delete("/conversations/<int:conversation_id>")
+@login_required
+def delete_conversation(conversation_id: int):
+    db = get_db()
+    chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
+    conversations.delete_conversation(db, chat, member)
+    return ok("Conversation deleted successfully", {"conversation_id": chat.id})
