@@ -56,10 +56,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     from web.api.users import bp as users_bp
     from web.auth.routes import bp as auth_bp
     from web.cli import register_commands
+    from web.openapi import bp as openapi_bp
     from web.pages import bp as pages_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(openapi_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(chats_v1_bp)
     app.register_blueprint(conversations_bp)
