@@ -6,6 +6,8 @@ from models.api_key import UserApiKey
 from models.attachment import Attachment
 from models.base import Base
 from models.chat import Chat, Participant
+from models.chunk import DocumentChunk
+from models.dataset import Dataset, dataset_documents
 from models.document import Document
 from models.message import Message
 from models.prompt import Prompt
@@ -13,5 +15,5 @@ from models.reaction import Reaction
 from models.session_span import SessionSpan
 from models.user import User
 
-__all__ = ["Agent", "Attachment", "Base", "Chat", "Document", "Message", "Participant", "Prompt", "Reaction",
-           "SessionSpan", "User", "UserApiKey"]
+__all__ = ["Agent", "Attachment", "Base", "Chat", "Dataset", "Document", "DocumentChunk", "Message", "Participant",
+           "Prompt", "Reaction", "SessionSpan", "User", "UserApiKey", "dataset_documents"]

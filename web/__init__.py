@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from web import db, errors, limits
+from web import admin, db, errors, limits, observability
 from web.extensions import cors, jwt, sock
 from web.logging_filters import install_token_redaction
 from web.realtime.hub import Hub
@@ -44,14 +44,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     sock.init_app(app)
     db.init_app(app)
     errors.init_app(app)
+    observability.init_app(app)  # first: request id and timing cover every other hook
     limits.init_app(app, settings)
     app.extensions["relay_hub"] = Hub(rt.redis)
     app.extensions["presence"] = Presence(rt.redis)
 
     from web.api.chat import bp as chat_bp
-    from web.api.chats_v1 import bp as chats_v1_bp
     from web.api.conversations import bp as conversations_bp
+    from web.api.chats_v1 import bp as chats_v1_bp
     from web.api.models import bp as models_bp
+    from web.api.rag import bp as rag_bp
     from web.api.sessions import bp as sessions_bp
     from web.api.users import bp as users_bp
     from web.auth.routes import bp as auth_bp
@@ -63,11 +65,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(chat_bp)
-    app.register_blueprint(chats_v1_bp)
     app.register_blueprint(conversations_bp)
+    app.register_blueprint(chats_v1_bp)
     app.register_blueprint(models_bp)
+    app.register_blueprint(rag_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(users_bp)
+    admin.init_app(app, rt.redis, settings)
     register_commands(app)
     if settings.embedded:
         start_embedded_workers_on_first_request(app, settings)

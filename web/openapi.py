@@ -19,11 +19,14 @@ bp = Blueprint("openapi", __name__)
 PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
-          "openapi.docs_asset"}
+          "openapi.docs_asset", "rag.health"}
 STREAMS = {
     "sessions.stream": "text/event-stream: `id: <session>:<reply>:<stream id>` and `data: <token>` per event "
                        "(one `data:` line per line of a token), `: keep-alive` comments, then `data: [DONE]`; "
                        "`event: error` with {error, error_code} on failure. `Last-Event-ID` resumes.",
+    "rag.send": "text/event-stream of unnamed events, each `id:` plus `data:` JSON with a `type`: session "
+                "{session_id, title}, status {status}, token {token}, citation {...}, error {error}, done "
+                "{content, citations}. `Last-Event-ID` resumes; after done a reconnect gets 204.",
 }
 SKIP_PREFIXES = ("static", "rq_dashboard")
 ERROR = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}

@@ -1,8 +1,8 @@
-"""The worker entry: `python -m workers [--queues replies] [--threads 100] [--fork]`.
+"""The worker entry: `python -m workers [--queues replies] [--threads 100] [--fork] [--grace 20]`.
 
 Loads the app settings, configures database and Redis, then either runs reply jobs on a
 pool of threads (IO-bound streaming) or runs a classic forking RQ worker (CPU-bound jobs
-such as PDF parsing).
+such as PDF parsing). Logs are JSON lines carrying the request id of the job's request.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 
 from workers import queues, runtime
-from workers.pool import ThreadPool
+from workers.logs import JobLogContext, configure_json_logging
+from workers.pool import MAINTENANCE_INTERVAL_S, ThreadPool
 from workers.settings import Settings
 
 
@@ -25,11 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="concurrent jobs (thread pool mode)")
     parser.add_argument("--fork", action="store_true", help="forking worker, one job at a time")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument("--grace", type=float, default=20.0,
+                        help="after SIGTERM, seconds running replies get to finish before they end FAILED")
+    parser.add_argument("--maintenance-interval", type=int, default=MAINTENANCE_INTERVAL_S,
+                        help="seconds between RQ's registry clean-ups (which fail the jobs of dead workers)")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpx2", "httpcore", "openai"):  # one line per upstream request otherwise
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_json_logging()
     settings = Settings()
     settings.check()
     if settings.embedded:
@@ -38,11 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     names = [q.strip() for q in args.queues.split(",") if q.strip()]
 
     if args.fork:
-        Worker([queues.queue(n, rt.redis) for n in names], connection=rt.redis,
-               serializer=JSONSerializer).work(burst=args.burst)
+        ForkWorker([queues.queue(n, rt.redis) for n in names], connection=rt.redis, serializer=JSONSerializer,
+                   maintenance_interval=args.maintenance_interval).work(burst=args.burst)
         return
 
-    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads).start(burst=args.burst)
+    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads,
+                      args.maintenance_interval).start(burst=args.burst)
     done = threading.Event()
 
     def request_stop(signum, _frame):
@@ -54,7 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, request_stop)
     while not done.is_set() and any(t.is_alive() for t in pool.threads):
         done.wait(1.0)
-    pool.wait_idle(timeout=settings.reply_job_timeout_s)
+    pool.shutdown(args.grace)
+
+
+class ForkWorker(JobLogContext, Worker):
+    """RQ's forking worker; a job's log lines carry its request id."""
 
 
 if __name__ == "__main__":

@@ -15,21 +15,25 @@ import time
 import uuid
 
 from redis import Redis
-from rq import SimpleWorker
+from rq import SimpleWorker, worker_registration
+from rq.registry import DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.worker import WorkerStatus
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from workers import queues
+from workers.logs import JobLogContext
 
 log = logging.getLogger(__name__)
 
 # Registries only need cleaning by one thread of a process.
 MAINTENANCE_INTERVAL_S = 60
+# After a shutdown has ended the replies still running, how long their threads get to unwind.
+HAND_BACK_S = 3.0
 NO_MAINTENANCE_S = 10 * 365 * 24 * 3600
 
 
-class ThreadWorker(SimpleWorker):
+class ThreadWorker(JobLogContext, SimpleWorker):
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
@@ -41,11 +45,29 @@ class ThreadWorker(SimpleWorker):
     def unsubscribe(self) -> None:
         """Nothing was subscribed."""
 
+    def clean_registries(self) -> None:
+        """RQ's maintenance, with the failure callbacks of dead workers' jobs under the timer death
+        penalty: RQ's own runs them under SIGALRM, which raises outside the main thread and
+        kills this worker thread instead of ending the abandoned reply."""
+        for queue in self.queues:
+            if not queue.acquire_maintenance_lock():
+                continue  # another worker is on it
+            options = {"connection": queue.connection, "job_class": queue.job_class, "serializer": queue.serializer}
+            FinishedJobRegistry(queue.name, **options).cleanup()
+            StartedJobRegistry(queue.name, death_penalty_class=TimerDeathPenalty, **options).cleanup(
+                exception_handlers=self._exc_handlers)
+            FailedJobRegistry(queue.name, **options).cleanup()
+            DeferredJobRegistry(queue.name, **options).cleanup()
+            worker_registration.clean_worker_registry(queue)
+            queue.intermediate_queue.cleanup(self, queue)
+            queue.release_maintenance_lock()
+
 
 class ThreadPool:
     """N reply workers in daemon threads, sharing one Redis connection pool."""
 
-    def __init__(self, redis: Redis, queue_names: list[str], size: int) -> None:
+    def __init__(self, redis: Redis, queue_names: list[str], size: int,
+                 maintenance_interval_s: int = MAINTENANCE_INTERVAL_S) -> None:
         self.redis = redis
         prefix = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.workers = [
@@ -54,7 +76,10 @@ class ThreadPool:
                 connection=redis,
                 name=f"{prefix}.{i}",
                 serializer=JSONSerializer,
-                maintenance_interval=MAINTENANCE_INTERVAL_S if i == 0 else NO_MAINTENANCE_S,
+                maintenance_interval=maintenance_interval_s if i == 0 else NO_MAINTENANCE_S,
+                # An idle RQ worker only looks at maintenance between two BLPOPs, each lasting
+                # worker_ttl - 15 s (405 s by default): make the maintenance thread's last the interval.
+                worker_ttl=maintenance_interval_s + 15 if i == 0 else None,
             )
             for i in range(size)
         ]
@@ -75,10 +100,40 @@ class ThreadPool:
         for worker in self.workers:
             worker._stop_requested = True
 
-    def wait_idle(self, timeout: float) -> None:
-        """Wait until no thread runs a job (idle threads sit in a long BLPOP), then deregister."""
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no thread runs a job (idle threads sit in a long BLPOP); True if none does."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(w.get_state() == WorkerStatus.BUSY for w in self.workers):
+        while time.monotonic() < deadline and self.busy():
             time.sleep(0.2)
+        return not self.busy()
+
+    def busy(self) -> list[ThreadWorker]:
+        """The workers running a job now."""
+        return [w for w in self.workers if w.get_state() == WorkerStatus.BUSY]
+
+    def shutdown(self, grace_s: float) -> None:
+        """Stop taking jobs, give running replies `grace_s` to finish, end the rest FAILED, deregister.
+
+        A reply ended here keeps the text streamed so far, so none is left PROCESSING.
+        """
+        self.stop()
+        if not self.wait_idle(grace_s):
+            self.hand_back()
+            self.wait_idle(HAND_BACK_S)
         for worker in self.workers:
             worker.register_death()
+
+    def hand_back(self) -> None:
+        """End this pool's running replies FAILED (`worker_lost`), keeping their streamed text."""
+        from workers import metrics
+        from workers.jobs.replies import end_reply_without_worker
+
+        running = metrics.in_flight({t.ident for t in self.threads if t.ident is not None})
+        log.warning("shutting down: ending %d running replies as FAILED", len(running))
+        for run in running:
+            run.finish("FAILED", error_code="worker_lost")  # also closes its upstream stream
+        for worker in self.busy():  # replies not yet streaming (building their prompt)
+            job_id = worker.get_current_job_id()
+            job = worker.get_current_job() if job_id and job_id.startswith(queues.reply_job_id("")) else None
+            if job is not None:
+                end_reply_without_worker(job.args[0], "FAILED", error_code="worker_lost")

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from redis import Redis
 from rq import Callback, Queue
-from rq.job import Job
+from rq.job import Dependency, Job
 from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
+
+from workers.logs import TracedQueue
 
 REPLIES = "replies"  # IO-bound: streamed by threaded workers
 DOCUMENTS = "documents"  # CPU-bound: parsed by forking workers
@@ -13,7 +15,7 @@ ALL = (REPLIES, DOCUMENTS)
 
 
 def queue(name: str, redis: Redis) -> Queue:
-    return Queue(name, connection=redis, serializer=JSONSerializer)
+    return TracedQueue(name, connection=redis, serializer=JSONSerializer)  # jobs carry the request id
 
 
 def reply_job(q: Queue, message_id: int, message_uuid: str, *, timeout_s: int, primary_only: bool = False) -> Job:
@@ -65,3 +67,53 @@ def enqueue_document(redis: Redis, document_id: int, document_uuid: str) -> Job:
         )
     except DuplicateJobError:
         return Job.fetch(f"parse-{document_uuid}", connection=redis, serializer=JSONSerializer)
+
+
+def enqueue_retrieval(redis: Redis, message_id: int, message_uuid: str, *, timeout_s: int,
+                      primary_only: bool = False) -> None:
+    """Retrieve document chunks for the RAG reply stored as `message_id`, then generate it, in one job.
+
+    The job has the reply's job id, so a stop and a repeated enqueue treat it as the reply.
+    """
+    q = queue(REPLIES, redis)
+    try:
+        job = q.create_job(
+            "workers.jobs.retrieval.retrieve", args=(message_id, primary_only), job_id=reply_job_id(message_uuid),
+            timeout=timeout_s, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            on_failure=Callback("workers.jobs.replies.reply_job_failed"),
+        )
+        q.enqueue_job(job, unique=True)
+    except DuplicateJobError:
+        pass  # already queued or running: one reply per message
+
+
+def enqueue_ingestion(redis: Redis, document_id: int, document_uuid: str, *, small: bool) -> Job:
+    """Parse a library document, then chunk and embed it (an RQ dependency); returns the first indexing job.
+
+    Small files go to the front of the `documents` queue, ahead of the slices of long PDFs.
+    """
+    try:
+        parse = queue(DOCUMENTS, redis).enqueue(
+            "workers.jobs.documents.parse_document", document_id, job_id=f"parse-{document_uuid}", unique=True,
+            job_timeout=300, result_ttl=3600, failure_ttl=7 * 24 * 3600, at_front=small,
+            on_failure=Callback("workers.jobs.documents.parse_job_failed"),
+        )
+    except DuplicateJobError:
+        parse = Job.fetch(f"parse-{document_uuid}", connection=redis, serializer=JSONSerializer)
+    return enqueue_embedding(redis, document_id, document_uuid, 0, after=parse, at_front=small)
+
+
+def enqueue_embedding(redis: Redis, document_id: int, document_uuid: str, start_page: int, *,
+                      after: Job | None = None, at_front: bool = False) -> Job:
+    """Index a library document from `start_page` (after `after` ends, whether or not it failed)."""
+    job_id = f"embed-{document_uuid}-{start_page}"
+    depends_on = Dependency(jobs=[after], allow_failure=True, enqueue_at_front=at_front) if after else None
+    try:
+        return queue(DOCUMENTS, redis).enqueue(
+            "workers.jobs.embeddings.embed_chunks", document_id, start_page, job_id=job_id,
+            unique=depends_on is None,  # RQ refuses `unique` with dependencies; a new upload has a new id
+            depends_on=depends_on, at_front=at_front, job_timeout=600, result_ttl=3600,
+            failure_ttl=7 * 24 * 3600, on_failure=Callback("workers.jobs.embeddings.embed_job_failed"),
+        )
+    except DuplicateJobError:
+        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer)

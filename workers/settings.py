@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     max_concurrent_streams: int = 10
     redis_max_connections: int = 400
 
+    # Retrieval-augmented chat (004). Vectors are stored with their model and dimension;
+    # migration 0006 builds HNSW indexes for 64, 384 and 1536 dimensions (another needs a
+    # migration adding its index, else search is exact).
+    embedding_provider: str = "auto"  # auto | openai | local | none
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dim: int = 64
+    rerank_url: str | None = None  # base URL of a server with the /v1/rerank form (vLLM, Infinity, TEI)
+    rerank_model: str | None = None
+    rerank_api_key: str | None = Field(default=None, repr=False)
+    rag_chunk_tokens: int = 200
+    rag_chunk_overlap: int = 40
+    rag_pages_per_job: int = 25  # a long PDF is indexed in slices so other uploads get between them
+
     @field_validator("model_prices")
     @classmethod
     def _prices_parse(cls, value: str) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from simple_websocket import ConnectionClosed
 
+from web.observability.metrics import web_metrics
+from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, open_sockets
 from web.realtime.hub import Entry, Hub
 from web.realtime.presence import Presence
 from workers import events
@@ -55,9 +57,14 @@ class ChatSocket:
 
     def run(self, cursor: str | None, presence: Presence) -> None:
         presence.opened(self.ctx.chat_uuid)
+        sockets, gauge = open_sockets(), web_metrics().websockets
+        sockets.add(self.inbox)
+        gauge.inc()
         try:
             self._run(cursor)
         finally:
+            gauge.dec()
+            sockets.discard(self.inbox)
             presence.closed(self.ctx.chat_uuid)
 
     def _run(self, cursor: str | None) -> None:
@@ -84,6 +91,9 @@ class ChatSocket:
                 elif kind == "client":
                     last_seen = time.monotonic()
                     self.handle_client(item)
+                elif kind == GOING_AWAY:  # this process is shutting down: reconnect elsewhere
+                    self.ws.close(GOING_AWAY_CODE, "Server going away")
+                    return
                 else:
                     return
         finally:

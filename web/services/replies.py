@@ -7,7 +7,7 @@ worker never sees a message that is not stored and nothing the user sent is lost
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from redis import Redis
 from rq.job import Job, JobStatus
@@ -29,12 +29,14 @@ RETRY_STREAM_S = 5
 def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
                  want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
-                 reply_meta: dict[str, Any] | None = None) -> tuple[Message, Message | None]:
+                 reply_meta: dict[str, Any] | None = None,
+                 start: Callable[..., None] | None = None) -> tuple[Message, Message | None]:
     """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
 
     `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
     chat's history, counters and later context. `reply_meta` is stored on the AI message for
-    the job (e.g. `{"include_context": False}`).
+    the job (e.g. `{"include_context": False}`). `start` replaces `start_reply` for replies
+    that begin with another job (RAG retrieval), with the same arguments and failure rules.
     """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
@@ -73,7 +75,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     publish(redis, chat, {"type": events.NEW_MESSAGE,
                           "message": events.message_view(message, chat.uuid, user.uuid)})
     if reply is not None:
-        start_reply(db, redis, reply, primary_only=primary_only)
+        (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply
 
 

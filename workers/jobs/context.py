@@ -59,6 +59,27 @@ def file_context(db: Session, chat: Chat, budget_tokens: int) -> str | None:
     return "\n\n".join(parts)
 
 
+CITE_INSTRUCTION = ("Answer from the numbered document excerpts below when they are relevant, and cite "
+                    "each excerpt you use as [n]. If they do not contain the answer, say so.")
+
+
+def retrieved_context(reply: Message, budget_tokens: int) -> str | None:
+    """The document chunks a RAG retrieval chose for this reply (`meta.retrieved`), numbered for citing."""
+    chunks = (reply.meta or {}).get("retrieved")
+    if not chunks:
+        return None
+    room = max(budget_tokens, 0) * 4
+    parts = [CITE_INSTRUCTION]
+    for n, chunk in enumerate(chunks, start=1):
+        page = f", page {chunk['page_number']}" if chunk.get("page_number") else ""
+        block = f"[{n}] {chunk['filename']}{page}:\n{chunk['content']}"
+        parts.append(block[:room])
+        room -= len(parts[-1])
+        if room <= 0:
+            break
+    return "\n\n".join(parts)
+
+
 def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:
     """The chat's system message and the newest finished messages before `reply` that fit."""
     system = system_message(chat, reply_agent(db, chat, reply))
@@ -67,6 +88,10 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
     if files:
         system = f"{system}\n\n{files}" if system else files
         budget -= estimate_tokens(files)
+    sources = retrieved_context(reply, budget // 2)
+    if sources:
+        system = f"{system}\n\n{sources}" if system else sources
+        budget -= estimate_tokens(sources)
     meta = reply.meta or {}
     prompt_id = meta.get("prompt_message_id")
     # include_context false: only the message being answered goes upstream

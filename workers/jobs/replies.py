@@ -10,6 +10,7 @@ from sqlalchemy import update
 from models import Chat, Message
 from models.base import utcnow
 from workers import events, pricing, runtime, stream_leases, upstream
+from workers import metrics as reply_metrics
 from workers.jobs.context import build_messages, estimate_tokens, reply_agent
 from workers.reply_run import ReplyRun, StopWatcher
 from workers.user_keys import key_for_user
@@ -55,6 +56,7 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         run.finish("CANCELLED", finish_reason="cancelled")
         return "cancelled"
     run.publish({"type": events.REPLY_START, "message": {**start_message, "is_streaming": True}})
+    reply_metrics.reply_started(rt.redis, run)
     stop_watcher().watch(run)
     try:
         chain = upstream.reply_chain(rt.settings, user_key, primary_only)
@@ -84,6 +86,7 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: lis
         except Exception as exc:
             if run.finished:
                 return  # the stream was closed by a stop
+            reply_metrics.upstream_call(rt.redis, source.name, "error")
             if guard is not None and upstream.is_outage(exc):
                 guard.record_failure()
             log.warning("reply %s failed on %s: %s", run.message_uuid, source.name, type(exc).__name__)
@@ -91,6 +94,7 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: lis
             if run.content:
                 break  # tokens already reached the client: no second voice mid-reply
             continue
+        reply_metrics.upstream_call(rt.redis, source.name, "ok")
         if guard is not None:
             guard.record_success()
         if fields is not None:
@@ -118,6 +122,7 @@ def stream_from(run: ReplyRun, rt: runtime.Runtime, source: upstream.Upstream, c
             finish_reason = choice.finish_reason or finish_reason
             if choice.delta.content and not run.add_chunk(chat_uuid, choice.delta.content):
                 return None
+            reply_metrics.first_token(run)
     fields: dict[str, Any] = {"finish_reason": finish_reason or "stop", "upstream": source.name}
     if usage is not None:
         fields.update(tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
@@ -159,6 +164,7 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: Rep
         db.commit()
         view = events.message_view(message, chat_uuid, None)
         requested_by = (message.meta or {}).get("requested_by")
+    reply_metrics.reply_ended(rt.redis, run, status, message.tokens_out)
     if requested_by is not None:
         stream_leases.release(rt.redis, requested_by, message.uuid)
     if status == "FAILED":

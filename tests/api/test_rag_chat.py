@@ -1,0 +1,242 @@
+"""POST/GET /chat/send (004): retrieval, status events, tokens, citations, done; resume; errors."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+from httpx_sse import connect_sse
+
+from tests.api.rag_helpers import of_type, send, upload_ready
+from tests.pdfs import text_pdf
+from workers import queues, runtime
+
+FRANCE = "The capital of France is Paris. It lies on the Seine."
+LLAMAS = "Llamas eat grass in the Andes mountains."
+
+
+@pytest.fixture
+def library(api, alice):
+    """Alice's documents: a two-page PDF and a text file."""
+    pdf = upload_ready(api, alice, "atlas.pdf", text_pdf([LLAMAS, FRANCE]))
+    txt = upload_ready(api, alice, "notes.txt", b"Bananas are yellow and rich in potassium.")
+    return {"pdf": pdf, "txt": txt}
+
+
+def test_post_streams_session_status_tokens_citations_done(api, alice, library, fake_upstream):
+    fake_upstream.configure(reply="Paris is the capital [1].")
+    response, received = send(api, alice, "What is the capital of France?")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    kinds = [p["type"] for _, p in received]
+    assert kinds[0] == "session" and kinds[-1] == "done" and kinds.count("done") == 1
+    assert all(event_id for event_id, _ in received) and len({i for i, _ in received}) == len(received)
+    session = received[0][1]
+    assert session["session_id"] == response.headers["X-Session-Id"]
+    assert session["title"] == "What is the capital of France?"
+    statuses = [p["status"] for p in of_type(received, "status")]
+    assert statuses == ["Searching your documents", "Found 1 relevant chunk", "Generating response"]
+    assert "".join(p["token"] for p in of_type(received, "token")) == "Paris is the capital [1]."
+    citation = {"document_id": library["pdf"]["id"], "filename": "atlas.pdf", "chunk_index": 1, "page_number": 2}
+    [cited] = of_type(received, "citation")
+    assert {k: cited[k] for k in citation} == citation and 0.7 <= cited["relevance_score"] <= 1
+    done = received[-1][1]
+    assert done["content"] == "Paris is the capital [1]." and done["citations"] == [citation]
+    assert done["status"] == "DELIVERED"
+    system = fake_upstream.completions[-1]["body"]["messages"][0]
+    assert system["role"] == "system" and "cite" in system["content"] and FRANCE in system["content"]
+    assert "[1] atlas.pdf, page 2" in system["content"] and LLAMAS not in system["content"]
+
+
+def test_get_with_auth_token_and_search_options(api, alice, library, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    response, received = send(api, alice, "llamas grass", method="GET", session_id="",
+                              search_options={"k": 2, "score_threshold": 0, "search_type": "hybrid"})
+    assert response.status_code == 200
+    assert [p["type"] for _, p in received][:2] == ["session", "status"]
+    citations = received[-1][1]["citations"]
+    assert len(citations) == 2 and citations[0]["filename"] == "atlas.pdf" and citations[0]["page_number"] == 1
+    session_id = response.headers["X-Session-Id"]
+    response, received = send(api, alice, "and bananas?", method="GET", session_id=session_id)
+    assert response.headers["X-Session-Id"] == session_id and of_type(received, "session") == []
+    sent = fake_upstream.completions[-1]["body"]["messages"]
+    assert [m["content"] for m in sent[1:]] == ["llamas grass", "t0 t1 ", "and bananas?"]
+
+
+def test_resume_with_last_event_id_then_204_after_done(api, alice, library, fake_upstream):
+    fake_upstream.configure(tokens=20, delay_ms=20)
+    seen = []
+    params = {"message": "France capital", "auth_token": alice["access_token"]}
+    with connect_sse(api, "GET", "/chat/send", params=params) as sse:
+        session_id = sse.response.headers["X-Session-Id"]
+        for event in sse.iter_sse():
+            seen.append(event)
+            if json.loads(event.data)["type"] == "token" and len(seen) > 6:
+                break
+    rest_response, rest = send(api, alice, "ignored", method="GET", headers={"Last-Event-ID": seen[-1].id})
+    assert rest_response.status_code == 200
+    tokens = [json.loads(e.data)["token"] for e in seen if json.loads(e.data)["type"] == "token"]
+    tokens += [p["token"] for p in of_type(rest, "token")]
+    assert tokens == [f"t{i} " for i in range(20)] and rest[-1][1]["type"] == "done"
+    after_done = api.get("/chat/send", params=params, headers={"Last-Event-ID": rest[-1][0]})
+    assert after_done.status_code == 204
+    detail = api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()
+    assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]  # posted once
+
+
+def test_resume_inside_the_citations(api, alice, library, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    _, received = send(api, alice, "France capital llamas", search_options={"k": 2, "score_threshold": 0})
+    citations = [event_id for event_id, p in received if p["type"] == "citation"]
+    assert len(citations) == 2
+    _, rest = send(api, alice, "x", headers={"Last-Event-ID": citations[0]})
+    assert [p["type"] for _, p in rest] == ["citation", "done"] and rest[0][0] == citations[1]
+
+
+def test_bad_last_event_id(api, alice):
+    assert api.post("/chat/send", json={"message": "x"}, headers={**alice.headers, "Last-Event-ID": "garbage"}
+                    ).status_code == 400
+    unknown = "00000000-0000-4000-8000-000000000000:1-0:0"
+    assert api.post("/chat/send", json={"message": "x"}, headers={**alice.headers, "Last-Event-ID": unknown}
+                    ).status_code == 404
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"k": 0}, "k"), ({"score_threshold": 1.5}, "score_threshold"), ({"search_type": "FUZZY"}, "search_type"),
+    ({"lambda_mult": -0.1}, "lambda_mult"), ({"fetch_k": 0}, "fetch_k"), ({"colour": "red"}, "colour"),
+])
+def test_out_of_range_options_are_400_naming_the_field(api, alice, options, field):
+    response = api.post("/chat/send", json={"message": "hi", "search_options": options}, headers=alice.headers)
+    assert response.status_code == 400 and field in json.dumps(response.json()["detail"])
+    response = api.get("/chat/send", params={"message": "hi", "auth_token": alice["access_token"],
+                                             "search_options": json.dumps(options)})
+    assert response.status_code == 400 and field in json.dumps(response.json()["detail"])
+
+
+def test_send_errors(api, alice, make_user, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    headers = alice.headers
+    assert api.post("/chat/send", json={"message": "  "}, headers=headers).status_code == 400
+    assert api.post("/chat/send", json={}, headers=headers).status_code == 400
+    assert api.post("/chat/send", content=b"nope", headers=headers).status_code == 400
+    assert api.post("/chat/send", json={"message": "x", "session_id": "12"}, headers=headers).status_code == 400
+    assert api.get("/chat/send", params={"message": "x", "auth_token": alice["access_token"],
+                                         "search_options": "{bad"}).status_code == 400
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert api.post("/chat/send", json={"message": "x", "session_id": missing}, headers=headers).status_code == 404
+    assert api.post("/chat/send", json={"message": "x", "dataset_id": missing}, headers=headers).status_code == 404
+    assert api.post("/chat/send", json={"message": "x"}).status_code == 401
+    assert api.get("/chat/send", params={"message": "x", "auth_token": "bad"}).status_code == 401
+    response, _ = send(api, alice, "mine")
+    eve = make_user("eve")
+    other = api.post("/chat/send", json={"message": "x", "session_id": response.headers["X-Session-Id"]},
+                     headers=eve.headers)
+    assert other.status_code == 404
+
+
+def test_no_documents_still_answers(api, make_user, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    bob = make_user("bob")
+    _, received = send(api, bob, "anything?")
+    assert "No relevant documents found" in [p["status"] for p in of_type(received, "status")]
+    assert received[-1][1] == {"type": "done", "content": "t0 t1 ", "citations": [], "status": "DELIVERED"}
+
+
+def test_users_never_retrieve_each_others_chunks(api, alice, make_user, library, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    eve = make_user("eve")
+    upload_ready(api, eve, "eve.txt", b"Eve keeps notes about cats.")
+    for search_type in ("SIMILARITY", "HYBRID", "MMR"):
+        _, received = send(api, eve, "capital of France Paris llamas bananas",
+                           search_options={"search_type": search_type, "k": 10, "score_threshold": 0})
+        assert {c["filename"] for c in received[-1][1]["citations"]} == {"eve.txt"}, search_type
+
+
+def test_dataset_limits_the_search(api, alice, library, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    dataset = api.post("/datasets", json={"name": "fruit", "document_ids": [library["txt"]["id"]]},
+                       headers=alice.headers).json()
+    _, received = send(api, alice, "capital of France", dataset_id=dataset["id"],
+                       search_options={"score_threshold": 0})
+    assert {c["filename"] for c in received[-1][1]["citations"]} == {"notes.txt"}
+
+
+def test_without_embeddings_search_is_full_text_and_says_so(api, alice, library, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
+    fake_upstream.configure(tokens=1)
+    _, received = send(api, alice, "Where is the Seine?")
+    statuses = [p["status"] for p in of_type(received, "status")]
+    assert any("keywords only" in s for s in statuses)
+    assert [c["page_number"] for c in received[-1][1]["citations"]] == [2]
+
+
+def test_upstream_failure_is_an_error_event_then_done(api, alice, library, fake_upstream):
+    fake_upstream.configure(fail_status=401)
+    _, received = send(api, alice, "France?")
+    assert [p["type"] for _, p in received][-2:] == ["error", "done"]
+    error = of_type(received, "error")[0]
+    assert error["error_code"] == "invalid_api_key" and error["error"]
+    assert received[-1][1]["status"] == "FAILED"
+
+
+def test_keepalive_comment_while_slow(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=1, first_delay_ms=700)
+    with api.stream("POST", "/chat/send", json={"message": "slow"}, headers=alice.headers) as response:
+        raw = "".join(response.iter_text())
+    assert ": keep-alive" in raw and '"type":"done"' in raw
+
+
+def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream):
+    fake_upstream.configure(tokens=3, first_delay_ms=1500)
+    carol = make_user("carol")
+    streams = [api.stream("POST", "/chat/send", json={"message": f"m{i}"}, headers=carol.headers) for i in range(10)]
+    opened = [s.__enter__() for s in streams]
+    try:
+        assert all(r.status_code == 200 for r in opened)
+        over = api.post("/chat/send", json={"message": "one too many"}, headers=carol.headers)
+        assert over.status_code == 429 and "Retry-After" in over.headers
+    finally:
+        for s in streams:
+            s.__exit__(None, None, None)
+    sessions = api.get("/chat/sessions", headers=carol.headers).json()
+    assert sessions["total_count"] == 10  # the refused message left no empty session
+
+
+def test_query_string_token_is_never_logged(api, alice, fake_upstream, caplog):
+    fake_upstream.configure(tokens=1)
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        send(api, alice, "log me", method="GET")
+        time.sleep(0.2)
+    assert caplog.records and alice["access_token"] not in caplog.text
+
+
+def test_queue_unavailable_is_503_and_the_message_is_kept(api, alice, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(queues, "enqueue_retrieval", down)
+    response = api.post("/chat/send", json={"message": "kept?"}, headers=alice.headers)
+    assert response.status_code == 503
+    [session] = api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
+    messages = api.get(f"/chat/sessions/{session['id']}", headers=alice.headers).json()["messages"]
+    assert [m["content"] for m in messages][0] == "kept?"
+    assert messages[1]["metadata"]["status"] == "FAILED"
+    assert messages[1]["metadata"]["error_code"] == "queue_unavailable"
+
+
+def test_a_rag_reply_stops_like_any_reply(api, alice, library, fake_upstream):
+    fake_upstream.configure(tokens=200, delay_ms=20)
+    with connect_sse(api, "POST", "/chat/send", json={"message": "France"}, headers=alice.headers) as sse:
+        session_id = sse.response.headers["X-Session-Id"]
+        reply_id = None
+        received = []
+        for event in sse.iter_sse():
+            payload = json.loads(event.data)
+            received.append(payload)
+            if payload["type"] == "token" and reply_id is None:
+                reply_id = event.id.split(":")[0]
+                stop = api.post(f"/api/v1/chat/chats/{session_id}/messages/{reply_id}/stop", headers=alice.headers)
+                assert stop.status_code == 200
+    assert received[-1]["type"] == "done" and received[-1]["status"] == "CANCELLED"
+    assert sum(1 for p in received if p["type"] == "token") < 200

@@ -1,0 +1,146 @@
+"""The RAG API's documents (004): uploads of PDFs, text and Markdown, chunks, datasets, isolation."""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select
+
+from models import DocumentChunk
+from tests.api.rag_helpers import upload, upload_ready
+from tests.conftest import wait_for
+from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
+from workers import queues, runtime
+
+
+def test_upload_pdf_then_read_document_and_chunks(api, alice):
+    pages = ["The warranty covers parts for two years.", "Returns are accepted within thirty days."]
+    doc = upload_ready(api, alice, "policy.pdf", text_pdf(pages))
+    assert doc["filename"] == "policy.pdf" and "thirty days" in doc["content"]
+    meta = doc["metadata"]
+    assert meta["filename"] == "policy.pdf" and meta["file_type"] == "pdf" and meta["page_count"] == 2
+    assert meta["additional_metadata"]["chunk_count"] == 2 and doc["error"] is None
+    chunk = api.get(f"/documents/{doc['id']}/chunks/1", headers=alice.headers)
+    assert chunk.status_code == 200
+    body = chunk.json()
+    assert body["document_id"] == doc["id"] and body["chunk_index"] == 1 and "thirty days" in body["content"]
+    assert body["metadata"]["page_number"] == 2 and body["metadata"]["total_chunks"] == 2
+    assert body["metadata"]["filename"] == "policy.pdf" and body["metadata"]["document_id"] == doc["id"]
+    assert api.get(f"/documents/{doc['id']}/chunks/2", headers=alice.headers).status_code == 404
+
+
+def test_upload_text_and_markdown(api, alice):
+    doc = upload_ready(api, alice, "notes.txt", "Plain notes about llamas.\nSecond line.".encode())
+    assert doc["metadata"]["file_type"] == "text" and doc["metadata"]["page_count"] is None
+    assert doc["content"].startswith("Plain notes")
+    md = upload_ready(api, alice, "README.md", "# Title\n\nSome *markdown* text, ünïcode.".encode())
+    assert md["metadata"]["file_type"] == "markdown"
+    chunk = api.get(f"/documents/{md['id']}/chunks/0", headers=alice.headers).json()
+    assert chunk["metadata"]["page_number"] is None and "ünïcode" in chunk["content"]
+
+
+def test_long_text_is_chunked_with_overlap(api, alice, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "rag_chunk_tokens", 50)
+    monkeypatch.setattr(runtime.current().settings, "rag_chunk_overlap", 10)
+    words = " ".join(f"word{i}" for i in range(200))
+    doc = upload_ready(api, alice, "long.txt", words.encode())
+    count = doc["metadata"]["additional_metadata"]["chunk_count"]
+    assert count == 5  # 200 words, 50 a chunk, stepping 40
+    first = api.get(f"/documents/{doc['id']}/chunks/0", headers=alice.headers).json()["content"].split()
+    second = api.get(f"/documents/{doc['id']}/chunks/1", headers=alice.headers).json()["content"].split()
+    assert len(first) == 50 and first[-10:] == second[:10]
+
+
+def test_long_pdf_is_indexed_in_slices(api, alice, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 3)
+    doc = upload_ready(api, alice, "book.pdf", text_pdf([f"Page {i} talks about topic{i}." for i in range(8)]))
+    assert doc["metadata"]["additional_metadata"]["chunk_count"] == 8
+    last = api.get(f"/documents/{doc['id']}/chunks/7", headers=alice.headers).json()
+    assert last["metadata"]["page_number"] == 8 and "topic7" in last["content"]
+
+
+def test_upload_errors(api, alice):
+    assert upload(api, alice, "x.bin", bytes(range(256)) * 4).status_code == 400
+    assert upload(api, alice, "empty.txt", b"").status_code == 400
+    big = upload(api, alice, "big.txt", b"a" * (10 * 1024 * 1024 + 1))
+    assert big.status_code == 413 and "10 MB" in big.json()["detail"]
+    missing = api.post("/documents/upload", data={"x": "1"}, headers=alice.headers)
+    assert missing.status_code == 400
+    assert upload(api, alice, "a.txt", b"hi", dataset_id="not-a-uuid").status_code == 422
+    assert upload(api, alice, "a.txt", b"hi", dataset_id="00000000-0000-4000-8000-000000000000").status_code == 404
+    assert api.post("/documents/upload", files={"file": ("a.txt", b"hi")}).status_code == 401
+
+
+def test_damaged_and_encrypted_pdfs_fail_with_a_reason(api, alice):
+    for name, data in (("cut.pdf", truncated_pdf(["x"] * 3)), ("locked.pdf", encrypted_pdf(["secret"]))):
+        doc_id = upload(api, alice, name, data).json()["id"]
+        doc = wait_for(lambda: (d := api.get(f"/documents/{doc_id}", headers=alice.headers).json())["status"]
+                       != "processing" and d)
+        assert doc["status"] == "failed" and doc["error"], doc
+
+
+def test_documents_are_private(api, alice, make_user):
+    doc = upload_ready(api, alice, "mine.txt", b"alice's secret recipe")
+    eve = make_user("eve")
+    for path in (f"/documents/{doc['id']}", f"/documents/{doc['id']}/chunks/0"):
+        assert api.get(path, headers=eve.headers).status_code == 404
+    assert api.delete(f"/documents/{doc['id']}", headers=eve.headers).status_code == 404
+    assert all(d["id"] != doc["id"] for d in api.get("/documents", headers=eve.headers).json()["documents"])
+    assert api.get("/documents/nope", headers=alice.headers).status_code == 404
+
+
+def test_delete_removes_chunks(api, alice):
+    doc = upload_ready(api, alice, "gone.txt", b"temporary words")
+    deleted = api.delete(f"/documents/{doc['id']}", headers=alice.headers)
+    assert deleted.status_code == 200 and deleted.json() == {"message": "Document deleted successfully"}
+    assert api.get(f"/documents/{doc['id']}", headers=alice.headers).status_code == 404
+    with runtime.session() as db:
+        assert db.scalar(select(func.count()).select_from(DocumentChunk).where(
+            DocumentChunk.content == "temporary words")) == 0
+
+
+def test_datasets(api, alice, make_user):
+    one = upload_ready(api, alice, "one.txt", b"first document")
+    created = api.post("/datasets", json={"name": "Manuals", "description": "d", "document_ids": [one["id"]]},
+                       headers=alice.headers)
+    assert created.status_code == 201, created.text
+    dataset = created.json()
+    assert dataset["name"] == "Manuals" and dataset["document_ids"] == [one["id"]]
+    two = upload_ready(api, alice, "two.txt", b"second document", dataset_id=dataset["id"])
+    assert two["metadata"]["additional_metadata"]["dataset_ids"] == [dataset["id"]]
+    listed = api.get("/datasets", headers=alice.headers).json()
+    assert listed["total_count"] == 1 and listed["datasets"][0]["document_ids"] == [one["id"], two["id"]]
+    assert api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()["document_count"] == 2
+    assert api.post("/datasets", json={"name": "Manuals"}, headers=alice.headers).status_code == 409
+    assert api.post("/datasets", json={"name": ""}, headers=alice.headers).status_code == 422
+    eve = make_user("eve")
+    assert api.get(f"/datasets/{dataset['id']}", headers=eve.headers).status_code == 404
+    assert api.post("/datasets", json={"name": "Stolen", "document_ids": [one["id"]]},
+                    headers=eve.headers).status_code == 404
+    assert api.get("/datasets", headers=eve.headers).json() == {"datasets": [], "total_count": 0}
+
+
+def test_upload_when_the_queue_is_down_is_503(api, alice, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(queues, "enqueue_ingestion", down)
+    response = upload(api, alice, "later.txt", b"try again")
+    assert response.status_code == 503
+    [doc] = [d for d in api.get("/documents", headers=alice.headers).json()["documents"]
+             if d["filename"] == "later.txt"]
+    assert doc["status"] == "failed" and "again" in doc["error"]
+
+
+def test_a_long_pdf_does_not_hold_up_another_users_upload(api, alice, make_user, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 10)
+    book = text_pdf([f"Chapter page {i}: " + "long prose about rivers and valleys " * 30 for i in range(300)])
+    long_one = upload(api, alice, "book.pdf", book)
+    assert long_one.status_code == 200
+    bob = make_user("bob")
+    started = time.monotonic()
+    doc = upload_ready(api, bob, "memo.pdf", text_pdf(["One page memo."]))
+    assert doc["status"] == "ready" and time.monotonic() - started < 5
+    book_id = long_one.json()["id"]
+    final = wait_for(lambda: (d := api.get(f"/documents/{book_id}", headers=alice.headers).json())["status"]
+                     != "processing" and d, timeout=60)
+    assert final["status"] == "ready" and final["metadata"]["page_count"] == 300

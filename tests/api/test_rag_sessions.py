@@ -1,0 +1,97 @@
+"""/chat/sessions, /documents/session/{id} and /health of the RAG API (004)."""
+from __future__ import annotations
+
+from tests.api.rag_helpers import send, upload_ready
+from tests.pdfs import text_pdf
+from web.services import rag_health
+
+
+def rag_session(api, account, fake_upstream):
+    upload_ready(api, account, "guide.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."]))
+    fake_upstream.configure(reply="Brazil [1].")
+    response, _ = send(api, account, "Where does coffee grow?")
+    return response.headers["X-Session-Id"]
+
+
+def test_sessions_list_and_detail(api, alice, fake_upstream):
+    session_id = rag_session(api, alice, fake_upstream)
+    listed = api.get("/chat/sessions", headers=alice.headers)
+    assert listed.status_code == 200
+    body = listed.json()
+    assert body["total_count"] == 1
+    [session] = body["sessions"]
+    assert set(session) == {"id", "user_id", "system_prompt", "created_at", "updated_at", "title", "memory_key",
+                            "last_context", "metadata", "relevant_documents"}
+    assert session["id"] == session_id and session["user_id"] == alice["id"]
+    assert session["title"] == "Where does coffee grow?" and session["metadata"]["rag_enabled"] is True
+    assert session["relevant_documents"] == [{"document_id": session["relevant_documents"][0]["document_id"],
+                                              "filename": "guide.pdf", "chunk_index": 1, "page_number": 2}]
+    context = session["last_context"]
+    assert context["query"] == "Where does coffee grow?" and len(context["context_ids"]) == 1
+    assert context["search"]["type"] == "SIMILARITY" and context["search"]["mode"] == "vector"
+    detail = api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()
+    assert detail["session"] == session
+    user, reply = detail["messages"]
+    assert user["role"] == "user" and user["content"] == "Where does coffee grow?" and user["sources"] is None
+    assert user["user_id"] == alice["id"] and user["session_id"] == session_id
+    assert reply["role"] == "assistant" and reply["content"] == "Brazil [1]." and reply["user_id"] == alice["id"]
+    assert reply["sources"][0]["filename"] == "guide.pdf" and reply["context_ids"] == context["context_ids"]
+    assert 0.7 <= reply["relevance_score"] <= 1
+    assert reply["cited_documents"] == session["relevant_documents"]
+    assert reply["metadata"]["status"] == "DELIVERED" and "requested_by" not in reply["metadata"]
+
+
+def test_session_is_a_chat_on_every_surface(api, alice, fake_upstream):
+    session_id = rag_session(api, alice, fake_upstream)
+    assert session_id in [c["id"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()]
+    chat = api.post("/api/v1/chat/chats", json={"title": "made elsewhere"}, headers=alice.headers).json()
+    assert chat["id"] in [s["id"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
+
+
+def test_session_documents(api, alice, make_user, fake_upstream):
+    session_id = rag_session(api, alice, fake_upstream)
+    found = api.get(f"/documents/session/{session_id}", headers=alice.headers)
+    assert found.status_code == 200
+    body = found.json()
+    assert body["total_count"] == 1
+    assert body["documents"][0]["document_name"] == "guide.pdf" and body["documents"][0]["page_number"] == 2
+    eve = make_user("eve")
+    assert api.get(f"/documents/session/{session_id}", headers=eve.headers).status_code == 404
+
+
+def test_delete_session(api, alice, make_user, fake_upstream):
+    session_id = rag_session(api, alice, fake_upstream)
+    eve = make_user("eve")
+    assert api.get(f"/chat/sessions/{session_id}", headers=eve.headers).status_code == 404
+    assert api.delete(f"/chat/sessions/{session_id}", headers=eve.headers).status_code == 404
+    deleted = api.delete(f"/chat/sessions/{session_id}", headers=alice.headers)
+    assert deleted.status_code == 200 and deleted.json() == {"message": "Chat session deleted successfully"}
+    assert api.get(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
+    assert api.get("/chat/sessions", headers=alice.headers).json()["total_count"] == 0
+
+
+def test_sessions_paging_and_auth(api, alice):
+    assert api.get("/chat/sessions").status_code == 401
+    assert api.get("/chat/sessions?limit=0", headers=alice.headers).status_code == 400
+    assert api.get("/chat/sessions/unknown", headers=alice.headers).status_code == 404
+
+
+def test_health(api):
+    response = api.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy" and body["version"]
+    assert body["database"]["status"] == body["redis"]["status"] == "healthy"
+    assert body["workers"]["queues"]["replies"] >= 1 and body["upstream"]["status"] == "healthy"
+    assert body["embeddings"] == {"provider": "openai", "model": "text-embedding-3-small",
+                                  "search": "vector and full-text"}
+
+
+def test_health_is_503_when_the_database_or_redis_is_down(api, monkeypatch):
+    monkeypatch.setattr(rag_health, "database_check", lambda: {"status": "unhealthy", "error": "OperationalError"})
+    response = api.get("/health")
+    assert response.status_code == 503 and response.json()["status"] == "unhealthy"
+    monkeypatch.undo()
+    monkeypatch.setattr(rag_health, "redis_check", lambda: {"status": "unhealthy", "error": "ConnectionError"})
+    body = api.get("/health").json()
+    assert body["status"] == "unhealthy" and body["workers"] == {"status": "unknown"}

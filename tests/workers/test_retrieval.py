@@ -1,0 +1,128 @@
+"""Search types on the configured database (SQLite+numpy, or PostgreSQL+pgvector), reranking, chunking."""
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from models import User
+from tests.api.rag_helpers import upload_ready
+from workers import runtime
+from workers.retrieval import rerank as reranking
+from workers.retrieval.chunking import chunk_pages, split_page
+from workers.retrieval.scoring import fuse, mmr
+from workers.retrieval.search import SearchOptions, search
+from workers.retrieval.store import Scope
+
+DOCS = {
+    "paris.txt": "Paris is the capital of France and sits on the river Seine.",
+    "paris2.txt": "The capital of France is Paris, a city on the Seine river.",
+    "lyon.txt": "Lyon is a French city famous for food, silk and the capital of gastronomy.",
+    "zoo.txt": "Our zoo has a zebra, two lions, a penguin colony, otters, seals, flamingos and goats.",
+}
+
+
+@pytest.fixture
+def corpus(api, make_user):
+    owner = make_user("reader")
+    for name, text in DOCS.items():
+        upload_ready(api, owner, name, text.encode())
+    with runtime.session() as db:
+        user_id = db.scalar(select(User.id).where(User.uuid == owner["id"]))
+    return Scope(user_id)
+
+
+def run(scope: Scope, query: str, **options) -> list[dict]:
+    with runtime.session() as db:
+        return search(db, runtime.current().settings, scope, query, SearchOptions(**options)).hits
+
+
+def test_similarity_ranks_by_cosine_and_applies_the_threshold(corpus):
+    hits = run(corpus, "What is the capital of France?", k=4, score_threshold=0.8)
+    assert {h["filename"] for h in hits} == {"paris.txt", "paris2.txt"}
+    assert all(0.8 <= h["relevance_score"] <= 1 for h in hits)
+    everything = run(corpus, "What is the capital of France?", k=4, score_threshold=0.0)
+    assert [h["filename"] for h in everything][2:] == ["lyon.txt", "zoo.txt"]
+    scores = [h["relevance_score"] for h in everything]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hybrid_keeps_keyword_matches_the_threshold_drops(corpus):
+    query = "zebra quantum physics lecture notes"
+    assert run(corpus, query, search_type="SIMILARITY", score_threshold=0.7) == []
+    hits = run(corpus, query, search_type="HYBRID", score_threshold=0.7)
+    assert [h["filename"] for h in hits] == ["zoo.txt"] and 0 < hits[0]["relevance_score"] <= 1
+
+
+def test_hybrid_fuses_both_rankings(corpus):
+    hits = run(corpus, "capital of France Seine", search_type="HYBRID", k=2, score_threshold=0.0)
+    assert {h["filename"] for h in hits} == {"paris.txt", "paris2.txt"}
+    assert hits[0]["relevance_score"] == pytest.approx(1.0)  # first in both rankings
+
+
+def test_mmr_trades_relevance_for_diversity(corpus):
+    query = "capital of France Paris Seine city"
+    similar = run(corpus, query, search_type="SIMILARITY", k=2, score_threshold=0.0)
+    assert {h["filename"] for h in similar} == {"paris.txt", "paris2.txt"}
+    diverse = run(corpus, query, search_type="MMR", k=2, score_threshold=0.0, fetch_k=10, lambda_mult=0.3)
+    assert len(diverse) == 2 and diverse[0]["filename"] in ("paris.txt", "paris2.txt")
+    assert diverse[1]["filename"] not in ("paris.txt", "paris2.txt")
+
+
+def test_local_rerank_blends_semantic_and_keyword_scores(corpus):
+    plain = run(corpus, "capital gastronomy", k=1, score_threshold=0.0)
+    hits = run(corpus, "capital gastronomy", k=1, score_threshold=0.0, rerank=True, fetch_k=10)
+    assert plain[0]["filename"] == hits[0]["filename"] == "lyon.txt"
+    assert hits[0]["relevance_score"] == pytest.approx(0.5 * plain[0]["relevance_score"] + 0.5, abs=1e-3)
+
+
+def test_rerank_endpoint(corpus, monkeypatch):
+    settings = runtime.current().settings
+    monkeypatch.setattr(settings, "rerank_url", "http://rerank.test/v1/rerank")
+    sent = []
+
+    def fake_post(url, json, headers, timeout):
+        sent.append(json)
+        zoo = next(i for i, doc in enumerate(json["documents"]) if "zebra" in doc)
+        results = [{"index": i, "relevance_score": 0.99 if i == zoo else 0.01} for i in range(len(json["documents"]))]
+        return httpx.Response(200, json={"results": results}, request=httpx.Request("POST", url))
+
+    monkeypatch.setattr(reranking.httpx, "post", fake_post)
+    hits = run(corpus, "capital of France", k=1, score_threshold=0.0, rerank=True)
+    assert hits[0]["filename"] == "zoo.txt" and hits[0]["relevance_score"] == 0.99
+    assert sent[0]["query"] == "capital of France" and len(sent[0]["documents"]) == 4
+
+    def broken(url, json, headers, timeout):
+        raise httpx.ConnectError("down")
+
+    monkeypatch.setattr(reranking.httpx, "post", broken)
+    with runtime.session() as db:
+        result = search(db, settings, corpus, "capital gastronomy",
+                        SearchOptions(k=1, score_threshold=0.0, rerank=True))
+    assert result.hits[0]["filename"] == "lyon.txt" and "re-scored locally" in result.notes[0]
+
+
+def test_keyword_only_search(corpus, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
+    with runtime.session() as db:
+        result = search(db, runtime.current().settings, corpus, "penguin otters", SearchOptions())
+    assert result.mode == "full-text" and [h["filename"] for h in result.hits] == ["zoo.txt"]
+    assert result.hits[0]["relevance_score"] == 1.0 and "keywords only" in result.notes[0]
+
+
+def test_split_page_windows_and_overlap():
+    text = " ".join(f"w{i}" for i in range(25))
+    pieces = split_page(3, text, size=10, overlap=4)
+    assert [p.content.split()[0] for p in pieces] == ["w0", "w6", "w12", "w18"]
+    assert all(p.page_number == 3 and p.token_count <= 10 for p in pieces)
+    assert chunk_pages([(1, "a b"), (2, ""), (3, "c")], 10, 2)[1].page_number == 3
+
+
+def test_fuse_and_mmr():
+    fused = fuse([1, 2, 3], [1, 3])
+    assert fused[1] == pytest.approx(1.0) and fused[3] > fused[2]
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    near_a = np.array([0.99, 0.141])
+    picks = mmr(np.array([0.8, 0.6]), [(1, a), (2, near_a / np.linalg.norm(near_a)), (3, b)], 2, 0.3)
+    assert picks == [2, 3]  # by similarity alone the second pick would be 1, a near-duplicate of 2

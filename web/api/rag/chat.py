@@ -1,0 +1,81 @@
+"""/chat/send (POST and GET for EventSource) and /chat/sessions of the RAG API (004)."""
+from __future__ import annotations
+
+from flask import Response, current_app, g, jsonify, request
+
+from web.api.parsing import parse_query
+from web.api.rag import bp, relay
+from web.api.rag.schemas import SessionsQuery, parse_send
+from web.api.rag.serializers import message_view, session_view
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import BadRequest
+from web.redis_client import get_redis
+from web.services import rag_chat, rag_sessions
+from workers import runtime
+
+
+@bp.route("/chat/send", methods=["GET", "POST"])
+@login_required
+def send():
+    """Send a message; the answer streams as SSE (session, status, token, citation, error, done)."""
+    last_event_id = request.headers.get("Last-Event-ID")
+    if last_event_id:
+        return resume(last_event_id)
+    from_query = request.method == "GET"
+    body = parse_send(request.args.to_dict() if from_query else request.get_json(silent=True),
+                      "query" if from_query else "body")
+    started = rag_chat.start(get_db(), get_redis(), g.user, body.message,
+                             str(body.session_id) if body.session_id else None,
+                             body.search_options.model_dump(), str(body.dataset_id) if body.dataset_id else None)
+    chat, reply_uuid = started.chat, started.reply.uuid
+    lead = [relay.json_frame(relay.event_id(reply_uuid, started.cursor, relay.SESSION),
+                             {"type": "session", "session_id": chat.uuid, "title": chat.title})]
+    return sse(chat.id, chat.uuid, reply_uuid, started.cursor, None, lead if started.new_session else [])
+
+
+def resume(last_event_id: str) -> Response:
+    """A reconnect continues the reply after its last event; after `done` it gets 204 (EventSource stops)."""
+    position = relay.parse_event_id(last_event_id)
+    if position is None:
+        raise BadRequest("Last-Event-ID is not an event id of /chat/send")
+    chat, reply = rag_chat.reply_for(get_db(), g.user, position.reply_uuid)
+    if position.index == relay.END:
+        return Response(status=204)
+    seen_index = position.index if position.index.isdigit() else None
+    return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [])
+
+
+def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: str | None,
+        lead: list[str]) -> Response:
+    frames = relay.reply_frames(current_app.extensions["relay_hub"], get_redis(), chat_id, reply_uuid, cursor,
+                                seen_index=seen_index, lead=lead,
+                                keepalive_s=runtime.current().settings.sse_keepalive_s)
+    return Response(frames, mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid})
+
+
+@bp.get("/chat/sessions")
+@login_required
+def list_sessions():
+    """The user's sessions, most recently active first, with the documents they cited."""
+    query = parse_query(SessionsQuery, error_status=400)
+    total, page = rag_sessions.sessions_page(get_db(), g.user, query.limit, query.offset)
+    return jsonify({"sessions": [session_view(info) for info in page], "total_count": total})
+
+
+@bp.get("/chat/sessions/<session_id>")
+@login_required
+def get_session(session_id: str):
+    """A session with its messages, their sources and cited documents."""
+    info, messages, user_uuids = rag_sessions.session_detail(get_db(), g.user, session_id)
+    return jsonify({"session": session_view(info),
+                    "messages": [message_view(m, info.chat.uuid, user_uuids) for m in messages]})
+
+
+@bp.delete("/chat/sessions/<session_id>")
+@login_required
+def delete_session(session_id: str):
+    """Delete a session and its messages for good (its owner only)."""
+    rag_sessions.delete_session(get_db(), get_redis(), g.user, session_id)
+    return jsonify({"message": "Chat session deleted successfully"})

@@ -1,0 +1,90 @@
+"""/documents of the RAG API (004): upload, read, chunks, a session's documents, delete."""
+from __future__ import annotations
+
+from flask import g, jsonify, request
+from pydantic import ValidationError
+
+from models import Document
+from web.api.rag import bp
+from web.api.rag.schemas import UploadForm
+from web.api.rag.serializers import chunk_view, document_view
+from web.auth.tokens import login_required
+from web.db import get_db
+from web.errors import BadRequest, Unprocessable, validation_details
+from web.redis_client import get_redis
+from web.services import rag_datasets, rag_documents
+from web.services.rag_chat import session_for
+
+UPLOAD_WAIT_S = 5
+
+
+def show(doc: Document, content: str | None = None) -> dict:
+    """A document as this API shows it (with its chunk count and datasets)."""
+    db = get_db()
+    return document_view(doc, rag_documents.chunk_count(db, doc),
+                         rag_datasets.datasets_of_documents(db, [doc.id])[doc.id], content)
+
+
+@bp.post("/documents/upload")
+@login_required
+def upload():
+    """Upload a PDF, text or Markdown file (10 MB at most) to the user's library."""
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadRequest("Send the file as multipart form field 'file'")
+    try:
+        form = UploadForm.model_validate(request.form.to_dict())
+    except ValidationError as exc:
+        raise Unprocessable(validation_details(exc, "form")) from None
+    db = get_db()
+    stored = rag_documents.upload(db, get_redis(), g.user, upload.filename or "", upload.read(),
+                                  str(form.dataset_id) if form.dataset_id else None)
+    rag_documents.wait_indexed(stored.job, UPLOAD_WAIT_S)
+    db.refresh(stored.document)
+    return jsonify(show(stored.document, stored.document.extracted_text))
+
+
+@bp.get("/documents")
+@login_required
+def list_documents():
+    """The user's library documents, newest first."""
+    docs = rag_documents.library(get_db(), g.user)
+    return jsonify({"documents": [show(d) for d in docs], "total_count": len(docs)})
+
+
+@bp.get("/documents/<document_id>")
+@login_required
+def get_document(document_id: str):
+    """A document with its extracted text and processing status."""
+    doc = rag_documents.document_for(get_db(), g.user, document_id)
+    return jsonify(show(doc, doc.extracted_text))
+
+
+@bp.get("/documents/<document_id>/chunks/<int:chunk_index>")
+@login_required
+def get_chunk(document_id: str, chunk_index: int):
+    """One chunk of a document, with its page number."""
+    db = get_db()
+    doc = rag_documents.document_for(db, g.user, document_id)
+    chunk = rag_documents.chunk_of(db, doc, chunk_index)
+    return jsonify(chunk_view(doc, chunk, rag_documents.chunk_count(db, doc)))
+
+
+@bp.get("/documents/session/<session_id>")
+@login_required
+def session_documents(session_id: str):
+    """The document chunks a session's replies drew on."""
+    db = get_db()
+    chat, _ = session_for(db, g.user, session_id)
+    documents = [{"document_id": s["document_id"], "chunk_index": s["chunk_index"], "document_name": s["filename"],
+                  "page_number": s.get("page_number")} for s in rag_documents.cited_in_chat(db, chat.id)]
+    return jsonify({"documents": documents, "total_count": len(documents)})
+
+
+@bp.delete("/documents/<document_id>")
+@login_required
+def delete_document(document_id: str):
+    """Delete a document with its chunks and vectors."""
+    db = get_db()
+    rag_documents.remove(db, rag_documents.document_for(db, g.user, document_id))
+    return jsonify({"message": "Document deleted successfully"})

@@ -1,0 +1,160 @@
+"""SSE for a RAG reply (004): unnamed events whose JSON says its `type`, each with a resumable id.
+
+The document's client is `EventSource(...).onmessage`, which only receives unnamed events,
+so every event is a plain `data:` line. Frames come from the chat's event stream,
+filtered to one reply:
+
+    rag_status            → {"type": "status", "status"}
+    ai_response_start     → {"type": "status", "status": "Generating response"}
+    ai_response_chunk     → {"type": "token", "token"}
+    ai_response_complete  → {"type": "citation", ...} per source,
+                            then {"type": "done", "content", "citations", "status"}
+    ai_error              → {"type": "error", "error", "error_code"}, then done
+
+An id is `<reply uuid>:<stream entry id>:<n>`: `n` numbers the frames made from one entry,
+`s` marks the session event and `end` the done event (after which a reconnect gets 204).
+"""
+from __future__ import annotations
+
+import json
+import queue
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from redis import Redis
+from sqlalchemy import select
+
+from models import Message
+from web.realtime.hub import Hub
+from web.realtime.sse import frame
+from web.services.rag_sessions import citation
+from workers import events, runtime
+from workers.jobs.retrieval import RAG_STATUS
+
+SESSION, END = "s", "end"
+GENERATING = "Generating response"
+
+
+@dataclass(frozen=True)
+class Position:
+    reply_uuid: str
+    stream_id: str
+    index: str
+
+
+def parse_event_id(value: str) -> Position | None:
+    """A `Last-Event-ID` of this API, or None when it is not one."""
+    parts = value.split(":")
+    if len(parts) != 3 or not events.is_valid_id(parts[1]) or not (parts[2] in (SESSION, END) or parts[2].isdigit()):
+        return None
+    try:
+        uuid.UUID(parts[0])
+    except ValueError:
+        return None
+    return Position(*parts)
+
+
+def event_id(reply_uuid: str, stream_id: str, index: str) -> str:
+    return f"{reply_uuid}:{stream_id}:{index}"
+
+
+def json_frame(frame_id: str, payload: dict[str, Any]) -> str:
+    return frame(frame_id, json.dumps(payload, separators=(",", ":")))
+
+
+def final_state(reply_uuid: str) -> dict[str, Any] | None:
+    """The stored end of the reply, or None while it is still being generated."""
+    with runtime.session() as db:
+        reply = db.scalar(select(Message).where(Message.uuid == reply_uuid))
+        if reply is None:
+            return {"content": "", "sources": [], "status": "DELETED"}
+        if reply.status == "PROCESSING":
+            return None
+        return {"content": reply.content, "sources": reply.sources or [], "status": reply.status}
+
+
+def done(state: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "done", "content": state["content"], "citations": [citation(s) for s in state["sources"]],
+            "status": state["status"]}
+
+
+def translate(event: dict[str, Any], final: Callable[[], dict[str, Any] | None]) -> list[tuple[str, dict[str, Any]]]:
+    """The (index, payload) frames one stream event of the reply becomes."""
+    kind = event.get("type")
+    if kind == RAG_STATUS:
+        return [("0", {"type": "status", "status": event["status"]})]
+    if kind == events.REPLY_START:
+        return [("0", {"type": "status", "status": GENERATING})]
+    if kind == events.REPLY_CHUNK:
+        return [("0", {"type": "token", "token": event["chunk"]})]
+    if kind not in events.REPLY_END_TYPES:
+        return []
+    state = final() or {"content": event.get("message", {}).get("content", ""), "sources": [],
+                        "status": event.get("message", {}).get("status", "FAILED")}
+    if kind == events.REPLY_ERROR:
+        return [("0", {"type": "error", "error": event.get("error"), "error_code": event.get("error_code")}),
+                (END, done(state))]
+    cites = [(str(n), {"type": "citation", **citation(s), "relevance_score": s.get("relevance_score"), "marker": n + 1})
+             for n, s in enumerate(state["sources"])]
+    return cites + [(END, done(state))]
+
+
+def later(index: str, seen: str) -> bool:
+    return index == END or int(index) > int(seen)
+
+
+def end_in_stream(redis: Redis, key: str, reply_uuid: str, cursor: str) -> bool:
+    return any(events.decode(fields).get("type") in events.REPLY_END_TYPES
+               and events.event_message_id(events.decode(fields)) == reply_uuid
+               for _, fields in redis.xrange(key, min=f"({cursor}", max="+"))
+
+
+def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, *, seen_index: str | None,
+                 lead: list[str], keepalive_s: float) -> Iterator[str]:
+    """Frames of the reply after `cursor` (and after frame `seen_index` of that entry), ending with done.
+
+    A comment every `keepalive_s` of silence; at each, a reply found ended in the database
+    whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
+    """
+    key = events.chat_stream_key(chat_id)
+
+    def final() -> dict[str, Any] | None:
+        return final_state(reply_uuid)
+
+    yield from lead
+    if seen_index is not None:
+        for stream_id, fields in redis.xrange(key, min=cursor, max=cursor):
+            for index, payload in translate(events.decode(fields), final):
+                if later(index, seen_index):
+                    yield json_frame(event_id(reply_uuid, cursor, index), payload)
+                    if index == END:
+                        return
+    state = final()
+    if state is not None and not end_in_stream(redis, key, reply_uuid, cursor):
+        yield json_frame(event_id(reply_uuid, cursor, END), done(state))
+        return
+    inbox: queue.Queue = queue.Queue()
+    sub = hub.subscribe(key, cursor, inbox)
+    last = cursor
+    try:
+        while True:
+            try:
+                _, (_, entries) = inbox.get(timeout=keepalive_s)
+            except queue.Empty:
+                state = final()
+                if state is not None:
+                    yield json_frame(event_id(reply_uuid, last, END), done(state))
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            for stream_id, event in entries:
+                if events.event_message_id(event) != reply_uuid:
+                    continue
+                last = stream_id
+                for index, payload in translate(event, final):
+                    yield json_frame(event_id(reply_uuid, stream_id, index), payload)
+                    if index == END:
+                        return
+    finally:
+        sub.close()

@@ -1,0 +1,87 @@
+"""Request bodies and query strings of the RAG API (004)."""
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from web.errors import BadRequest, Unprocessable, validation_details
+
+
+class SearchOptionsIn(BaseModel):
+    """The documented `search_options`; an unknown or out-of-range option is a 400 naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search_type: Literal["SIMILARITY", "HYBRID", "MMR"] = "SIMILARITY"
+    k: int = Field(default=4, ge=1, le=50)
+    score_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    rerank: bool = False
+    fetch_k: int = Field(default=20, ge=1, le=200)
+    lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("search_type", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+def blank_to_none(value: Any) -> Any:
+    """EventSource clients send `session_id=` for "none" (the document's own sample does)."""
+    return None if value == "" else value
+
+
+class SendRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=50_000)
+    session_id: uuid.UUID | None = None
+    search_options: SearchOptionsIn = Field(default_factory=SearchOptionsIn)
+    dataset_id: uuid.UUID | None = None
+
+    _blank = field_validator("session_id", "dataset_id", mode="before")(blank_to_none)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("Message content cannot be empty")
+        return value
+
+    @field_validator("search_options", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return {} if value is None or value == "" else value
+
+
+def parse_send(data: Any, source: str) -> SendRequest:
+    """Validate a send request from a JSON body or a query string (400, as the document says)."""
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object")
+    if source == "query" and isinstance(data.get("search_options"), str) and data["search_options"]:
+        try:
+            data = {**data, "search_options": json.loads(data["search_options"])}
+        except ValueError:
+            raise Unprocessable([{"loc": ["query", "search_options"], "msg": "search_options must be a JSON object",
+                                  "type": "json_invalid"}], status=400) from None
+    try:
+        return SendRequest.model_validate(data)
+    except ValidationError as exc:
+        raise Unprocessable(validation_details(exc, source), status=400) from None
+
+
+class SessionsQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class DatasetIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    document_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+
+
+class UploadForm(BaseModel):
+    dataset_id: uuid.UUID | None = None
+
+    _blank = field_validator("dataset_id", mode="before")(blank_to_none)

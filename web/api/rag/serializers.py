@@ -1,0 +1,108 @@
+"""How the RAG API (004) shows documents, chunks, sessions, messages and datasets (UUID ids)."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from models import Dataset, Document, DocumentChunk, Message
+from web.services.rag_documents import FILE_TYPES, status
+from web.services.rag_sessions import SessionInfo, citation
+from workers.events import iso
+
+CITE_MARK = re.compile(r"\[(\d{1,3})\]")
+# Kept on a message for the pipeline; shown as their own fields or not at all.
+INTERNAL_META = ("requested_by", "prompt_message_id", "retrieved", "context_ids", "relevance_score", "rag")
+
+
+def document_view(doc: Document, chunk_count: int, dataset_ids: list[str], content: str | None = None) -> dict:
+    meta = doc.meta or {}
+    return {
+        "id": doc.uuid,
+        "filename": doc.filename,
+        "content": content if content is not None else "",
+        "created_at": iso(doc.created_at),
+        "metadata": {
+            "filename": doc.filename,
+            "file_type": FILE_TYPES.get(doc.mime_type, doc.mime_type),
+            "page_count": doc.page_count,
+            "additional_metadata": {
+                "mime_type": doc.mime_type, "file_size": doc.file_size, "chunk_count": chunk_count,
+                "embedding_model": meta.get("embedding_model"), "indexing_note": meta.get("indexing_note"),
+                "dataset_ids": dataset_ids,
+            },
+        },
+        "status": status(doc),
+        "error": doc.error if doc.status == "FAILED" else None,
+    }
+
+
+def chunk_view(doc: Document, chunk: DocumentChunk, total: int) -> dict[str, Any]:
+    return {
+        "document_id": doc.uuid,
+        "chunk_index": chunk.chunk_index,
+        "content": chunk.content,
+        "metadata": {
+            "filename": doc.filename,
+            "document_id": doc.uuid,
+            "chunk_index": chunk.chunk_index,
+            "page_number": chunk.page_number,
+            "total_chunks": total,
+            "additional_metadata": {"chunk_id": chunk.uuid, "token_count": chunk.token_count,
+                                    "embedding_model": chunk.embedding_model},
+        },
+    }
+
+
+def session_view(info: SessionInfo) -> dict[str, Any]:
+    chat = info.chat
+    meta = dict(chat.meta or {})
+    return {
+        "id": chat.uuid,
+        "user_id": info.owner_uuid,
+        "system_prompt": chat.system_prompt,
+        "created_at": iso(chat.created_at),
+        "updated_at": iso(chat.updated_at),
+        "title": chat.title,
+        "memory_key": meta.pop("memory_key", None),
+        "last_context": info.last_context,
+        "metadata": {**meta, "rag_enabled": chat.rag_enabled, "ai_model": chat.ai_model,
+                     "message_count": chat.message_count},
+        "relevant_documents": info.relevant_documents,
+    }
+
+
+def cited(message: Message) -> list[dict[str, Any]] | None:
+    """The sources the answer cites by their `[n]` markers (None when it had no sources)."""
+    if not message.sources:
+        return None
+    marks = {int(n) for n in CITE_MARK.findall(message.content or "")}
+    return [citation(s) for n, s in enumerate(message.sources, start=1) if n in marks]
+
+
+def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]) -> dict[str, Any]:
+    meta = message.meta or {}
+    author = message.sender_id if message.role == "user" else meta.get("requested_by")
+    shown = {k: v for k, v in meta.items() if k not in INTERNAL_META}
+    shown.update(status=message.status, model=message.model)
+    if message.error_code:
+        shown["error_code"] = message.error_code
+    return {
+        "id": message.uuid,
+        "session_id": session_uuid,
+        "role": message.role,
+        "content": message.content,
+        "metadata": shown,
+        "created_at": iso(message.created_at),
+        "memory_key": None,
+        "sources": message.sources,
+        "context_ids": meta.get("context_ids"),
+        "relevance_score": meta.get("relevance_score"),
+        "user_id": user_uuids.get(author),
+        "cited_documents": cited(message),
+    }
+
+
+def dataset_view(dataset: Dataset, document_ids: list[str]) -> dict[str, Any]:
+    return {"id": dataset.uuid, "name": dataset.name, "description": dataset.description,
+            "document_ids": document_ids, "document_count": len(document_ids),
+            "created_at": iso(dataset.created_at), "updated_at": iso(dataset.updated_at)}

@@ -1,0 +1,88 @@
+"""004 chat: start a retrieval-augmented reply, and find a reply again to resume its stream.
+
+A RAG session is a chat with `rag_enabled`; the user's message and the PROCESSING AI
+message are stored by `replies.post_message`, which then starts the `retrieve` job (it
+searches, then runs `generate_reply`) instead of the reply job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Chat, Message, Participant, User
+from web.errors import ApiError, NotFound, ServiceUnavailable
+from web.services import chats, rag_datasets, replies
+from workers import events, queues, runtime
+from workers.jobs.replies import end_reply_without_worker
+
+TITLE_CHARS = 60
+
+
+@dataclass
+class StartedReply:
+    chat: Chat
+    reply: Message
+    cursor: str  # the chat stream's position before the message was posted
+    new_session: bool
+
+
+def session_for(db: Session, user: User, session_id: str) -> tuple[Chat, Participant]:
+    """The user's session (any chat they take part in); 404 when it is not theirs."""
+    try:
+        return chats.chat_for_member(db, user, session_id)
+    except ApiError as exc:
+        raise NotFound("Chat session not found") from exc
+
+
+def title_from(message: str) -> str:
+    first = " ".join(message.split())
+    return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def start(db: Session, redis: Redis, user: User, message: str, session_id: str | None,
+          search_options: dict[str, Any], dataset_id: str | None) -> StartedReply:
+    """Store the message in a new or existing session and start retrieval, then the reply."""
+    dataset = rag_datasets.dataset_for(db, user, dataset_id) if dataset_id else None
+    new_session = session_id is None
+    if new_session:
+        chat = chats.create_chat(db, user, title=title_from(message), rag_enabled=True)
+        member = chats.participant(db, chat, user)
+    else:
+        chat, member = session_for(db, user, session_id)
+    cursor = events.last_event_id(redis, chat.id)
+    rag = {"query": message, "search_options": search_options, "dataset_id": dataset.id if dataset else None}
+    try:
+        _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
+                                        reply_meta={"rag": rag}, start=start_retrieval)
+    except ApiError:
+        if new_session and not db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
+            db.delete(chat)  # nothing was stored in it: no empty session is left behind
+            db.commit()
+        raise
+    return StartedReply(chat, reply, cursor, new_session)
+
+
+def start_retrieval(db: Session, redis: Redis, reply: Message, primary_only: bool = False) -> None:
+    """Enqueue the `retrieve` job; if the queue is unreachable, end the reply FAILED (503)."""
+    settings = runtime.current().settings
+    try:
+        queues.enqueue_retrieval(redis, reply.id, reply.uuid, timeout_s=settings.reply_job_timeout_s,
+                                 primary_only=primary_only)
+    except Exception:
+        end_reply_without_worker(reply.id, "FAILED", error_code="queue_unavailable")
+        raise ServiceUnavailable("Your message was saved, but the reply could not be started; try again") from None
+
+
+def reply_for(db: Session, user: User, reply_uuid: str) -> tuple[Chat, Message]:
+    """An AI message in one of the user's chats (to resume its stream); 404 otherwise."""
+    reply = db.scalar(select(Message).where(Message.uuid == reply_uuid, Message.role == "assistant"))
+    if reply is None:
+        raise NotFound("Reply not found")
+    chat = db.get(Chat, reply.chat_id)
+    if chat is None or chats.participant(db, chat, user) is None:
+        raise NotFound("Reply not found")
+    return chat, reply

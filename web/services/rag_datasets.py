@@ -1,0 +1,75 @@
+"""Datasets: named sets of a user's library documents that a RAG search can be limited to."""
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Dataset, Document, User, dataset_documents
+from web.errors import Conflict, NotFound
+
+
+def dataset_for(db: Session, user: User, dataset_uuid: str) -> Dataset:
+    """The user's dataset; 404 for an unknown one or someone else's."""
+    dataset = db.scalar(select(Dataset).where(Dataset.uuid == dataset_uuid, Dataset.owner_id == user.id))
+    if dataset is None:
+        raise NotFound("Dataset not found")
+    return dataset
+
+
+def library_documents(db: Session, user: User, document_uuids: list[str]) -> list[Document]:
+    """The user's library documents with these ids; 404 naming the first unknown one."""
+    found = {d.uuid: d for d in db.scalars(select(Document).where(
+        Document.uuid.in_(document_uuids), Document.owner_id == user.id, Document.chat_id.is_(None)))}
+    missing = [u for u in document_uuids if u not in found]
+    if missing:
+        raise NotFound(f"Document not found: {missing[0]}")
+    return [found[u] for u in dict.fromkeys(document_uuids)]
+
+
+def create(db: Session, user: User, name: str, description: str | None, document_uuids: list[str]) -> Dataset:
+    documents = library_documents(db, user, document_uuids)
+    dataset = Dataset(owner_id=user.id, name=name, description=description)
+    db.add(dataset)
+    try:
+        db.flush()
+    except IntegrityError:
+        db.rollback()
+        raise Conflict(f"You already have a dataset named {name!r}") from None
+    add_documents(db, dataset, [d.id for d in documents])
+    db.commit()
+    return dataset
+
+
+def add_documents(db: Session, dataset: Dataset, document_ids: list[int]) -> None:
+    present = set(db.scalars(select(dataset_documents.c.document_id)
+                             .where(dataset_documents.c.dataset_id == dataset.id)))
+    rows = [{"dataset_id": dataset.id, "document_id": i} for i in document_ids if i not in present]
+    if rows:
+        db.execute(insert(dataset_documents), rows)
+
+
+def list_datasets(db: Session, user: User) -> list[Dataset]:
+    return list(db.scalars(select(Dataset).where(Dataset.owner_id == user.id).order_by(Dataset.created_at, Dataset.id)))
+
+
+def document_ids(db: Session, dataset_ids: list[int]) -> dict[int, list[str]]:
+    """The document UUIDs of each dataset."""
+    found: dict[int, list[str]] = {i: [] for i in dataset_ids}
+    rows = db.execute(select(dataset_documents.c.dataset_id, Document.uuid)
+                      .join(Document, Document.id == dataset_documents.c.document_id)
+                      .where(dataset_documents.c.dataset_id.in_(dataset_ids)).order_by(Document.id))
+    for dataset_id, document_uuid in rows:
+        found[dataset_id].append(document_uuid)
+    return found
+
+
+def datasets_of_documents(db: Session, doc_ids: list[int]) -> dict[int, list[str]]:
+    """The dataset UUIDs each document belongs to."""
+    found: dict[int, list[str]] = {i: [] for i in doc_ids}
+    rows = db.execute(select(dataset_documents.c.document_id, Dataset.uuid)
+                      .join(Dataset, Dataset.id == dataset_documents.c.dataset_id)
+                      .where(dataset_documents.c.document_id.in_(doc_ids)).order_by(Dataset.id))
+    for doc_id, dataset_uuid in rows:
+        found[doc_id].append(dataset_uuid)
+    return found

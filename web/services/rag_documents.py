@@ -1,0 +1,126 @@
+"""The user's document library (004): upload, index, read back, delete.
+
+A library document is a `Document` without a chat. An upload is checked by its content
+(a PDF, or valid UTF-8 text), stored, then parsed and indexed by jobs on the `documents`
+queue. For this API a document is `processing` until its chunks are stored, then `ready`,
+or `failed` with a reason.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis import Redis
+from rq.job import Job
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from models import Document, DocumentChunk, Message, User
+from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
+from web.services import rag_datasets
+from workers import queues
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+SMALL_UPLOAD_BYTES = 512 * 1024  # goes to the front of the ingestion queue
+PDF_MAGIC = b"%PDF-"
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+FILE_TYPES = {"application/pdf": "pdf", "text/markdown": "markdown", "text/plain": "text"}
+
+
+@dataclass
+class Upload:
+    document: Document
+    job: Job  # the first indexing job, to wait on
+
+
+def sniff(filename: str, data: bytes) -> str:
+    """The MIME type from the content: a PDF, or UTF-8 text (Markdown by its name); else 400."""
+    if data.lstrip()[:1024].startswith(PDF_MAGIC):
+        return "application/pdf"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise BadRequest("Unsupported file: upload a PDF, or a plain text or Markdown file in UTF-8")
+    return "text/markdown" if filename.lower().endswith(MARKDOWN_SUFFIXES) else "text/plain"
+
+
+def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, dataset_uuid: str | None) -> Upload:
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ApiError("File too large: the maximum is 10 MB", status=413)
+    if not data.strip():
+        raise BadRequest("The file is empty")
+    mime_type = sniff(filename, data)
+    dataset = rag_datasets.dataset_for(db, user, dataset_uuid) if dataset_uuid else None
+    doc = Document(owner_id=user.id, chat_id=None, filename=(filename or "document")[:255], mime_type=mime_type,
+                   file_size=len(data), data=data, meta={})
+    db.add(doc)
+    db.flush()
+    if dataset is not None:
+        rag_datasets.add_documents(db, dataset, [doc.id])
+    db.commit()
+    try:
+        job = queues.enqueue_ingestion(redis, doc.id, doc.uuid, small=len(data) <= SMALL_UPLOAD_BYTES)
+    except Exception:
+        log.exception("could not enqueue the ingestion of document %s", doc.uuid)
+        doc.status, doc.error = "FAILED", "Processing could not be started; upload the file again"
+        db.commit()
+        raise ServiceUnavailable("The file was stored, but its processing could not be started; try again") from None
+    return Upload(doc, job)
+
+
+def wait_indexed(job: Job, wait_s: float) -> None:
+    """Give a small document the chance to be ready before the upload is answered."""
+    job.latest_result(timeout=int(wait_s))
+
+
+def status(doc: Document) -> str:
+    if doc.status == "FAILED":
+        return "failed"
+    return "ready" if doc.status == "READY" and (doc.meta or {}).get("indexed") else "processing"
+
+
+def document_for(db: Session, user: User, document_uuid: str) -> Document:
+    """One of the user's library documents; 404 for an unknown one or someone else's."""
+    doc = db.scalar(select(Document).where(Document.uuid == document_uuid, Document.owner_id == user.id,
+                                           Document.chat_id.is_(None)))
+    if doc is None:
+        raise NotFound("Document not found")
+    return doc
+
+
+def library(db: Session, user: User) -> list[Document]:
+    return list(db.scalars(select(Document).where(Document.owner_id == user.id, Document.chat_id.is_(None))
+                           .order_by(Document.created_at.desc(), Document.id.desc())))
+
+
+def chunk_count(db: Session, doc: Document) -> int:
+    return db.scalar(select(func.count()).where(DocumentChunk.document_id == doc.id)) or 0
+
+
+def chunk_of(db: Session, doc: Document, chunk_index: int) -> DocumentChunk:
+    chunk = db.scalar(select(DocumentChunk).where(DocumentChunk.document_id == doc.id,
+                                                  DocumentChunk.chunk_index == chunk_index))
+    if chunk is None:
+        raise NotFound("Chunk not found")
+    return chunk
+
+
+def remove(db: Session, doc: Document) -> None:
+    """Delete the document with its chunks and vectors (and its dataset memberships)."""
+    db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == doc.id))
+    db.delete(doc)
+    db.commit()
+
+
+def cited_in_chat(db: Session, chat_id: int) -> list[dict]:
+    """Each document chunk the chat's replies drew on, once, in the order first used."""
+    seen: dict[tuple[str, int], dict] = {}
+    for sources in db.scalars(select(Message.sources).where(Message.chat_id == chat_id, Message.role == "assistant",
+                                                            Message.sources.is_not(None)).order_by(Message.id)):
+        for source in sources or []:
+            seen.setdefault((source["document_id"], source["chunk_index"]), source)
+    return list(seen.values())

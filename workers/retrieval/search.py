@@ -1,0 +1,111 @@
+"""Search a user's document chunks: SIMILARITY, HYBRID (RRF) or MMR, optionally reranked.
+
+`score_threshold` applies to semantic relevance, `(1 + cosine) / 2`: SIMILARITY and MMR keep
+chunks at or above it; HYBRID keeps a chunk above it or one that contains query words.
+Without an embedding provider (or when it fails) the search is by keywords only, scored by
+keyword coverage, and the threshold is not applied: the notes say so, for the status events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from workers import embedding
+from workers.retrieval import rerank as reranking
+from workers.retrieval import store, text
+from workers.retrieval.scoring import Ranked, fuse, mmr, relevance
+from workers.settings import Settings
+
+SEARCH_TYPES = ("SIMILARITY", "HYBRID", "MMR")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    search_type: str = "SIMILARITY"
+    k: int = 4
+    score_threshold: float = 0.7
+    rerank: bool = False
+    fetch_k: int = 20
+    lambda_mult: float = 0.5
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> SearchOptions:
+        known = {k: v for k, v in (values or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class SearchResult:
+    hits: list[dict[str, Any]]  # citation fields, content and relevance_score, best first
+    mode: str  # "vector" or "full-text"
+    notes: list[str] = field(default_factory=list)
+
+
+def search(db: Session, settings: Settings, scope: store.Scope, query: str, options: SearchOptions) -> SearchResult:
+    notes: list[str] = []
+    query_vector, model = embed_query(settings, query, notes)
+    pool = max(options.fetch_k, options.k) if options.rerank else options.k
+    if query_vector is None:
+        ranked = by_keywords(db, scope, query, pool)
+    elif options.search_type == "HYBRID":
+        ranked = hybrid(db, scope, query, query_vector, model, options)
+    elif options.search_type == "MMR":
+        ranked = diverse(db, scope, query_vector, model, options)
+    else:
+        ranked = [r for r in similar(db, scope, query_vector, model, pool) if r.score >= options.score_threshold]
+    rows = store.chunk_rows(db, [r.chunk_id for r in ranked])
+    ranked = [Ranked(r.chunk_id, r.score, r.semantic, rows[r.chunk_id]["content"]) for r in ranked]
+    if options.rerank:
+        ranked = reranking.rerank(settings, query, ranked, notes)
+    hits = [{**rows[r.chunk_id], "relevance_score": round(r.score, 4)} for r in ranked[:options.k]]
+    return SearchResult(hits, "full-text" if query_vector is None else "vector", notes)
+
+
+def embed_query(settings: Settings, query: str, notes: list[str]) -> tuple[np.ndarray | None, str | None]:
+    provider = embedding.provider(settings)
+    if provider is None:
+        notes.append("No embedding provider is configured: searching by keywords only")
+        return None, None
+    try:
+        return provider.embed([query])[0], provider.model
+    except embedding.EmbeddingUnavailable:
+        notes.append("The embedding service is unavailable: searching by keywords only")
+        return None, None
+
+
+def similar(db: Session, scope: store.Scope, query_vector: np.ndarray, model: str, limit: int) -> list[Ranked]:
+    found = store.nearest(db, scope, query_vector, model, limit)
+    return [Ranked(chunk_id, relevance(cosine), relevance(cosine)) for chunk_id, cosine, _ in found]
+
+
+def by_keywords(db: Session, scope: store.Scope, query: str, limit: int) -> list[Ranked]:
+    query_terms = text.terms(query)
+    found = store.keyword_matches(db, scope, query_terms, limit)
+    rows = store.chunk_rows(db, [chunk_id for chunk_id, _ in found])
+    return [Ranked(chunk_id, text.coverage(query_terms, rows[chunk_id]["content"])) for chunk_id, _ in found]
+
+
+def hybrid(db: Session, scope: store.Scope, query: str, query_vector: np.ndarray, model: str,
+           options: SearchOptions) -> list[Ranked]:
+    pool = max(options.fetch_k, options.k)
+    semantic = similar(db, scope, query_vector, model, pool)
+    keyword_ids = [chunk_id for chunk_id, _ in store.keyword_matches(db, scope, text.terms(query), pool)]
+    fused = fuse([r.chunk_id for r in semantic], keyword_ids)
+    by_id = {r.chunk_id: r.semantic for r in semantic}
+    keep = {r.chunk_id for r in semantic if r.score >= options.score_threshold} | set(keyword_ids)
+    ranked = [Ranked(chunk_id, score, by_id.get(chunk_id)) for chunk_id, score in fused.items() if chunk_id in keep]
+    ranked.sort(key=lambda r: (-r.score, r.chunk_id))
+    return ranked[:pool if options.rerank else options.k]
+
+
+def diverse(db: Session, scope: store.Scope, query_vector: np.ndarray, model: str,
+            options: SearchOptions) -> list[Ranked]:
+    found = store.nearest(db, scope, query_vector, model, max(options.fetch_k, options.k), with_vectors=True)
+    candidates = [(chunk_id, np.asarray(vector, dtype=np.float32)) for chunk_id, cosine, vector in found
+                  if relevance(cosine) >= options.score_threshold]
+    cosine_of = {chunk_id: cosine for chunk_id, cosine, _ in found}
+    picked = mmr(query_vector, candidates, options.k, options.lambda_mult)
+    return [Ranked(chunk_id, relevance(cosine_of[chunk_id]), relevance(cosine_of[chunk_id])) for chunk_id in picked]

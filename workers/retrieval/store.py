@@ -1,0 +1,98 @@
+"""Candidate chunks from the database: nearest vectors and keyword matches, per dialect.
+
+PostgreSQL searches with pgvector (a partial HNSW index per common dimension, iterative
+scans so a user's filter still fills the result) and `to_tsvector`/`ts_rank_cd`; SQLite
+loads the user's vectors into numpy for an exact search and ranks keywords with BM25.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import ColumnElement, cast, func, select, text as sql_text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from models import Document, DocumentChunk, dataset_documents
+from workers.retrieval import text
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose chunks to search: one user's, optionally one of their datasets."""
+
+    owner_id: int
+    dataset_id: int | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        clauses = [DocumentChunk.owner_id == self.owner_id]
+        if self.dataset_id is not None:
+            members = select(dataset_documents.c.document_id).where(dataset_documents.c.dataset_id == self.dataset_id)
+            clauses.append(DocumentChunk.document_id.in_(members))
+        return clauses
+
+
+def is_postgresql(db: Session) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+def nearest(db: Session, scope: Scope, query: np.ndarray, model: str, limit: int,
+            with_vectors: bool = False) -> list[tuple[int, float, np.ndarray | None]]:
+    """(chunk id, cosine similarity, vector if asked) of the `limit` nearest chunks, best first."""
+    dim = int(query.shape[0])
+    where = [*scope.where(), DocumentChunk.embedding_model == model, DocumentChunk.embedding_dim == dim]
+    if is_postgresql(db):
+        tune_hnsw(db, limit)
+        # The literal dimension in both the cast and the filter lets the planner use that HNSW index.
+        distance = cast(DocumentChunk.embedding, VECTOR(dim)).cosine_distance(query.tolist())
+        columns: list[Any] = [DocumentChunk.id, distance] + ([DocumentChunk.embedding] if with_vectors else [])
+        rows = db.execute(select(*columns).where(*where, sql_text(f"embedding_dim = {dim}"))
+                          .order_by(distance).limit(limit)).all()
+        return [(row[0], 1.0 - float(row[1]), row[2] if with_vectors else None) for row in rows]
+    rows = db.execute(select(DocumentChunk.id, DocumentChunk.embedding).where(*where)).all()
+    if not rows:
+        return []
+    matrix = np.vstack([row[1] for row in rows])
+    similarity = matrix @ query
+    order = np.argsort(-similarity, kind="stable")[:limit]
+    return [(rows[i][0], float(similarity[i]), matrix[i] if with_vectors else None) for i in order]
+
+
+def tune_hnsw(db: Session, limit: int) -> None:
+    """Let HNSW look at enough candidates, and keep scanning when the user's filter drops them."""
+    db.execute(sql_text(f"SET LOCAL hnsw.ef_search = {max(40, min(limit * 2, 1000))}"))
+    try:
+        with db.begin_nested():
+            db.execute(sql_text("SET LOCAL hnsw.iterative_scan = strict_order"))
+    except DBAPIError:
+        pass  # pgvector before 0.8 has no iterative scans
+
+
+def keyword_matches(db: Session, scope: Scope, query_terms: list[str], limit: int) -> list[tuple[int, float]]:
+    """(chunk id, keyword rank) of the chunks containing any query word, best first."""
+    if not query_terms:
+        return []
+    if is_postgresql(db):
+        document = func.to_tsvector(sql_text("'english'::regconfig"), DocumentChunk.content)
+        query = func.to_tsquery(sql_text("'english'::regconfig"), " | ".join(query_terms))
+        rank = func.ts_rank_cd(document, query)
+        rows = db.execute(select(DocumentChunk.id, rank).where(*scope.where(), document.op("@@")(query))
+                          .order_by(rank.desc(), DocumentChunk.id).limit(limit)).all()
+        return [(row[0], float(row[1])) for row in rows]
+    rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where())).all()
+    scores = text.bm25(query_terms, [row[1] for row in rows])
+    ranked = sorted(((rows[i][0], s) for i, s in enumerate(scores) if s > 0), key=lambda item: (-item[1], item[0]))
+    return ranked[:limit]
+
+
+def chunk_rows(db: Session, chunk_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """What a citation and the prompt need of each chunk."""
+    rows = db.execute(
+        select(DocumentChunk.id, DocumentChunk.uuid, DocumentChunk.chunk_index, DocumentChunk.page_number,
+               DocumentChunk.content, Document.uuid, Document.filename)
+        .join(Document, Document.id == DocumentChunk.document_id).where(DocumentChunk.id.in_(chunk_ids))
+    ).all()
+    return {row[0]: {"chunk_id": row[1], "chunk_index": row[2], "page_number": row[3], "content": row[4],
+                     "document_id": row[5], "filename": row[6]} for row in rows}
