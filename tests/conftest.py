@@ -167,23 +167,34 @@ class Socket:
         self.ws.close()
 
 
-@pytest.fixture
-def connect(server: str) -> Callable[..., Socket]:
+def socket_opener(server: str, path: str) -> tuple[Callable[..., Socket], list[Socket]]:
+    """A function opening WebSockets at `path` (with `{chat_id}`), and the list of those opened."""
     opened: list[Socket] = []
 
-    def open_socket(chat_id: str, token: str | None = None, query: str = "", **kwargs: Any) -> Socket:
-        ws_url = server.replace("http://", "ws://") + f"/api/v1/chat/chats/{chat_id}/ws"
+    def open_socket(chat_id: str | int, token: str | None = None, query: str = "", **kwargs: Any) -> Socket:
+        ws_url = server.replace("http://", "ws://") + path.format(chat_id=chat_id)
         params = "&".join(p for p in (f"token={token}" if token else "", query) if p)
         sock = Socket(ws_url + (f"?{params}" if params else ""), **kwargs)
         opened.append(sock)
         return sock
 
-    yield open_socket
+    return open_socket, opened
+
+
+def close_all(opened: list[Socket]) -> None:
     for sock in opened:
         try:
             sock.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def connect(server: str) -> Callable[..., Socket]:
+    """Open a WebSocket on the chat API's /api/v1/chat/chats/{chat_id}/ws (closed after the test)."""
+    open_socket, opened = socket_opener(server, "/api/v1/chat/chats/{chat_id}/ws")
+    yield open_socket
+    close_all(opened)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

@@ -2,32 +2,20 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
-from tests.conftest import Socket
+from tests.conftest import Socket, close_all, socket_opener
 
 
 @pytest.fixture
 def connect_v1(server: str) -> Callable[..., Socket]:
     """Open a WebSocket on /api/v1/chats/{chat_id}/ws (closed after the test)."""
-    opened: list[Socket] = []
-
-    def open_socket(chat_id: int, token: str | None = None, query: str = "", **kwargs: Any) -> Socket:
-        url = server.replace("http://", "ws://") + f"/api/v1/chats/{chat_id}/ws"
-        params = "&".join(p for p in (f"token={token}" if token else "", query) if p)
-        sock = Socket(url + (f"?{params}" if params else ""), **kwargs)
-        opened.append(sock)
-        return sock
-
+    open_socket, opened = socket_opener(server, "/api/v1/chats/{chat_id}/ws")
     yield open_socket
-    for sock in opened:
-        try:
-            sock.close()
-        except Exception:
-            pass
+    close_all(opened)
 
 
 def close_code(ws: Socket) -> int:

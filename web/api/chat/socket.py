@@ -3,23 +3,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from sqlalchemy import select
 
 from models import Message
 from web.api.chat import bp
 from web.api.chat.routes import typing_event
-from web.auth.tokens import authenticate
-from web.db import close_db
+from web.api.socket_access import open_chat_socket
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
 from web.redis_client import get_redis
 from web.services import chats, replies
 from workers import events, runtime
-
-CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
-
 
 def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
     """This surface shows UUIDs only: drop the integer ids other surfaces' events carry."""
@@ -29,19 +25,10 @@ def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
 @sock.route("/chats/<chat_id>/ws", bp=bp)
 def chat_socket(ws, chat_id: str) -> None:
     """Authenticate (token in `?token=` or the Authorization header), then relay until closed."""
-    try:
-        user = authenticate()
-        close_db()  # a socket lives for minutes: do not hold a pooled connection meanwhile
-        db = runtime.session()
-        with db:
-            chat, _ = chats.chat_for_member(db, user, chat_id)
-    except ApiError as exc:
-        ws.close(CLOSE_CODES.get(exc.status, 4400), str(exc.detail))
+    opened = open_chat_socket(ws, chat_id)
+    if opened is None:
         return
-    cursor = request.args.get("last_event_id")
-    if cursor is not None and not events.is_valid_id(cursor):
-        ws.close(4400, "last_event_id is not an event id")
-        return
+    user, chat, cursor = opened
     settings = runtime.current().settings
     chat_key, chat_uuid = chat.id, chat.uuid
 

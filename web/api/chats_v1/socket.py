@@ -10,15 +10,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from flask import current_app, request
+from flask import current_app
 from pydantic import ValidationError
 
 from models import User
 from web.api.chats_v1 import bp
 from web.api.chats_v1.schemas import StatusFrame
 from web.api.chats_v1.serializers import message_status, message_view
-from web.auth.tokens import authenticate
-from web.db import close_db
+from web.api.socket_access import open_chat_socket
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
@@ -27,7 +26,6 @@ from web.services import chat_messages, chats, reactions
 from web.services import message_status as statuses
 from workers import events, runtime
 
-CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
 OWN_EVENTS = (statuses.MESSAGE_STATUS_CHANGED, reactions.REACTION_ADDED, reactions.REACTION_REMOVED)
 MESSAGE_EVENTS = (events.NEW_MESSAGE, *events.REPLY_END_TYPES)
 
@@ -48,18 +46,10 @@ class ChatsSocket(ChatSocket):
 @sock.route("/chats/<int:chat_id>/ws", bp=bp)
 def chats_socket(ws, chat_id: int) -> None:
     """Authenticate (`?token=` or the Authorization header), then relay until closed."""
-    try:
-        user = authenticate()
-        close_db()  # a socket lives for minutes: do not hold a pooled connection meanwhile
-        with runtime.session() as db:
-            chat, _ = chats.chat_for_member(db, user, chat_id, chats.OPEN)
-    except ApiError as exc:
-        ws.close(CLOSE_CODES.get(exc.status, 4400), str(exc.detail))
+    opened = open_chat_socket(ws, chat_id, chats.OPEN)
+    if opened is None:
         return
-    cursor = request.args.get("last_event_id")
-    if cursor is not None and not events.is_valid_id(cursor):
-        ws.close(4400, "last_event_id is not an event id")
-        return
+    user, chat, cursor = opened
     settings = runtime.current().settings
     ctx = SocketContext(
         chat_id=chat.id, chat_uuid=chat.uuid, user_uuid=user.uuid, username=user.username,

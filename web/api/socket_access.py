@@ -1,0 +1,36 @@
+"""Who may open a chat's WebSocket: shared by the surfaces that serve one.
+
+Failures close the socket with a 4xxx code and a reason before any event is sent.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from models import Chat, User
+from web.auth.tokens import authenticate
+from web.db import close_db
+from web.errors import ApiError
+from web.services import chats
+from workers import events, runtime
+
+CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
+
+
+def open_chat_socket(ws: Any, chat_key: str | int,
+                     statuses: tuple[str, ...] = chats.VISIBLE) -> tuple[User, Chat, str | None] | None:
+    """The user, the chat and the `?last_event_id=` cursor; None once the socket is closed."""
+    try:
+        user = authenticate()
+        close_db()  # a socket lives for minutes: do not hold a pooled connection meanwhile
+        with runtime.session() as db:
+            chat, _ = chats.chat_for_member(db, user, chat_key, statuses)
+    except ApiError as exc:
+        ws.close(CLOSE_CODES.get(exc.status, 4400), str(exc.detail))
+        return None
+    cursor = request.args.get("last_event_id")
+    if cursor is not None and not events.is_valid_id(cursor):
+        ws.close(4400, "last_event_id is not an event id")
+        return None
+    return user, chat, cursor
