@@ -58,7 +58,9 @@ def test_hybrid_keeps_keyword_matches_the_threshold_drops(corpus):
 def test_hybrid_fuses_both_rankings(corpus):
     hits = run(corpus, "capital of France Seine", search_type="HYBRID", k=2, score_threshold=0.0)
     assert {h["filename"] for h in hits} == {"paris.txt", "paris2.txt"}
-    assert hits[0]["relevance_score"] == pytest.approx(1.0)  # first in both rankings
+    # The top hit is first (or, when PostgreSQL's full-text ranks the two Paris texts as a
+    # tie, second) in each ranking: its fused score is at or next to the maximum of 1.0.
+    assert hits[0]["relevance_score"] > 0.98
 
 
 def test_mmr_trades_relevance_for_diversity(corpus):
