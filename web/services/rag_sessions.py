@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
-from web.errors import NotFound
 from web.services import chats
 from web.services.rag_chat import session_for
+from web.services.sessions import delete_owned_chat
 from workers import events
 
 
@@ -80,9 +80,4 @@ def session_detail(db: Session, user: User, session_id: str) -> tuple[SessionInf
 def delete_session(db: Session, redis: Redis, user: User, session_id: str) -> None:
     """Delete the chat with its messages for good; only its owner may (404 for anyone else)."""
     chat, _ = session_for(db, user, session_id)
-    if chat.owner_id != user.id:
-        raise NotFound("Chat session not found")
-    db.execute(delete(Message).where(Message.chat_id == chat.id))
-    db.delete(chat)
-    db.commit()
-    redis.delete(events.chat_stream_key(chat.id))
+    delete_owned_chat(db, redis, user, chat)

@@ -84,6 +84,11 @@ def history(db: Session, user: User, page: int, page_size: int, start_date: date
 def delete_session(db: Session, redis: Redis, user: User, session_id: int) -> None:
     """Delete for good, with messages and files; only the owner may (404 for anyone else)."""
     chat, _ = session_for(db, user, session_id)
+    delete_owned_chat(db, redis, user, chat)
+
+
+def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None:
+    """Hard delete (001 and 004 document one): the chat, its messages, files and event stream."""
     if chat.owner_id != user.id:
         raise NotFound("Chat session not found")
     db.execute(delete(Message).where(Message.chat_id == chat.id))

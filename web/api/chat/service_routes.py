@@ -1,7 +1,6 @@
 """Endpoints 8-11 of the chat API and the two test endpoints of its Examples section."""
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import g, jsonify
@@ -16,6 +15,7 @@ from web.errors import ServiceUnavailable
 from web.realtime import presence
 from web.redis_client import get_redis
 from web.services import upstreams
+from web.services.rag_health import timed
 from workers import events, runtime, upstream
 
 
@@ -121,11 +121,3 @@ def test_connection():
                     {"status": "healthy" if ok else "degraded", **checks,
                      "user_info": {"user_id": g.user.uuid, "username": g.user.username}})
 
-
-def timed(check) -> dict[str, Any]:
-    started = time.monotonic()
-    try:
-        check()
-    except Exception as exc:
-        return {"status": "unhealthy", "error": type(exc).__name__}
-    return {"status": "healthy", "response_time_ms": int((time.monotonic() - started) * 1000)}
