@@ -78,7 +78,7 @@ def reply_ended(redis: Redis, run: Any, status: str, tokens_out: int | None) -> 
     now = time.monotonic()
     with _lock:
         _running.pop(run, None)
-        first = _first_token_at.get(run)
+        first = _first_token_at.pop(run, None)
     with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(REPLIES_KEY, OUTCOMES.get(status, status.lower()), 1)
         if first is not None:
