@@ -197,11 +197,13 @@ def connect(server: str) -> Callable[..., Socket]:
     close_all(opened)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05,
+             what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something true (returned) or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"{what}: not met within {timeout}s")

@@ -18,7 +18,8 @@ from rq.serializers import JSONSerializer
 
 from tests.conftest import REAL_SERVICES
 from tests.fake_openai import FakeOpenAI
-from tests.multihost.topology import BRIDGE_IP, Topology, missing_requirements, wait
+from tests.conftest import wait_for
+from tests.multihost.topology import BRIDGE_IP, Topology, missing_requirements
 from workers import queues
 
 REASON = missing_requirements()
@@ -183,8 +184,8 @@ def test_worker_host_killed_mid_reply_leaves_nothing_processing(hosts, user, ups
     hosts.kill("worker_c")  # the host is gone: no shutdown, no failure callback
     hosts.start_worker("worker_d", maintenance_s=2)  # its maintenance finds the abandoned job
     # The dead thread-worker's heartbeat lasts the job timeout (10 s here) + 60 s.
-    end = wait(lambda: (r := reply_of(hosts, user, chat))["status"] != "PROCESSING" and r, 120, "reply ended",
-               interval=1)
+    end = wait_for(lambda: (r := reply_of(hosts, user, chat))["status"] != "PROCESSING" and r, 120, 1,
+                   "reply ended")
     assert end["status"] == "FAILED" and end["content"] and expected(2000).startswith(end["content"])
     error = until(ws, "ai_error")[-1]
     assert error["error_code"] == "worker_lost"

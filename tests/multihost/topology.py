@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = "10.77.8"
@@ -130,8 +131,8 @@ class Topology:
             hba.write(f"host all all {NET}.0/24 trust\n")
         self.start("postgres", "db", str(PG_BIN / "postgres"), "-D", str(data), "-h", self.ip("db"), "-p", "5432",
                    "-k", str(data), "-c", "fsync=off", user=PG_USER)
-        wait(lambda: subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", self.ip("db"), "-p", "5432"]).returncode
-             == 0, 30, "PostgreSQL")
+        wait_for(lambda: subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", self.ip("db"), "-p", "5432"])
+                 .returncode == 0, 30, 0.1, "PostgreSQL")
         migrate = subprocess.run([sys.executable, "-m", "flask", "--app", "web", "db", "upgrade"], cwd=ROOT,
                                  env=self.env, capture_output=True, text=True)
         assert migrate.returncode == 0, migrate.stderr[-3000:]
@@ -151,19 +152,9 @@ class Topology:
                 return False
 
         try:
-            wait(up, 60, f"web on {host}")
+            wait_for(up, 60, 0.1, f"web on {host}")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; its log ends: {self.log(host)[-2000:]}") from None
 
     def log(self, name: str) -> str:
         return (self.workdir / f"{name}.log").read_text(errors="replace")
-
-
-def wait(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not ready within {timeout}s")
