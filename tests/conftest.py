@@ -19,7 +19,9 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from tests.fake_openai import FakeOpenAI
+from tests.openapi_check import ResponseChecker
 from web import create_app
+from web.openapi import build_spec
 from workers import runtime
 from workers.pool import ThreadPool
 from workers.queues import ALL
@@ -94,9 +96,15 @@ def server(app) -> str:
     srv.shutdown()
 
 
+@pytest.fixture(scope="session")
+def response_checker(app) -> ResponseChecker:
+    return ResponseChecker(build_spec(app))
+
+
 @pytest.fixture
-def api(server: str) -> httpx.Client:
-    with httpx.Client(base_url=server, timeout=10.0) as client:
+def api(server: str, response_checker: ResponseChecker) -> httpx.Client:
+    """An HTTP client of the test server; every response it gets must match /openapi.json."""
+    with httpx.Client(base_url=server, timeout=10.0, event_hooks={"response": [response_checker]}) as client:
         yield client
 
 

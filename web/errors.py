@@ -9,8 +9,8 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from flask import Flask, Response, current_app, jsonify, request
-from pydantic import ValidationError
+from flask import Flask, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,17 @@ class ServiceUnavailable(ApiError):
     status = 503
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """`{"detail": ...}`: what is wrong, the invalid fields (422), or a documented error object."""
+    detail: str | list[FieldError] | dict[str, Any]
+
+
 def field_error(loc: list[str | int], msg: str, kind: str = "value_error") -> Unprocessable:
     """A 422 in the validation-list shape, for checks pydantic cannot make alone."""
     return Unprocessable([{"loc": loc, "msg": msg, "type": kind}])
@@ -79,16 +90,23 @@ def render_detail(status: int, detail: Any) -> Response:
     return response
 
 
-def register_renderer(app: Flask, url_prefix: str, renderer: Renderer) -> None:
-    """Render errors under `url_prefix` with `renderer` (longest prefix wins)."""
+def register_renderer(app: Flask, url_prefix: str, renderer: Renderer,
+                      body: type[BaseModel] = ErrorBody) -> None:
+    """Render errors under `url_prefix` with `renderer` (longest prefix wins); `body` describes them."""
     renderers = app.extensions.setdefault("error_renderers", [])
-    renderers.append((url_prefix, renderer))
+    renderers.append((url_prefix, renderer, body))
     renderers.sort(key=lambda item: len(item[0]), reverse=True)
+
+
+def error_body(app: Flask, path: str) -> type[BaseModel]:
+    """The model of the error body served under `path` (for /openapi.json)."""
+    return next((b for prefix, _, b in app.extensions.get("error_renderers", []) if path.startswith(prefix)),
+                ErrorBody)
 
 
 def render(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
     renderers = current_app.extensions.get("error_renderers", [])
-    renderer = next((r for prefix, r in renderers if request.path.startswith(prefix)), render_detail)
+    renderer = next((r for prefix, r, _ in renderers if request.path.startswith(prefix)), render_detail)
     response = renderer(status, detail)
     response.headers.update(headers or {})
     return response
@@ -110,6 +128,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        request_id = uuid.uuid4().hex[:12]
+        request_id = g.get("request_id") or uuid.uuid4().hex[:12]
         log.exception("unhandled error (request %s) on %s %s", request_id, request.method, request.path)
         return render(500, f"Internal server error (request id {request_id})")

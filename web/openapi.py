@@ -2,7 +2,9 @@
 
 Paths and methods come from the URL map (so every served route is described), request
 bodies and query strings from the pydantic models the views validate with (found where
-the view calls `parse_body(Model)` / `parse_query(Model)`), summaries from docstrings.
+the view calls `parse_body(Model)` / `parse_query(Model)`), responses and stream events from
+the models declared with `@responds` / `@emits` (web/api/described.py), error bodies from the
+surface's error renderer, summaries from docstrings.
 """
 from __future__ import annotations
 
@@ -11,25 +13,20 @@ import re
 from typing import Any, Callable
 
 from flask import Blueprint, Flask, current_app, jsonify, request, send_from_directory
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from werkzeug.routing import Rule
+
+from web import errors
+from web.api import described
 
 bp = Blueprint("openapi", __name__)
 
 PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
-          "openapi.docs_asset", "rag.health"}
-STREAMS = {
-    "sessions.stream": "text/event-stream: `id: <session>:<reply>:<stream id>` and `data: <token>` per event "
-                       "(one `data:` line per line of a token), `: keep-alive` comments, then `data: [DONE]`; "
-                       "`event: error` with {error, error_code} on failure. `Last-Event-ID` resumes.",
-    "rag.send": "text/event-stream of unnamed events, each `id:` plus `data:` JSON with a `type`: session "
-                "{session_id, title}, status {status}, token {token}, citation {...}, error {error}, done "
-                "{content, citations}. `Last-Event-ID` resumes; after done a reconnect gets 204.",
-}
-SKIP_PREFIXES = ("static", "rq_dashboard")
-ERROR = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+          "openapi.docs_asset", "rag.health", "admin.home", "admin.login_form", "admin.login"}
+SKIP_PREFIXES = ("static", "rq_dashboard", "admin.")  # admin pages: HTML behind a cookie, see operations.md
+INVALID = {"chats_v1": "400"}  # surfaces that answer invalid input with 400 rather than 422
 
 
 def request_models(view: Callable) -> dict[str, type[BaseModel]]:
@@ -44,7 +41,7 @@ def request_models(view: Callable) -> dict[str, type[BaseModel]]:
         model = func.__globals__.get(name)
         if isinstance(model, type) and issubclass(model, BaseModel):
             found[where] = model
-    return found
+    return {**found, **described.input_of(view)}
 
 
 def openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
@@ -55,50 +52,90 @@ def openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     return CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule), params
 
 
-def model_schema(model: type[BaseModel], prefix: str, components: dict[str, Any]) -> dict[str, Any]:
-    """The model's JSON Schema; nested models go to components, named `<surface>.<Model>`
-    because surfaces reuse names (several have a `CreateChatRequest`)."""
-    schema = model.model_json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}")
+def type_schema(kind: Any, prefix: str, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
+    """The JSON Schema of a pydantic model (a `$ref` to its component) or of any type pydantic
+    describes (`list[Model]`...); components are named `<surface>.<Model>` because surfaces reuse
+    names (several have a `CreateChatRequest`)."""
+    template = f"#/components/schemas/{prefix}.{{model}}"
+    schema = TypeAdapter(kind).json_schema(ref_template=template, mode=mode)
     components.update({f"{prefix}.{name}": sub for name, sub in schema.pop("$defs", {}).items()})
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        components[f"{prefix}.{kind.__name__}"] = schema
+        return {"$ref": template.format(model=kind.__name__)}
     return schema
 
 
 def query_parameters(model: type[BaseModel], prefix: str, components: dict[str, Any]) -> list[dict[str, Any]]:
-    schema = model_schema(model, prefix, components)
+    schema = model.model_json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}")
+    components.update({f"{prefix}.{name}": sub for name, sub in schema.pop("$defs", {}).items()})
     required = set(schema.get("required", []))
     return [{"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()]
+
+
+def success_responses(view: Callable, prefix: str, components: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for declared in described.responses_of(view):
+        entry = responses.setdefault(str(declared.status), {"description": declared.description or "Success"})
+        if declared.description:
+            entry["description"] = declared.description
+        if declared.model is not None:
+            schema = type_schema(declared.model, prefix, components, mode="serialization")
+        elif declared.media_type != described.JSON:
+            schema = {"type": "string"}
+        else:
+            continue
+        entry.setdefault("content", {})[declared.media_type] = {"schema": schema}
+    return responses
+
+
+def error_responses(app: Flask, rule: Rule, secured: bool, validates: bool,
+                    components: dict[str, Any]) -> dict[str, Any]:
+    """The statuses every such operation can answer, all in its surface's error body."""
+    prefix = rule.endpoint.split(".")[0]
+    model = errors.error_body(app, rule.rule)
+    shared = "errors" if model.__module__ == errors.__name__ else prefix
+    body = {"application/json": {"schema": type_schema(model, shared, components)}}
+    statuses = {"default": "Error"}
+    if secured:
+        statuses["401"] = "Missing, malformed, expired or revoked token"
+    if rule.arguments:
+        statuses["404"] = "No such resource, or not yours"
+    if validates:
+        statuses[INVALID.get(prefix, "422")] = "Invalid input: what is wrong, field by field"
+    return {status: {"description": text, "content": body} for status, text in statuses.items()}
 
 
 def operation(app: Flask, rule: Rule, method: str, components: dict[str, Any]) -> dict[str, Any]:
     view = app.view_functions[rule.endpoint]
     doc = inspect.getdoc(inspect.unwrap(view)) or rule.endpoint.replace("_", " ")
     _, params = openapi_path(rule)
+    prefix = rule.endpoint.split(".")[0]
+    models = request_models(view)
+    secured = rule.endpoint not in PUBLIC
     op: dict[str, Any] = {
         "operationId": f"{rule.endpoint}.{method.lower()}", "summary": doc.splitlines()[0],
-        "tags": [rule.endpoint.split(".")[0]], "parameters": params,
-        "responses": {"200": {"description": "Success"},
-                      "400": {"description": "Bad request", "content": {"application/json": {"schema": ERROR}}},
-                      "422": {"description": "Invalid input", "content": {"application/json": {"schema": ERROR}}}},
+        "tags": [prefix], "parameters": params,
     }
-    if rule.endpoint not in PUBLIC:
+    if len(doc.splitlines()) > 1:
+        op["description"] = doc
+    if secured:
         op["security"] = [{"bearer": []}]
-        op["responses"]["401"] = {"description": "Missing, bad, expired or revoked token",
-                                  "content": {"application/json": {"schema": ERROR}}}
-    models = request_models(view)
-    prefix = rule.endpoint.split(".")[0]
     if "body" in models:
-        name = f"{prefix}.{models['body'].__name__}"
-        components[name] = model_schema(models["body"], prefix, components)
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": type_schema(models["body"], prefix, components)}}}
     if "query" in models:
         op["parameters"] = params + query_parameters(models["query"], prefix, components)
-    if rule.endpoint in STREAMS:
-        op["responses"]["200"] = {"description": STREAMS[rule.endpoint],
-                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+    op["responses"] = {**success_responses(view, prefix, components),
+                       **error_responses(app, rule, secured, bool(models), components)}
     if rule.websocket:
-        op["description"] = "WebSocket (GET with Upgrade); events as JSON frames, see docs/api.md."
+        op["responses"]["101"] = {"description": "Switching Protocols: a WebSocket carrying the JSON frames "
+                                                 "described in `x-events`"}
+    events = described.events_of(view)
+    if events:
+        op["x-events"] = {"description": " ".join(e.description for e in events),
+                          "schema": {"oneOf": [type_schema(e.model, prefix, components, mode="serialization")
+                                               for e in events]}}
     return op
 
 
@@ -122,6 +159,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
+@described.responds(200, dict[str, Any], "This document")
 def spec():
     """The OpenAPI 3.1 description of every route (`?ui=swagger4`: labelled 3.0.3 for Swagger UI 4)."""
     if "openapi_spec" not in current_app.extensions:
@@ -134,12 +172,14 @@ def spec():
 
 
 @bp.get("/docs")
+@described.responds(200, media_type="text/html")
 def docs():
     """Interactive API docs (Swagger UI, served from the swagger-ui-bundle package)."""
     return current_app.send_static_file("docs.html")
 
 
 @bp.get("/docs/assets/<path:name>")
+@described.responds(200, media_type="*/*", description="A file of Swagger UI")
 def docs_asset(name: str):
     """Swagger UI's own files, from the installed package (no CDN)."""
     from swagger_ui_bundle import swagger_ui_path

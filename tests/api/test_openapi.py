@@ -3,16 +3,37 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
+from tests.openapi_check import ResponseChecker
+from web.openapi import SKIP_PREFIXES
+
 
 def test_every_route_is_described(api, app):
     spec = api.get("/openapi.json").json()
     assert spec["openapi"] == "3.1.0" and spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(("static", "rq_dashboard")):
+        if rule.endpoint.startswith(SKIP_PREFIXES):
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            assert method.lower() in spec["paths"].get(path, {}), f"{method} {path} is not described"
+            op = spec["paths"].get(path, {}).get(method.lower())
+            assert op is not None, f"{method} {path} is not described"
+            assert "application/json" in op["responses"]["default"]["content"]
+
+
+def test_the_checker_refuses_a_response_unlike_its_schema(api):
+    spec = api.get("/openapi.json").json()
+    checker = ResponseChecker(spec)
+    request = httpx.Request("GET", "http://parley/openapi.json")
+    assert checker.problems(httpx.Response(200, json={"openapi": "3.1.0"}, request=request)) == []
+    assert checker.problems(httpx.Response(200, json=["not", "an", "object"], request=request))
+    assert checker.problems(httpx.Response(201, json={}, request=request)) == [
+        "GET /openapi.json → 201: status not described"]
+    error = httpx.Request("GET", "http://parley/metrics")
+    assert checker.problems(httpx.Response(401, json={"detail": "Missing token"}, request=error)) == []
+    assert checker.problems(httpx.Response(401, json={"message": "no detail"}, request=error)) == [
+        "GET /metrics → 401: body: 'detail' is a required property"]
 
 
 def test_request_models_come_from_the_validating_pydantic_models(api):

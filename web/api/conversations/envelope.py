@@ -7,14 +7,27 @@ field list) for validation failures and `error_code` where a reply failed.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from flask import Response, jsonify
+from pydantic import BaseModel, ConfigDict
+
+from web.errors import FieldError
 
 # The URL spaces of 002 (and its agents), under the /chat prefix 004 shares.
 PREFIXES = ("/chat/conversations", "/chat/agents", "/chat/analytics", "/chat/search")
 RATE_TEXT = re.compile(r"^\d+ per ")
 SHOWN_FIELD_ERRORS = 3
+
+
+class EnvelopeError(BaseModel):
+    """Every error of this surface; failed replies add `error_code` (and what the document shows)."""
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[False]
+    message: str
+    data: None
+    errors: list[FieldError] | None = None
 
 
 def ok(message: str, data: Any, status: int = 200) -> tuple[Response, int]:

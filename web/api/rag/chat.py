@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, jsonify, request
 
+from web.api.described import accepts, responds
 from web.api.parsing import parse_query
 from web.api.rag import bp, relay
-from web.api.rag.schemas import SessionsQuery, parse_send
+from web.api.rag.schemas import SendRequest, SessionsQuery, parse_send
 from web.api.rag.serializers import message_view, session_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -16,6 +17,12 @@ from workers import runtime
 
 
 @bp.route("/chat/send", methods=["GET", "POST"])
+@accepts(body=SendRequest)
+@responds(200, media_type="text/event-stream", description=(
+    "Unnamed events, each `id:` plus `data:` JSON with a `type`: session {session_id, title}, status "
+    "{status}, token {token}, citation {...}, error {error}, done {content, citations}. `Last-Event-ID` "
+    "resumes; after done a reconnect gets 204."))
+@responds(204, description="The reply had ended before this reconnect")
 @login_required
 def send():
     """Send a message; the answer streams as SSE (session, status, token, citation, error, done)."""

@@ -1,8 +1,11 @@
 """/v1/chat: streaming replies over SSE, model switching, history, deleting sessions."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app, g, jsonify, request
 
+from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
 from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
@@ -20,6 +23,11 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
 
 
 @bp.post("/v1/chat/stream")
+@responds(200, media_type="text/event-stream", description=(
+    "`id: <session>:<reply>:<stream id>` and `data: <token>` per event (one `data:` line per line of a "
+    "token), `: keep-alive` comments, then `data: [DONE]`; `event: error` with {error, error_code} on "
+    "failure. `Last-Event-ID` resumes."))
+@responds(200, dict[str, Any], "With `stream: false`: the whole reply")
 @login_required
 def stream():
     resumed = parse_last_event_id(request.headers.get("Last-Event-ID", ""))

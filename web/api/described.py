@@ -1,0 +1,81 @@
+"""What a view answers, declared next to it for `/openapi.json`.
+
+    @responds(201, ChatOut)                       # a JSON body described by a pydantic model
+    @responds(200, list[ChatOut])                 # any type pydantic can describe
+    @responds(204)                                # no body
+    @responds(200, media_type="text/event-stream", description="...")
+    @emits(ChatEvent, "JSON frames, one per event")   # the events of a WebSocket or SSE stream
+    @accepts(body=SendRequest)                    # input parsed without parse_body/parse_query
+
+Errors need no declaration: every operation gets its surface's error body (web/errors.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    model: Any
+    description: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Events:
+    model: Any
+    description: str
+
+
+def _mark(view: Callable, key: str, value: Any) -> Callable:
+    view.__dict__.setdefault(key, []).append(value)
+    return view
+
+
+def accepts(body: Any = None, query: Any = None) -> Callable:
+    """For views that parse input without `parse_body` / `parse_query` (which are found by themselves)."""
+    def mark(view: Callable) -> Callable:
+        view.__dict__["described_input"] = {k: v for k, v in (("body", body), ("query", query)) if v is not None}
+        return view
+    return mark
+
+
+def responds(status: int, model: Any = None, description: str = "", media_type: str = JSON) -> Callable:
+    return lambda view: _mark(view, "described_responses", Response(status, model, description, media_type))
+
+
+def emits(model: Any, description: str) -> Callable:
+    return lambda view: _mark(view, "described_events", Events(model, description))
+
+
+def declared(view: Callable, key: str) -> list[Any]:
+    """Declarations on a view and every function it wraps (decorators copy or hide them)."""
+    found: list[Any] = []
+    func: Any = view
+    while func is not None:
+        for item in func.__dict__.get(key, []):
+            if item not in found:
+                found.append(item)
+        func = getattr(func, "__wrapped__", None)
+    return found
+
+
+def input_of(view: Callable) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    func: Any = view
+    while func is not None:
+        found = {**func.__dict__.get("described_input", {}), **found}
+        func = getattr(func, "__wrapped__", None)
+    return found
+
+
+def responses_of(view: Callable) -> list[Response]:
+    return declared(view, "described_responses")
+
+
+def events_of(view: Callable) -> list[Events]:
+    return declared(view, "described_events")
