@@ -14,7 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pydantic import BaseModel, ConfigDict
+
 JSON = "application/json"
+
+
+class Answer(BaseModel):
+    """Base of response and event models. No field the model does not name may be sent
+    (`additionalProperties: false`), and a field without a default is always present."""
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
