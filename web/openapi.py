@@ -19,7 +19,7 @@ bp = Blueprint("openapi", __name__)
 PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
-          "openapi.docs_asset", "rag.health"}
+          "openapi.docs_asset", "rag.health", "admin.login_form", "admin.login", "admin.logout"}
 STREAMS = {
     "sessions.stream": "text/event-stream: `id: <session>:<reply>:<stream id>` and `data: <token>` per event "
                        "(one `data:` line per line of a token), `: keep-alive` comments, then `data: [DONE]`; "
@@ -30,6 +30,15 @@ STREAMS = {
 }
 SKIP_PREFIXES = ("static", "rq_dashboard")
 ERROR = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+JSON_ERROR = {"application/json": {"schema": ERROR}}
+# Admin pages read the admin's session cookie (web/admin/access.py), not a bearer token.
+ADMIN_SESSION = {"admin.home"}
+# Open routes that check credentials of their own: a 401 when those are wrong.
+CREDENTIALS = {
+    "auth.login": {"description": "Wrong username or password", "content": JSON_ERROR},
+    "auth.refresh": {"description": "Missing, bad, expired or revoked refresh token", "content": JSON_ERROR},
+    "admin.login": {"description": "Wrong username or password (the sign-in page again, as HTML)"},
+}
 
 
 def request_models(view: Callable) -> dict[str, type[BaseModel]]:
@@ -81,10 +90,15 @@ def operation(app: Flask, rule: Rule, method: str, components: dict[str, Any]) -
                       "400": {"description": "Bad request", "content": {"application/json": {"schema": ERROR}}},
                       "422": {"description": "Invalid input", "content": {"application/json": {"schema": ERROR}}}},
     }
-    if rule.endpoint not in PUBLIC:
+    if rule.endpoint in ADMIN_SESSION:
+        op["security"] = [{"adminSession": []}]
+        op["responses"]["302"] = {"description": "Not signed in as an admin: redirected to /admin/login"}
+    elif rule.endpoint not in PUBLIC:
         op["security"] = [{"bearer": []}]
         op["responses"]["401"] = {"description": "Missing, bad, expired or revoked token",
                                   "content": {"application/json": {"schema": ERROR}}}
+    if rule.endpoint in CREDENTIALS:
+        op["responses"]["401"] = CREDENTIALS[rule.endpoint]
     models = request_models(view)
     prefix = rule.endpoint.split(".")[0]
     if "body" in models:
@@ -117,7 +131,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
                  "description": "Five chat APIs over one data model. Choices and event formats: docs/api.md."},
         "paths": paths,
         "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                                           "adminSession": {"type": "apiKey", "in": "cookie", "name": "parley_admin"}}},
     }
 
 
