@@ -38,14 +38,19 @@ def fake_upstream() -> FakeOpenAI:
     fake.stop()
 
 
-@pytest.fixture(autouse=True)
-def _reset_upstream(fake_upstream: FakeOpenAI, app) -> None:
-    """Each test starts with a healthy upstream, closed circuits and no cached model list."""
+def reset_upstream(fake_upstream: FakeOpenAI) -> None:
+    """A healthy upstream, closed circuits and no cached model list."""
     fake_upstream.reset()
     redis = runtime.current().redis
     for key in redis.scan_iter(match="parley:breaker:*"):
         redis.delete(key)
     redis.delete("parley:models")
+
+
+@pytest.fixture(autouse=True)
+def _reset_upstream(fake_upstream: FakeOpenAI, app) -> None:
+    """Each test starts with a healthy upstream, closed circuits and no cached model list."""
+    reset_upstream(fake_upstream)
 
 
 @pytest.fixture(scope="session")

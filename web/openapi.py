@@ -24,7 +24,10 @@ bp = Blueprint("openapi", __name__)
 PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
-          "openapi.docs_asset", "rag.health", "admin.home", "admin.login_form", "admin.login"}
+          "openapi.docs_asset", "rag.health"}
+# Open routes that check credentials of their own: a 401 when those are wrong.
+CREDENTIALS = {"auth.login": "Wrong username or password",
+               "auth.refresh": "Missing, bad, expired or revoked refresh token"}
 SKIP_PREFIXES = ("static", "rq_dashboard", "admin.")  # admin pages: HTML behind a cookie, see operations.md
 INVALID = {"chats_v1": "400"}  # surfaces that answer invalid input with 400 rather than 422
 
@@ -99,6 +102,8 @@ def error_responses(app: Flask, rule: Rule, secured: bool, validates: bool,
     statuses = {"default": "Error"}
     if secured:
         statuses["401"] = "Missing, malformed, expired or revoked token"
+    if rule.endpoint in CREDENTIALS:
+        statuses["401"] = CREDENTIALS[rule.endpoint]
     if rule.arguments:
         statuses["404"] = "No such resource, or not yours"
     if validates:
@@ -154,7 +159,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
                  "description": "Five chat APIs over one data model. Choices and event formats: docs/api.md."},
         "paths": paths,
         "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                                           "adminSession": {"type": "apiKey", "in": "cookie", "name": "parley_admin"}}},
     }
 
 
