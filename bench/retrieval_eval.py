@@ -75,7 +75,8 @@ def ingest(rt: runtime.Runtime, owner_id: int, files: dict[str, bytes]) -> list[
             ids.append((doc.id, doc.uuid))
         db.commit()
     for doc_id, doc_uuid in ids:
-        queues.enqueue_ingestion(rt.redis, doc_id, doc_uuid, small=False)
+        queues.enqueue_ingestion(rt.redis, doc_id, doc_uuid, small=False,
+                                 parse_timeout_s=rt.settings.document_parse_timeout_s)
     SimpleWorker([queues.queue(queues.DOCUMENTS, rt.redis)], connection=rt.redis,
                  serializer=JSONSerializer).work(burst=True, logging_level="WARNING")
     with rt.sessions() as db:

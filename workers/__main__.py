@@ -12,6 +12,10 @@ import signal
 import threading
 
 from rq import Worker
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
 from rq.serializers import JSONSerializer
 
 from workers import queues, runtime
@@ -63,6 +67,17 @@ def main(argv: list[str] | None = None) -> None:
 
 class ForkWorker(JobLogContext, Worker):
     """RQ's forking worker; a job's log lines carry its request id."""
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage) -> None:
+        """A work horse that died (killed past its time limit, out of memory, crashed in C code) never ran
+        its job's failure callback; run it here, so a document being parsed ends FAILED, not PROCESSING."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        ran_s = (now() - job.started_at).total_seconds() if job.started_at else 0.0
+        error = JobTimeoutException if job.timeout and ran_s > job.timeout else AbandonedJobError
+        try:
+            job.execute_failure_callback(self.death_penalty_class, error, error(), None)
+        except Exception:  # logged by RQ; this worker goes on with the next job
+            pass
 
 
 if __name__ == "__main__":

@@ -57,14 +57,29 @@ def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int) -
     )
 
 
-def enqueue_document(redis: Redis, document_id: int, document_uuid: str) -> Job:
-    """Parse an uploaded document on the forking `documents` workers."""
+def parse_job(q: Queue, document_id: int, document_uuid: str, *, timeout_s: int) -> Job:
+    """The job that parses uploaded document `document_id`; `timeout_s` bounds the parse."""
+    return q.create_job(
+        "workers.jobs.documents.parse_document",
+        args=(document_id,),
+        job_id=f"parse-{document_uuid}",
+        timeout=timeout_s,
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        on_failure=Callback("workers.jobs.documents.parse_job_failed"),
+    )
+
+
+def enqueue_document(redis: Redis, document_id: int, document_uuid: str, *, timeout_s: int,
+                     at_front: bool = False) -> Job:
+    """Parse an uploaded document on the forking `documents` workers.
+
+    The job id is the document's, so a repeated enqueue returns the job already there.
+    """
+    q = queue(DOCUMENTS, redis)
     try:
-        return queue(DOCUMENTS, redis).enqueue(
-            "workers.jobs.documents.parse_document", document_id, job_id=f"parse-{document_uuid}", unique=True,
-            job_timeout=300, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            on_failure=Callback("workers.jobs.documents.parse_job_failed"),
-        )
+        return q.enqueue_job(parse_job(q, document_id, document_uuid, timeout_s=timeout_s), at_front=at_front,
+                             unique=True)
     except DuplicateJobError:
         return Job.fetch(f"parse-{document_uuid}", connection=redis, serializer=JSONSerializer)
 
@@ -87,19 +102,12 @@ def enqueue_retrieval(redis: Redis, message_id: int, message_uuid: str, *, timeo
         pass  # already queued or running: one reply per message
 
 
-def enqueue_ingestion(redis: Redis, document_id: int, document_uuid: str, *, small: bool) -> Job:
+def enqueue_ingestion(redis: Redis, document_id: int, document_uuid: str, *, small: bool, parse_timeout_s: int) -> Job:
     """Parse a library document, then chunk and embed it (an RQ dependency); returns the first indexing job.
 
     Small files go to the front of the `documents` queue, ahead of the slices of long PDFs.
     """
-    try:
-        parse = queue(DOCUMENTS, redis).enqueue(
-            "workers.jobs.documents.parse_document", document_id, job_id=f"parse-{document_uuid}", unique=True,
-            job_timeout=300, result_ttl=3600, failure_ttl=7 * 24 * 3600, at_front=small,
-            on_failure=Callback("workers.jobs.documents.parse_job_failed"),
-        )
-    except DuplicateJobError:
-        parse = Job.fetch(f"parse-{document_uuid}", connection=redis, serializer=JSONSerializer)
+    parse = enqueue_document(redis, document_id, document_uuid, timeout_s=parse_timeout_s, at_front=small)
     return enqueue_embedding(redis, document_id, document_uuid, 0, after=parse, at_front=small)
 
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     rag_chunk_overlap: int = 40
     rag_pages_per_job: int = 25  # a long PDF is indexed in slices so other uploads get between them
 
+    # Uploaded documents: a PDF with more pages, or a parse taking longer, ends FAILED with the reason.
+    max_pdf_pages: int = 2000
+    document_parse_timeout_s: int = 120
+
     @field_validator("model_prices")
     @classmethod
     def _prices_parse(cls, value: str) -> str:

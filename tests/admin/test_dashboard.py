@@ -59,7 +59,7 @@ def test_admin_sees_the_dashboard_and_parley_queues(admin_client, api, alice, ma
     api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hi"}, headers=alice.headers)
     history = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"]
     reply_job_id = queues.reply_job_id([m for m in history if m["message_type"] == "AI"][-1]["id"])
-    queues.enqueue_document(runtime.current().redis, 0, str(uuid.uuid4()))  # no such document: skipped
+    queues.enqueue_document(runtime.current().redis, 0, str(uuid.uuid4()), timeout_s=60)  # no such document: skipped
 
     page = admin_client.get("/admin/rq/")
     assert page.status_code == 200 and "RQ dashboard" in page.text

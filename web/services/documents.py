@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from redis import Redis
+from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Chat, Document, User
 from web.errors import ApiError, BadRequest, NotFound
-from workers import queues
+from workers import queues, runtime
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PDF_MAGIC = b"%PDF-"
@@ -25,14 +26,19 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
                    mime_type="application/pdf", file_size=len(data), data=data)
     db.add(doc)
     db.commit()
-    queues.enqueue_document(redis, doc.id, doc.uuid)
+    parse_job(redis, doc)
     return doc
 
 
 def wait_parsed(redis: Redis, doc: Document, wait_s: int) -> None:
     """Give a quick parse the chance to finish before answering the upload."""
-    job = queues.enqueue_document(redis, doc.id, doc.uuid)
-    job.latest_result(timeout=wait_s)
+    parse_job(redis, doc).latest_result(timeout=wait_s)
+
+
+def parse_job(redis: Redis, doc: Document) -> Job:
+    """The document's parse job, enqueued on the first call."""
+    timeout_s = runtime.current().settings.document_parse_timeout_s
+    return queues.enqueue_document(redis, doc.id, doc.uuid, timeout_s=timeout_s)
 
 
 def chat_files(db: Session, chat: Chat) -> list[Document]:

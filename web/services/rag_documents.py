@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models import Document, DocumentChunk, Message, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from web.services import rag_datasets
-from workers import queues
+from workers import queues, runtime
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,8 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
         rag_datasets.add_documents(db, dataset, [doc.id])
     db.commit()
     try:
-        job = queues.enqueue_ingestion(redis, doc.id, doc.uuid, small=len(data) <= SMALL_UPLOAD_BYTES)
+        job = queues.enqueue_ingestion(redis, doc.id, doc.uuid, small=len(data) <= SMALL_UPLOAD_BYTES,
+                                       parse_timeout_s=runtime.current().settings.document_parse_timeout_s)
     except Exception:
         log.exception("could not enqueue the ingestion of document %s", doc.uuid)
         doc.status, doc.error = "FAILED", "Processing could not be started; upload the file again"
