@@ -19,6 +19,10 @@ STREAM_FORMAT = (
     "resumes the same reply after that event. `stream: false`: the whole reply as one JSON object. "
     "Either way the `X-Session-Id` header names the session.")
 
+# The document answers a bad query string with 400 (bodies stay 422): /openapi.json's own
+# "invalid input" entry says 422 for every input of this surface.
+INVALID_QUERY = "Invalid query string: `detail` lists the fields, as `[{loc, msg, type}]`"
+
 
 class TranscriptMessage(Answer):
     role: Literal["user", "assistant", "system"]
