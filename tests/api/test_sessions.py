@@ -1,6 +1,7 @@
 """The sessions API (001): SSE streaming, resume, model switch, history, delete."""
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -96,6 +97,22 @@ def test_stream_false_returns_json(api, alice, fake_upstream):
     data = response.json()
     assert data["content"] == "t0 t1 t2 " and data["status"] == "DELIVERED" and data["role"] == "assistant"
     assert data["usage"]["completion_tokens"] == 3 and data["session_id"] == int(response.headers["X-Session-Id"])
+
+
+def test_failed_reply_as_json_and_as_sse(api, alice, fake_upstream, monkeypatch):
+    fake_upstream.configure(fail_status=500)
+    failed = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
+    assert failed.status_code == 502
+    data = failed.json()
+    assert data["status"] == "FAILED" and data["content"] == "" and data["detail"] == "The reply failed: upstream_error"
+    response, events = stream(api, alice, body())
+    assert response.status_code == 200
+    assert [(e.event, e.data) for e in events][-1] == ("message", "[DONE]")
+    error = events[-2]
+    assert error.event == "error" and json.loads(error.data)["error_code"] == "upstream_error"
+    monkeypatch.setattr(runtime.current().settings, "openai_api_key", None)
+    no_key = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
+    assert no_key.status_code == 400 and no_key.json()["status"] == "FAILED"
 
 
 def test_stream_validation(api, alice):

@@ -133,3 +133,17 @@ def test_socket_access(api, alice, make_user, connect_v1):
     assert connect_v1(chat["id"], alice["access_token"]).next()["type"] == "welcome"
     api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"}, headers=alice.headers)
     assert close_code(connect_v1(chat["id"], alice["access_token"])) == 4404
+
+
+def test_frames_this_surface_does_not_serve(api, alice, connect_v1):
+    chat = create_chat(api, alice)
+    ws = connect_v1(chat["id"], alice["access_token"])
+    ws.next()
+    ws.ws.send("not json")
+    ws.send({"type": "typing"})  # the chat API's frames are not this socket's
+    ws.send({"type": "resume", "last_event_id": "later"})
+    ws.send({"type": "heartbeat", "timestamp": "2024-01-01T12:00:00Z"})
+    frames = [ws.next() for _ in range(4)]
+    assert [(f["type"], f.get("error_code")) for f in frames] == [
+        ("error", "invalid_message"), ("error", "unknown_type"), ("error", "invalid_cursor"), ("pong", None)]
+    assert frames[-1]["timestamp"] == "2024-01-01T12:00:00Z"

@@ -15,8 +15,11 @@ from pydantic import ValidationError
 
 from models import User
 from web.api.chats_v1 import bp
+from web.api.chats_v1.answers import (MessageStatusAck, MessageStatusChanged, NewMessage, Pong,
+                                      ReactionAdded, ReactionRemoved, SocketError, Welcome)
 from web.api.chats_v1.schemas import StatusFrame
 from web.api.chats_v1.serializers import message_status, message_view
+from web.api.described import emits
 from web.api.socket_access import open_chat_socket
 from web.errors import ApiError
 from web.extensions import sock
@@ -44,8 +47,23 @@ class ChatsSocket(ChatSocket):
 
 
 @sock.route("/chats/<int:chat_id>/ws", bp=bp)
+@emits(Welcome, "`welcome`: the first frame.")
+@emits(NewMessage, "`new_message`: a message posted on any surface (an AI reply once, when it has ended).")
+@emits(MessageStatusChanged, "`message_status_changed`: anyone moved a message's status.")
+@emits(ReactionAdded, "`reaction_added`: anyone reacted to a message.")
+@emits(ReactionRemoved, "`reaction_removed`: anyone took a reaction back.")
+@emits(MessageStatusAck, "`message_status_ack`: the answer to this client's `message_status` frame.")
+@emits(Pong, "`pong`: the answer to this client's `ping` or `heartbeat`.")
+@emits(SocketError, "`error`: a client frame that could not be served (the socket stays open).")
 def chats_socket(ws, chat_id: int) -> None:
-    """Authenticate (`?token=` or the Authorization header), then relay until closed."""
+    """The chat's events as they happen, as JSON frames over a WebSocket (ACTIVE and ARCHIVED chats).
+
+    Authenticate with `?token=` or the Authorization header; failures close the socket with
+    4401 / 4403 / 4404 / 4400 before any frame. Events of the chat's stream carry `event_id`:
+    `?last_event_id=` (or a `resume` frame `{last_event_id}`) continues after it. Client frames:
+    `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
+    socket, 1001 the sockets of a process shutting down.
+    """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
         return

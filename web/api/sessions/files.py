@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
+from web.api.described import responds
 from web.api.sessions import bp
+from web.api.sessions.answers import FileList, FileUploaded, OneFile
 from web.api.sessions.serializers import file_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -15,8 +17,10 @@ UPLOAD_WAIT_S = 5
 
 
 @bp.post("/api/chat/sessions/<int:session_id>/upload")
+@responds(200, FileUploaded)
 @login_required
 def upload(session_id: int):
+    """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context."""
     db, redis = get_db(), get_redis()
     chat, _ = sessions.session_for(db, g.user, session_id)
     upload = request.files.get("file")
@@ -30,16 +34,20 @@ def upload(session_id: int):
 
 
 @bp.get("/api/chat/sessions/<int:session_id>/files")
+@responds(200, FileList)
 @login_required
 def list_files(session_id: int):
+    """The files uploaded to a session."""
     db = get_db()
     chat, _ = sessions.session_for(db, g.user, session_id)
     return jsonify({"files": [file_view(d) for d in documents.chat_files(db, chat)]})
 
 
 @bp.get("/api/chat/sessions/<int:session_id>/files/<int:file_id>")
+@responds(200, OneFile)
 @login_required
 def get_file(session_id: int, file_id: int):
+    """One file of a session, with its extracted text once parsed."""
     db = get_db()
     chat, _ = sessions.session_for(db, g.user, session_id)
     return jsonify({"file": file_view(documents.chat_file(db, chat, file_id))})

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
+from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
+from web.api.sessions.answers import INVALID_QUERY, Preview, PromptDeleted, PromptOut, PromptPage
 from web.api.sessions.schemas import PreviewRequest, PromptIn, PromptQuery, PromptUpdate
 from web.api.sessions.serializers import prompt_view
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest
+from web.errors import ApiError, BadRequest, ErrorBody
 from web.redis_client import get_redis
 from web.services import prompts, upstreams
 from workers import runtime
@@ -23,15 +25,20 @@ def fields_of(body) -> dict:
 
 
 @bp.post("/api/chat/prompts")
+@responds(200, PromptOut)
 @login_required
 def create_prompt():
+    """Create a prompt template of one's own."""
     prompt = prompts.create_prompt(get_db(), g.user, fields_of(parse_body(PromptIn)))
     return jsonify(prompt_view(prompt))
 
 
 @bp.get("/api/chat/prompts")
+@responds(200, PromptPage)
+@responds(400, ErrorBody, INVALID_QUERY)
 @login_required
 def list_prompts():
+    """One's own prompts and the system templates, filtered and searched, a page at a time."""
     q = parse_query(PromptQuery, error_status=400)
     total, items = prompts.list_prompts(get_db(), g.user, q.scenario, q.include_templates, q.search, q.page,
                                         q.page_size)
@@ -40,14 +47,18 @@ def list_prompts():
 
 
 @bp.get("/api/chat/prompts/<int:prompt_id>")
+@responds(200, PromptOut)
 @login_required
 def get_prompt(prompt_id: int):
+    """One of one's own prompts, or a system template."""
     return jsonify(prompt_view(prompts.get_prompt(get_db(), g.user, prompt_id)))
 
 
 @bp.put("/api/chat/prompts/<int:prompt_id>")
+@responds(200, PromptOut)
 @login_required
 def update_prompt(prompt_id: int):
+    """Change the given fields of one's own prompt (system templates are read-only: 403)."""
     body = parse_body(PromptUpdate)
     db = get_db()
     prompt = prompts.update_prompt(db, prompts.own_prompt(db, g.user, prompt_id), fields_of(body))
@@ -55,16 +66,20 @@ def update_prompt(prompt_id: int):
 
 
 @bp.delete("/api/chat/prompts/<int:prompt_id>")
+@responds(200, PromptDeleted)
 @login_required
 def delete_prompt(prompt_id: int):
+    """Delete one's own prompt (system templates are read-only: 403)."""
     db = get_db()
     prompts.delete_prompt(db, prompts.own_prompt(db, g.user, prompt_id))
     return jsonify({"message": "Prompt deleted successfully"})
 
 
 @bp.post("/api/chat/prompts/preview")
+@responds(200, Preview)
 @login_required
 def preview():
+    """Fill a prompt (stored or inline) with `variables` and show what the model answers to it."""
     body = parse_body(PreviewRequest)
     db = get_db()
     if (body.prompt_id is None) == (body.content is None):

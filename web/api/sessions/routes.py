@@ -1,18 +1,18 @@
 """/v1/chat: streaming replies over SSE, model switching, history, deleting sessions."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, current_app, g, jsonify, request
 
 from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
+from web.api.sessions.answers import (INVALID_QUERY, STREAM_FORMAT, FailedReply, HistoryPage, SessionDeleted,
+                                      SwitchedModel, WholeReply)
 from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
 from web.api.sessions.serializers import session_view
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest, Unprocessable
+from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.realtime.sse import parse_last_event_id, reply_frames
 from web.redis_client import get_redis
@@ -23,13 +23,18 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
 
 
 @bp.post("/v1/chat/stream")
-@responds(200, media_type="text/event-stream", description=(
-    "`id: <session>:<reply>:<stream id>` and `data: <token>` per event (one `data:` line per line of a "
-    "token), `: keep-alive` comments, then `data: [DONE]`; `event: error` with {error, error_code} on "
-    "failure. `Last-Event-ID` resumes."))
-@responds(200, dict[str, Any], "With `stream: false`: the whole reply")
+@responds(200, media_type="text/event-stream", description=STREAM_FORMAT)
+@responds(200, WholeReply)
+@responds(400, FailedReply | ErrorBody, "`stream: false` and the reply failed for want of an API key (a failed "
+          "reply); or an unknown model, or a `Last-Event-ID` naming no reply of the session")
+@responds(502, FailedReply, "`stream: false` and the upstream failed")
+@responds(503, FailedReply | ErrorBody, "`stream: false` and no upstream is available (a failed reply); or the "
+          "job queue is unreachable")
+@responds(504, FailedReply | ErrorBody, "`stream: false` and the upstream timed out (a failed reply); or the "
+          "reply is still running after `AI_MESSAGE_WAIT_S` (it is stored when it ends)")
 @login_required
 def stream():
+    """Send messages to a session (new or `session_id`) and stream the AI reply as SSE, or wait for it."""
     resumed = parse_last_event_id(request.headers.get("Last-Event-ID", ""))
     if resumed is not None:
         return resume(*resumed)
@@ -86,8 +91,10 @@ def check_model(name: str) -> None:
 
 
 @bp.post("/v1/chat/switch-model")
+@responds(200, SwitchedModel)
 @login_required
 def switch_model():
+    """Change a session's model; the history is kept and becomes the new model's context."""
     body = parse_body(SwitchModelRequest)
     db = get_db()
     chat, _ = sessions.session_for(db, g.user, body.session_id)
@@ -99,8 +106,11 @@ def switch_model():
 
 
 @bp.get("/v1/chat/history")
+@responds(200, HistoryPage)
+@responds(400, ErrorBody, INVALID_QUERY)
 @login_required
 def chat_history():
+    """The user's sessions with their messages, newest activity first, a page at a time."""
     query = parse_query(HistoryQuery, error_status=400)
     db = get_db()
     total, page = sessions.history(db, g.user, query.page, query.page_size, query.start_date, query.end_date,
@@ -111,7 +121,9 @@ def chat_history():
 
 
 @bp.delete("/v1/chat/sessions/<int:session_id>")
+@responds(200, SessionDeleted)
 @login_required
 def delete_session(session_id: int):
+    """Delete a session for good, with its messages, files and events (its owner only)."""
     sessions.delete_session(get_db(), get_redis(), g.user, session_id)
     return jsonify({"message": "Session deleted successfully"})

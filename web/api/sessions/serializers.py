@@ -9,10 +9,16 @@ from workers.events import iso
 
 def session_view(chat: Chat, messages: list[dict[str, str]]) -> dict[str, Any]:
     return {
-        "id": chat.id, "user_id": chat.owner_id, "application_id": (chat.meta or {}).get("application_id"),
+        "id": chat.id, "user_id": chat.owner_id, "application_id": application_id(chat),
         "model": chat.ai_model, "title": chat.title, "messages": messages,
         "created_at": iso(chat.created_at), "updated_at": iso(chat.last_activity_at),
     }
+
+
+def application_id(chat: Chat) -> int | None:
+    """The integer `application_id` of the chat's metadata (set through other surfaces), else None."""
+    value = (chat.meta or {}).get("application_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def file_view(doc: Document) -> dict[str, Any]:
