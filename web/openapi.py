@@ -9,6 +9,7 @@ surface's error renderer, summaries from docstrings.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Any, Callable
 
@@ -21,7 +22,7 @@ from web.api import described
 
 bp = Blueprint("openapi", __name__)
 
-PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)")
+PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s*,\s*error_status\s*=\s*(\d+))?")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
           "openapi.docs_asset", "rag.health"}
@@ -29,21 +30,25 @@ PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "ope
 CREDENTIALS = {"auth.login": "Wrong username or password",
                "auth.refresh": "Missing, bad, expired or revoked refresh token"}
 SKIP_PREFIXES = ("static", "rq_dashboard", "admin.")  # admin pages: HTML behind a cookie, see operations.md
+SHARED, SHARED_MODELS = "errors", {errors.ErrorBody.__name__, errors.FieldError.__name__}
 INVALID = {"chats_v1": "400"}  # surfaces that answer invalid input with 400 rather than 422
 
 
-def request_models(view: Callable) -> dict[str, type[BaseModel]]:
-    """The pydantic models a view parses its body and query string with."""
+def request_models(view: Callable) -> dict[str, Any]:
+    """The pydantic models a view parses its body, form and query string with (and the status
+    a `parse_query(..., error_status=N)` answers invalid input with)."""
     func = inspect.unwrap(view)
     try:
         source = inspect.getsource(func)
     except (OSError, TypeError):
         return {}
-    found = {}
-    for where, name in PARSED.findall(source):
+    found: dict[str, Any] = {}
+    for where, name, status in PARSED.findall(source):
         model = func.__globals__.get(name)
         if isinstance(model, type) and issubclass(model, BaseModel):
             found[where] = model
+        if status:
+            found["invalid_status"] = status
     return {**found, **described.input_of(view)}
 
 
@@ -61,10 +66,17 @@ def type_schema(kind: Any, prefix: str, components: dict[str, Any], mode: str = 
     names (several have a `CreateChatRequest`)."""
     template = f"#/components/schemas/{prefix}.{{model}}"
     schema = TypeAdapter(kind).json_schema(ref_template=template, mode=mode)
-    components.update({f"{prefix}.{name}": sub for name, sub in schema.pop("$defs", {}).items()})
+    if prefix != SHARED:  # the error models keep their one component wherever they are used
+        text = json.dumps(schema)
+        for name in SHARED_MODELS:
+            text = text.replace(f'"{template.format(model=name)}"', f'"#/components/schemas/{SHARED}.{name}"')
+        schema = json.loads(text)
+    components.update({f"{SHARED if name in SHARED_MODELS else prefix}.{name}": sub
+                       for name, sub in schema.pop("$defs", {}).items()})
     if isinstance(kind, type) and issubclass(kind, BaseModel):
-        components[f"{prefix}.{kind.__name__}"] = schema
-        return {"$ref": template.format(model=kind.__name__)}
+        name = f"{SHARED if kind.__name__ in SHARED_MODELS else prefix}.{kind.__name__}"
+        components[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
     return schema
 
 
@@ -92,12 +104,12 @@ def success_responses(view: Callable, prefix: str, components: dict[str, Any]) -
     return responses
 
 
-def error_responses(app: Flask, rule: Rule, secured: bool, validates: bool,
+def error_responses(app: Flask, rule: Rule, secured: bool, models: dict[str, Any],
                     components: dict[str, Any]) -> dict[str, Any]:
     """The statuses every such operation can answer, all in its surface's error body."""
     prefix = rule.endpoint.split(".")[0]
     model = errors.error_body(app, rule.rule)
-    shared = "errors" if model.__module__ == errors.__name__ else prefix
+    shared = SHARED if model.__module__ == errors.__name__ else prefix
     body = {"application/json": {"schema": type_schema(model, shared, components)}}
     statuses = {"default": "Error"}
     if secured:
@@ -106,8 +118,9 @@ def error_responses(app: Flask, rule: Rule, secured: bool, validates: bool,
         statuses["401"] = CREDENTIALS[rule.endpoint]
     if rule.arguments:
         statuses["404"] = "No such resource, or not yours"
-    if validates:
-        statuses[INVALID.get(prefix, "422")] = "Invalid input: what is wrong, field by field"
+    if models:
+        invalid = models.get("invalid_status") or INVALID.get(prefix, "422")
+        statuses[invalid] = "Invalid input: what is wrong, field by field"
     return {status: {"description": text, "content": body} for status, text in statuses.items()}
 
 
@@ -129,10 +142,13 @@ def operation(app: Flask, rule: Rule, method: str, components: dict[str, Any]) -
     if "body" in models:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": type_schema(models["body"], prefix, components)}}}
+    if "form" in models:
+        op["requestBody"] = {"required": True, "content": {
+            "multipart/form-data": {"schema": type_schema(models["form"], prefix, components)}}}
     if "query" in models:
         op["parameters"] = params + query_parameters(models["query"], prefix, components)
     op["responses"] = {**success_responses(view, prefix, components),
-                       **error_responses(app, rule, secured, bool(models), components)}
+                       **error_responses(app, rule, secured, models, components)}
     if rule.websocket:
         op["responses"]["101"] = {"description": "Switching Protocols: a WebSocket carrying the JSON frames "
                                                  "described in `x-events`"}

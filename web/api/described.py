@@ -40,14 +40,17 @@ class Events:
 
 
 def _mark(view: Callable, key: str, value: Any) -> Callable:
-    view.__dict__.setdefault(key, []).append(value)
+    # Decorators apply bottom-up: insert first so declarations read top to bottom.
+    view.__dict__.setdefault(key, []).insert(0, value)
     return view
 
 
-def accepts(body: Any = None, query: Any = None) -> Callable:
-    """For views that parse input without `parse_body` / `parse_query` (which are found by themselves)."""
+def accepts(body: Any = None, query: Any = None, form: Any = None) -> Callable:
+    """For views that parse input without `parse_body` / `parse_query` (which are found by themselves);
+    `form` is a multipart/form-data body (a `bytes` field is a file)."""
     def mark(view: Callable) -> Callable:
-        view.__dict__["described_input"] = {k: v for k, v in (("body", body), ("query", query)) if v is not None}
+        given = (("body", body), ("query", query), ("form", form))
+        view.__dict__["described_input"] = {k: v for k, v in given if v is not None}
         return view
     return mark
 

@@ -21,7 +21,6 @@ STREAM_FORMAT = (
 
 # The document answers a bad query string with 400 (bodies stay 422): /openapi.json's own
 # "invalid input" entry says 422 for every input of this surface.
-INVALID_QUERY = "Invalid query string: `detail` lists the fields, as `[{loc, msg, type}]`"
 
 
 class TranscriptMessage(Answer):

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from web.api.described import responds
+from web.api.described import accepts, responds
 from web.api.sessions import bp
 from web.api.sessions.answers import FileList, FileUploaded, OneFile
+from web.api.sessions.schemas import UploadForm
 from web.api.sessions.serializers import file_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -17,6 +18,7 @@ UPLOAD_WAIT_S = 5
 
 
 @bp.post("/api/chat/sessions/<int:session_id>/upload")
+@accepts(form=UploadForm)
 @responds(200, FileUploaded)
 @login_required
 def upload(session_id: int):

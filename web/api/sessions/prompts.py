@@ -6,12 +6,12 @@ from flask import g, jsonify
 from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
-from web.api.sessions.answers import INVALID_QUERY, Preview, PromptDeleted, PromptOut, PromptPage
+from web.api.sessions.answers import Preview, PromptDeleted, PromptOut, PromptPage
 from web.api.sessions.schemas import PreviewRequest, PromptIn, PromptQuery, PromptUpdate
 from web.api.sessions.serializers import prompt_view
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest, ErrorBody
+from web.errors import ApiError, BadRequest
 from web.redis_client import get_redis
 from web.services import prompts, upstreams
 from workers import runtime
@@ -35,7 +35,6 @@ def create_prompt():
 
 @bp.get("/api/chat/prompts")
 @responds(200, PromptPage)
-@responds(400, ErrorBody, INVALID_QUERY)
 @login_required
 def list_prompts():
     """One's own prompts and the system templates, filtered and searched, a page at a time."""

@@ -6,7 +6,7 @@ from flask import Response, current_app, g, jsonify, request
 from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
-from web.api.sessions.answers import (INVALID_QUERY, STREAM_FORMAT, FailedReply, HistoryPage, SessionDeleted,
+from web.api.sessions.answers import (STREAM_FORMAT, FailedReply, HistoryPage, SessionDeleted,
                                       SwitchedModel, WholeReply)
 from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
 from web.api.sessions.serializers import session_view
@@ -107,7 +107,6 @@ def switch_model():
 
 @bp.get("/v1/chat/history")
 @responds(200, HistoryPage)
-@responds(400, ErrorBody, INVALID_QUERY)
 @login_required
 def chat_history():
     """The user's sessions with their messages, newest activity first, a page at a time."""

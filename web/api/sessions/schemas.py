@@ -72,3 +72,8 @@ class PreviewRequest(BaseModel):
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     variables: dict[str, Any] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100)
+
+
+class UploadForm(BaseModel):
+    """The multipart/form-data body of an upload (described for /openapi.json; read with request.files)."""
+    file: bytes = Field(description="The PDF, at most 10 MB")
