@@ -48,6 +48,23 @@ def test_session_is_a_chat_on_every_surface(api, alice, fake_upstream):
     assert chat["id"] in [s["id"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
 
 
+def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
+    assert api.post("/api/v1/chats", json={"chat_metadata": {"memory_key": 7, "topic": "x"}},
+                    headers=alice.headers).status_code == 200
+    keyed = api.post("/api/v1/chats", json={"title": "Keyed", "chat_metadata": {"memory_key": "mk-1"}},
+                     headers=alice.headers).json()
+    note = {"search": "mine", "error_code": 5, "status": "odd", "note": 1}
+    assert api.post(f"/api/v1/chats/{keyed['id']}/messages", json={"content": "hi", "message_metadata": note},
+                    headers=alice.headers).status_code == 200
+    sessions = {s["title"]: s for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]}
+    assert sessions[None]["memory_key"] is None and sessions[None]["metadata"]["memory_key"] == 7
+    assert sessions[None]["metadata"]["topic"] == "x" and sessions[None]["last_context"] is None
+    assert sessions["Keyed"]["memory_key"] == "mk-1" and "memory_key" not in sessions["Keyed"]["metadata"]
+    [message] = api.get(f"/chat/sessions/{sessions['Keyed']['id']}", headers=alice.headers).json()["messages"]
+    # A client's own keys named as those this view sets from the message itself are not shown.
+    assert message["metadata"] == {"note": 1, "status": "SENT", "model": None}
+
+
 def test_session_documents(api, alice, make_user, fake_upstream):
     session_id = rag_session(api, alice, fake_upstream)
     found = api.get(f"/documents/session/{session_id}", headers=alice.headers)
