@@ -1,9 +1,13 @@
 """/chat/sessions, /documents/session/{id} and /health of the RAG API (004)."""
 from __future__ import annotations
 
-from tests.api.rag_helpers import send, upload_ready
+from httpx_sse import connect_sse
+
+from tests.api.rag_helpers import events, send, upload_ready
 from tests.pdfs import text_pdf
+from web.api.rag.relay import GENERATING
 from web.services import rag_health
+from workers import runtime
 
 
 def rag_session(api, account, fake_upstream):
@@ -85,6 +89,19 @@ def test_delete_session(api, alice, make_user, fake_upstream):
     assert deleted.status_code == 200 and deleted.json() == {"message": "Chat session deleted successfully"}
     assert api.get(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
     assert api.get("/chat/sessions", headers=alice.headers).json()["total_count"] == 0
+
+
+def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=1, first_delay_ms=1500)
+    received = []
+    with connect_sse(api, "POST", "/chat/send", json={"message": "gone soon"}, headers=alice.headers) as sse:
+        for _, payload in events(api, "POST", sse):
+            received.append(payload)
+            if payload.get("status") == GENERATING:
+                deleted = api.delete(f"/chat/sessions/{sse.response.headers['X-Session-Id']}", headers=alice.headers)
+                assert deleted.status_code == 200
+    assert received[-1] == {"type": "done", "content": "", "citations": [], "status": "DELETED"}
 
 
 def test_sessions_paging_and_auth(api, alice):
