@@ -8,7 +8,7 @@ import time
 import pytest
 from httpx_sse import connect_sse
 
-from tests.api.rag_helpers import of_type, send, upload_ready
+from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
 from tests.pdfs import text_pdf
 from workers import queues, runtime
 
@@ -63,20 +63,34 @@ def test_get_with_auth_token_and_search_options(api, alice, library, fake_upstre
     assert [m["content"] for m in sent[1:]] == ["llamas grass", "t0 t1 ", "and bananas?"]
 
 
+def test_both_methods_are_described_with_their_input_and_events(api):
+    spec = api.get("/openapi.json").json()
+    post, get = spec["paths"]["/chat/send"]["post"], spec["paths"]["/chat/send"]["get"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/rag.SendRequest")
+    params = {p["name"]: p for p in get["parameters"]}
+    assert set(params) == {"message", "session_id", "search_options", "dataset_id", "auth_token"}
+    assert params["message"]["required"] and "requestBody" not in get
+    assert params["search_options"]["schema"]["contentSchema"]["$ref"].endswith("/rag.SearchOptionsIn")
+    for op in (post, get):
+        assert "text/event-stream" in op["responses"]["200"]["content"] and "204" in op["responses"]
+        kinds = [spec["components"]["schemas"][event["$ref"].split("/")[-1]]["properties"]["type"]["const"]
+                 for event in op["x-events"]["schema"]["oneOf"]]
+        assert kinds == ["session", "status", "token", "citation", "error", "done"]
+
+
 def test_resume_with_last_event_id_then_204_after_done(api, alice, library, fake_upstream):
     fake_upstream.configure(tokens=20, delay_ms=20)
     seen = []
     params = {"message": "France capital", "auth_token": alice["access_token"]}
     with connect_sse(api, "GET", "/chat/send", params=params) as sse:
         session_id = sse.response.headers["X-Session-Id"]
-        for event in sse.iter_sse():
-            seen.append(event)
-            if json.loads(event.data)["type"] == "token" and len(seen) > 6:
+        for event_id, payload in events(api, "GET", sse):
+            seen.append((event_id, payload))
+            if payload["type"] == "token" and len(seen) > 6:
                 break
-    rest_response, rest = send(api, alice, "ignored", method="GET", headers={"Last-Event-ID": seen[-1].id})
+    rest_response, rest = send(api, alice, "ignored", method="GET", headers={"Last-Event-ID": seen[-1][0]})
     assert rest_response.status_code == 200
-    tokens = [json.loads(e.data)["token"] for e in seen if json.loads(e.data)["type"] == "token"]
-    tokens += [p["token"] for p in of_type(rest, "token")]
+    tokens = [p["token"] for p in of_type(seen + rest, "token")]
     assert tokens == [f"t{i} " for i in range(20)] and rest[-1][1]["type"] == "done"
     after_done = api.get("/chat/send", params=params, headers={"Last-Event-ID": rest[-1][0]})
     assert after_done.status_code == 204
@@ -184,7 +198,8 @@ def test_keepalive_comment_while_slow(api, alice, fake_upstream, monkeypatch):
     fake_upstream.configure(tokens=1, first_delay_ms=700)
     with api.stream("POST", "/chat/send", json={"message": "slow"}, headers=alice.headers) as response:
         raw = "".join(response.iter_text())
-    assert ": keep-alive" in raw and '"type":"done"' in raw
+    payloads = [checked(api, "POST", line[5:]) for line in raw.splitlines() if line.startswith("data:")]
+    assert ": keep-alive" in raw and payloads[-1]["type"] == "done"
 
 
 def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream):
@@ -231,11 +246,10 @@ def test_a_rag_reply_stops_like_any_reply(api, alice, library, fake_upstream):
         session_id = sse.response.headers["X-Session-Id"]
         reply_id = None
         received = []
-        for event in sse.iter_sse():
-            payload = json.loads(event.data)
+        for event_id, payload in events(api, "POST", sse):
             received.append(payload)
             if payload["type"] == "token" and reply_id is None:
-                reply_id = event.id.split(":")[0]
+                reply_id = event_id.split(":")[0]
                 stop = api.post(f"/api/v1/chat/chats/{session_id}/messages/{reply_id}/stop", headers=alice.headers)
                 assert stop.status_code == 200
     assert received[-1]["type"] == "done" and received[-1]["status"] == "CANCELLED"

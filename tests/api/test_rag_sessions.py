@@ -1,9 +1,13 @@
 """/chat/sessions, /documents/session/{id} and /health of the RAG API (004)."""
 from __future__ import annotations
 
-from tests.api.rag_helpers import send, upload_ready
+from httpx_sse import connect_sse
+
+from tests.api.rag_helpers import events, send, upload_ready
 from tests.pdfs import text_pdf
+from web.api.rag.relay import GENERATING
 from web.services import rag_health
+from workers import runtime
 
 
 def rag_session(api, account, fake_upstream):
@@ -48,6 +52,23 @@ def test_session_is_a_chat_on_every_surface(api, alice, fake_upstream):
     assert chat["id"] in [s["id"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
 
 
+def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
+    assert api.post("/api/v1/chats", json={"chat_metadata": {"memory_key": 7, "topic": "x"}},
+                    headers=alice.headers).status_code == 200
+    keyed = api.post("/api/v1/chats", json={"title": "Keyed", "chat_metadata": {"memory_key": "mk-1"}},
+                     headers=alice.headers).json()
+    note = {"search": "mine", "error_code": 5, "status": "odd", "note": 1}
+    assert api.post(f"/api/v1/chats/{keyed['id']}/messages", json={"content": "hi", "message_metadata": note},
+                    headers=alice.headers).status_code == 200
+    sessions = {s["title"]: s for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]}
+    assert sessions[None]["memory_key"] is None and sessions[None]["metadata"]["memory_key"] == 7
+    assert sessions[None]["metadata"]["topic"] == "x" and sessions[None]["last_context"] is None
+    assert sessions["Keyed"]["memory_key"] == "mk-1" and "memory_key" not in sessions["Keyed"]["metadata"]
+    [message] = api.get(f"/chat/sessions/{sessions['Keyed']['id']}", headers=alice.headers).json()["messages"]
+    # A client's own keys named as those this view sets from the message itself are not shown.
+    assert message["metadata"] == {"note": 1, "status": "SENT", "model": None}
+
+
 def test_session_documents(api, alice, make_user, fake_upstream):
     session_id = rag_session(api, alice, fake_upstream)
     found = api.get(f"/documents/session/{session_id}", headers=alice.headers)
@@ -68,6 +89,19 @@ def test_delete_session(api, alice, make_user, fake_upstream):
     assert deleted.status_code == 200 and deleted.json() == {"message": "Chat session deleted successfully"}
     assert api.get(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
     assert api.get("/chat/sessions", headers=alice.headers).json()["total_count"] == 0
+
+
+def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=1, first_delay_ms=1500)
+    received = []
+    with connect_sse(api, "POST", "/chat/send", json={"message": "gone soon"}, headers=alice.headers) as sse:
+        for _, payload in events(api, "POST", sse):
+            received.append(payload)
+            if payload.get("status") == GENERATING:
+                deleted = api.delete(f"/chat/sessions/{sse.response.headers['X-Session-Id']}", headers=alice.headers)
+                assert deleted.status_code == 200
+    assert received[-1] == {"type": "done", "content": "", "citations": [], "status": "DELETED"}
 
 
 def test_sessions_paging_and_auth(api, alice):

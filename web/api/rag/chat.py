@@ -1,12 +1,14 @@
 """/chat/send (POST and GET for EventSource) and /chat/sessions of the RAG API (004)."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from flask import Response, current_app, g, jsonify, request
 
-from web.api.described import accepts, responds
+from web.api.described import accepts, emits, responds
 from web.api.parsing import parse_query
-from web.api.rag import bp, relay
-from web.api.rag.schemas import SendRequest, SessionsQuery, parse_send
+from web.api.rag import answers, bp, relay
+from web.api.rag.schemas import SendQuery, SendRequest, SessionsQuery, parse_send
 from web.api.rag.serializers import message_view, session_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -16,22 +18,58 @@ from web.services import rag_chat, rag_sessions
 from workers import runtime
 
 
-@bp.route("/chat/send", methods=["GET", "POST"])
+SEND_EVENTS = {
+    answers.SessionEvent: "`session` comes first, for a new session only;",
+    answers.StatusEvent: "`status` lines tell the progress (searching, notes, found, generating);",
+    answers.TokenEvent: "`token` carries each piece of the reply;",
+    answers.CitationEvent: "`citation` follows for each chunk given as context, numbered by `marker`;",
+    answers.ErrorEvent: "`error` says why a reply failed;",
+    answers.DoneEvent: "`done` ends every stream with the stored reply.",
+}
+
+
+def streams_reply(view: Callable) -> Callable:
+    """What both /chat/send views answer: the reply as SSE, or 204 to a reconnect after its end."""
+    for event, text in SEND_EVENTS.items():
+        view = emits(event, text)(view)
+    view = responds(200, media_type="text/event-stream", description=(
+        "Unnamed events (no `event:` line, so `EventSource.onmessage` gets them all): an `id:` "
+        "(`<reply id>:<stream id>:<n>`) and one `data:` line of JSON whose `type` says what it is, "
+        "described in `x-events`; `: keep-alive` comments in silences. `X-Session-Id` names the session. "
+        "A request with `Last-Event-ID` resumes that reply after that event and posts nothing."))(view)
+    return responds(204, description="A `Last-Event-ID` of a `done` event: the reply has ended, "
+                                     "so an EventSource stops reconnecting")(view)
+
+
+@bp.post("/chat/send")
 @accepts(body=SendRequest)
-@responds(200, media_type="text/event-stream", description=(
-    "Unnamed events, each `id:` plus `data:` JSON with a `type`: session {session_id, title}, status "
-    "{status}, token {token}, citation {...}, error {error}, done {content, citations}. `Last-Event-ID` "
-    "resumes; after done a reconnect gets 204."))
-@responds(204, description="The reply had ended before this reconnect")
+@streams_reply
 @login_required
 def send():
     """Send a message; the answer streams as SSE (session, status, token, citation, error, done)."""
+    return send_message(SendRequest, request.get_json(silent=True), "body")
+
+
+@bp.get("/chat/send")
+@accepts(query=SendQuery)
+@streams_reply
+@login_required
+def send_from_query():
+    """Send a message from the query string, for EventSource; the answer streams as SSE.
+
+    The same fields as `POST /chat/send`, with `search_options` as JSON text, an empty
+    `session_id`/`dataset_id` meaning none, and the token in `auth_token` (an EventSource cannot
+    send an `Authorization` header).
+    """
+    return send_message(SendQuery, request.args.to_dict(), "query")
+
+
+def send_message(model: type[SendRequest], data: Any, source: str) -> Response:
+    """Post the message and stream the reply, or resume a reply when `Last-Event-ID` is sent."""
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:
         return resume(last_event_id)
-    from_query = request.method == "GET"
-    body = parse_send(request.args.to_dict() if from_query else request.get_json(silent=True),
-                      "query" if from_query else "body")
+    body = parse_send(model, data, source)
     started = rag_chat.start(get_db(), get_redis(), g.user, body.message,
                              str(body.session_id) if body.session_id else None,
                              body.search_options.model_dump(), str(body.dataset_id) if body.dataset_id else None)
@@ -63,6 +101,7 @@ def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: 
 
 
 @bp.get("/chat/sessions")
+@responds(200, answers.SessionList)
 @login_required
 def list_sessions():
     """The user's sessions, most recently active first, with the documents they cited."""
@@ -72,6 +111,7 @@ def list_sessions():
 
 
 @bp.get("/chat/sessions/<session_id>")
+@responds(200, answers.SessionDetail)
 @login_required
 def get_session(session_id: str):
     """A session with its messages, their sources and cited documents."""
@@ -81,6 +121,7 @@ def get_session(session_id: str):
 
 
 @bp.delete("/chat/sessions/<session_id>")
+@responds(200, answers.SessionDeleted)
 @login_required
 def delete_session(session_id: str):
     """Delete a session and its messages for good (its owner only)."""

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
+from web.api.described import responds
 from web.api.parsing import parse_body
-from web.api.rag import bp
+from web.api.rag import answers, bp
 from web.api.rag.schemas import DatasetIn
 from web.api.rag.serializers import dataset_view
 from web.auth.tokens import login_required
@@ -13,6 +14,7 @@ from web.services import rag_datasets
 
 
 @bp.post("/datasets")
+@responds(201, answers.Dataset)
 @login_required
 def create_dataset():
     """Create a named set of the user's documents."""
@@ -23,6 +25,7 @@ def create_dataset():
 
 
 @bp.get("/datasets")
+@responds(200, answers.DatasetList)
 @login_required
 def list_datasets():
     """The user's datasets."""
@@ -33,6 +36,7 @@ def list_datasets():
 
 
 @bp.get("/datasets/<dataset_id>")
+@responds(200, answers.Dataset)
 @login_required
 def get_dataset(dataset_id: str):
     """One of the user's datasets."""

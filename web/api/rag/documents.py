@@ -5,7 +5,8 @@ from flask import g, jsonify, request
 from pydantic import ValidationError
 
 from models import Document
-from web.api.rag import bp
+from web.api.described import responds
+from web.api.rag import answers, bp
 from web.api.rag.schemas import UploadForm
 from web.api.rag.serializers import chunk_view, document_view
 from web.auth.tokens import login_required
@@ -26,9 +27,14 @@ def show(doc: Document, content: str | None = None) -> dict:
 
 
 @bp.post("/documents/upload")
+@responds(200, answers.Document, "The stored document, `ready` when it was indexed within 5 s, else `processing`")
 @login_required
 def upload():
-    """Upload a PDF, text or Markdown file (10 MB at most) to the user's library."""
+    """Upload a PDF, text or Markdown file (10 MB at most) to the user's library.
+
+    A `multipart/form-data` body: the file in field `file`, and optionally `dataset_id` (one of
+    the user's datasets, which the document joins).
+    """
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("Send the file as multipart form field 'file'")
@@ -45,6 +51,7 @@ def upload():
 
 
 @bp.get("/documents")
+@responds(200, answers.DocumentList)
 @login_required
 def list_documents():
     """The user's library documents, newest first."""
@@ -53,6 +60,7 @@ def list_documents():
 
 
 @bp.get("/documents/<document_id>")
+@responds(200, answers.Document)
 @login_required
 def get_document(document_id: str):
     """A document with its extracted text and processing status."""
@@ -61,6 +69,7 @@ def get_document(document_id: str):
 
 
 @bp.get("/documents/<document_id>/chunks/<int:chunk_index>")
+@responds(200, answers.Chunk)
 @login_required
 def get_chunk(document_id: str, chunk_index: int):
     """One chunk of a document, with its page number."""
@@ -71,6 +80,7 @@ def get_chunk(document_id: str, chunk_index: int):
 
 
 @bp.get("/documents/session/<session_id>")
+@responds(200, answers.SessionDocuments)
 @login_required
 def session_documents(session_id: str):
     """The document chunks a session's replies drew on."""
@@ -82,6 +92,7 @@ def session_documents(session_id: str):
 
 
 @bp.delete("/documents/<document_id>")
+@responds(200, answers.DocumentDeleted)
 @login_required
 def delete_document(document_id: str):
     """Delete a document with its chunks and vectors."""

@@ -1,11 +1,10 @@
 """Request bodies and query strings of the RAG API (004)."""
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, field_validator
 
 from web.errors import BadRequest, Unprocessable, validation_details
 
@@ -54,18 +53,26 @@ class SendRequest(BaseModel):
         return {} if value is None or value == "" else value
 
 
-def parse_send(data: Any, source: str) -> SendRequest:
+class SendQuery(SendRequest):
+    """The fields of `SendRequest` in a `GET` query string, for EventSource (no body, no headers)."""
+
+    search_options: Json[SearchOptionsIn] = Field(default_factory=SearchOptionsIn,
+                                                  description="The search options as a JSON object")
+    auth_token: str | None = Field(default=None, description="The access token, when there is no "
+                                                             "`Authorization` header; never logged")
+
+    @field_validator("search_options", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        return "{}" if value is None or value == "" else value
+
+
+def parse_send(model: type[SendRequest], data: Any, source: str) -> SendRequest:
     """Validate a send request from a JSON body or a query string (400, as the document says)."""
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
-    if source == "query" and isinstance(data.get("search_options"), str) and data["search_options"]:
-        try:
-            data = {**data, "search_options": json.loads(data["search_options"])}
-        except ValueError:
-            raise Unprocessable([{"loc": ["query", "search_options"], "msg": "search_options must be a JSON object",
-                                  "type": "json_invalid"}], status=400) from None
     try:
-        return SendRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise Unprocessable(validation_details(exc, source), status=400) from None
 

@@ -12,6 +12,8 @@ from workers.events import iso
 CITE_MARK = re.compile(r"\[(\d{1,3})\]")
 # Kept on a message for the pipeline; shown as their own fields or not at all.
 INTERNAL_META = ("requested_by", "prompt_message_id", "retrieved", "context_ids", "relevance_score", "rag")
+# Set from the message itself: a client's metadata keys of these names are not shown.
+OWN_META = ("status", "model", "search", "error_code")
 
 
 def document_view(doc: Document, chunk_count: int, dataset_ids: list[str], content: str | None = None) -> dict:
@@ -56,14 +58,16 @@ def chunk_view(doc: Document, chunk: DocumentChunk, total: int) -> dict[str, Any
 def session_view(info: SessionInfo) -> dict[str, Any]:
     chat = info.chat
     meta = dict(chat.meta or {})
+    # The document's memory_key is a string; any other value a client stored stays in metadata.
+    memory_key = meta.pop("memory_key") if isinstance(meta.get("memory_key"), str) else None
     return {
         "id": chat.uuid,
         "user_id": info.owner_uuid,
         "system_prompt": chat.system_prompt,
         "created_at": iso(chat.created_at),
         "updated_at": iso(chat.updated_at),
-        "title": chat.title,
-        "memory_key": meta.pop("memory_key", None),
+        "title": chat.title or None,  # chats made untitled elsewhere store ""
+        "memory_key": memory_key,
         "last_context": info.last_context,
         "metadata": {**meta, "rag_enabled": chat.rag_enabled, "ai_model": chat.ai_model,
                      "message_count": chat.message_count},
@@ -82,8 +86,10 @@ def cited(message: Message) -> list[dict[str, Any]] | None:
 def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]) -> dict[str, Any]:
     meta = message.meta or {}
     author = message.sender_id if message.role == "user" else meta.get("requested_by")
-    shown = {k: v for k, v in meta.items() if k not in INTERNAL_META}
+    shown = {k: v for k, v in meta.items() if k not in INTERNAL_META + OWN_META}
     shown.update(status=message.status, model=message.model)
+    if message.sources is not None and "search" in meta:  # a RAG reply: retrieval recorded both
+        shown["search"] = meta["search"]
     if message.error_code:
         shown["error_code"] = message.error_code
     return {
