@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from web.api.conversations.envelope import PREFIXES
 from workers import runtime
 
 
@@ -184,3 +185,22 @@ def test_rate_limit_answers_429_in_the_envelope(api, make_user, monkeypatch):
 
 def test_other_surfaces_keep_their_own_error_body(api):
     assert api.get("/api/v1/chat/chats").json() == {"detail": "Not authenticated"}
+
+
+def test_openapi_describes_every_answer_in_the_envelope(api):
+    spec = api.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    operations = [(path, op) for path, ops in spec["paths"].items() if path.startswith(PREFIXES) for op in ops.values()]
+    assert len(operations) == 16
+    for path, op in operations:
+        success = [status for status in op["responses"] if status != "default" and int(status) < 400]
+        assert success, f"{path}: no answer declared"
+        for status in success:
+            ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            envelope_schema = schemas[ref.rsplit("/", 1)[1]]
+            assert ref.endswith("Envelope") and envelope_schema["required"] == ["success", "message", "data"]
+            assert envelope_schema["properties"]["data"]["$ref"].startswith("#/components/schemas/conversations.")
+        error = op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"]
+        assert error.endswith("/conversations.EnvelopeError")
+    codes = schemas["conversations.EnvelopeError"]["properties"]["error_code"]["enum"]
+    assert "no_api_key" in codes and "cancelled" in codes

@@ -2,7 +2,8 @@
 
 Errors on this surface's URLs (including 401 from auth, 404/405 from routing and 429 from
 the rate limit) render as `{success: false, message, data: null}`, plus `errors` (the
-field list) for validation failures and `error_code` where a reply failed.
+field list) for validation failures; a failed AI response adds `error_code` and shows the
+reply in `data` (`EnvelopeError` describes them all).
 """
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import re
 from typing import Any, Literal
 
 from flask import Response, jsonify
-from pydantic import BaseModel, ConfigDict
 
+from web.api.conversations.answers import sometimes
+from web.api.described import Answer
 from web.errors import FieldError
+from workers.upstream import ERROR_TEXT
 
 # The URL spaces of 002 (and its agents), under the /chat prefix 004 shares.
 PREFIXES = ("/chat/conversations", "/chat/agents", "/chat/analytics", "/chat/search")
@@ -20,14 +23,28 @@ RATE_TEXT = re.compile(r"^\d+ per ")
 SHOWN_FIELD_ERRORS = 3
 
 
-class EnvelopeError(BaseModel):
-    """Every error of this surface; failed replies add `error_code` (and what the document shows)."""
-    model_config = ConfigDict(extra="allow")
+# Why an AI response failed: the codes of the replies' `ai_error` event, or a stop.
+ReplyErrorCode = Literal[(*ERROR_TEXT, "cancelled")]  # type: ignore[valid-type]
 
+
+class UnfinishedReply(Answer):
+    """The AI response still running when the wait ended (504): it is stored when it ends."""
+    message_id: int
+
+
+class FailedReply(Answer):
+    """The AI response that failed or was stopped, with the text it got before."""
+    message_id: int
+    partial_content: str
+
+
+class EnvelopeError(Answer):
+    """Every error of this surface. `data` is null except for a failed (or unfinished) AI response."""
     success: Literal[False]
     message: str
-    data: None
-    errors: list[FieldError] | None = None
+    data: FailedReply | UnfinishedReply | None
+    errors: list[FieldError] = sometimes("The invalid fields (422)")
+    error_code: ReplyErrorCode = sometimes("Why the AI response failed")
 
 
 def ok(message: str, data: Any, status: int = 200) -> tuple[Response, int]:
