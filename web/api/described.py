@@ -45,11 +45,12 @@ def _mark(view: Callable, key: str, value: Any) -> Callable:
     return view
 
 
-def accepts(body: Any = None, query: Any = None, form: Any = None) -> Callable:
+def accepts(body: Any = None, query: Any = None, form: Any = None, invalid: int | None = None) -> Callable:
     """For views that parse input without `parse_body` / `parse_query` (which are found by themselves);
-    `form` is a multipart/form-data body (a `bytes` field is a file)."""
+    `form` is a multipart/form-data body (a `bytes` field is a file), `invalid` the status of invalid
+    input when it is not the surface's usual one."""
     def mark(view: Callable) -> Callable:
-        given = (("body", body), ("query", query), ("form", form))
+        given = (("body", body), ("query", query), ("form", form), ("invalid_status", invalid and str(invalid)))
         view.__dict__["described_input"] = {k: v for k, v in given if v is not None}
         return view
     return mark

@@ -30,7 +30,7 @@ SEND_EVENTS = {
 
 def streams_reply(view: Callable) -> Callable:
     """What both /chat/send views answer: the reply as SSE, or 204 to a reconnect after its end."""
-    for event, text in SEND_EVENTS.items():
+    for event, text in reversed(SEND_EVENTS.items()):  # applied bottom-up, like stacked decorators
         view = emits(event, text)(view)
     view = responds(200, media_type="text/event-stream", description=(
         "Unnamed events (no `event:` line, so `EventSource.onmessage` gets them all): an `id:` "
@@ -42,7 +42,7 @@ def streams_reply(view: Callable) -> Callable:
 
 
 @bp.post("/chat/send")
-@accepts(body=SendRequest)
+@accepts(body=SendRequest, invalid=400)
 @streams_reply
 @login_required
 def send():
@@ -51,7 +51,7 @@ def send():
 
 
 @bp.get("/chat/send")
-@accepts(query=SendQuery)
+@accepts(query=SendQuery, invalid=400)
 @streams_reply
 @login_required
 def send_from_query():

@@ -5,9 +5,9 @@ from flask import g, jsonify, request
 from pydantic import ValidationError
 
 from models import Document
-from web.api.described import responds
+from web.api.described import accepts, responds
 from web.api.rag import answers, bp
-from web.api.rag.schemas import UploadForm
+from web.api.rag.schemas import UploadBody, UploadForm
 from web.api.rag.serializers import chunk_view, document_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -27,6 +27,7 @@ def show(doc: Document, content: str | None = None) -> dict:
 
 
 @bp.post("/documents/upload")
+@accepts(form=UploadBody)
 @responds(200, answers.Document, "The stored document, `ready` when it was indexed within 5 s, else `processing`")
 @login_required
 def upload():

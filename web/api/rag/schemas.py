@@ -92,3 +92,8 @@ class UploadForm(BaseModel):
     dataset_id: uuid.UUID | None = None
 
     _blank = field_validator("dataset_id", mode="before")(blank_to_none)
+
+
+class UploadBody(UploadForm):
+    """The whole multipart/form-data body of an upload, as /openapi.json describes it."""
+    file: bytes = Field(description="The PDF, text or Markdown file, at most 10 MB")
