@@ -61,7 +61,7 @@ class ResponseChecker:
         key = (template, request.method, status, media_type)
         if key not in self.validators:
             schema = {"allOf": [content[media_type]["schema"]], "components": self.spec["components"]}
-            self.validators[key] = Draft202012Validator(schema)
+            self.validators[key] = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         body = json.loads(response.read())
         return [f"{where}: {'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message}"
                 for e in self.validators[key].iter_errors(body)][:5]

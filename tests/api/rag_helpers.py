@@ -66,7 +66,8 @@ def event_validator(api, method: str) -> Draft202012Validator:
     if key not in VALIDATORS:
         spec = api.get("/openapi.json").json()
         schema = spec["paths"]["/chat/send"][method.lower()]["x-events"]["schema"]
-        VALIDATORS[key] = Draft202012Validator({"allOf": [schema], "components": spec["components"]})
+        VALIDATORS[key] = Draft202012Validator({"allOf": [schema], "components": spec["components"]},
+                                               format_checker=Draft202012Validator.FORMAT_CHECKER)
     return VALIDATORS[key]
 
 
