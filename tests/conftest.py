@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -101,9 +102,11 @@ def server(app) -> str:
     srv.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def response_checker(app) -> ResponseChecker:
-    return ResponseChecker(build_spec(app))
+    checker = ResponseChecker(build_spec(app))
+    Socket.checker = checker  # WebSocket frames are checked too
+    return checker
 
 
 @pytest.fixture
@@ -150,10 +153,13 @@ def make_chat(api: httpx.Client) -> Callable[..., dict]:
 
 
 class Socket:
-    """A real WebSocket client that reads JSON events."""
+    """A real WebSocket client that reads JSON events, each checked against its route's `x-events`."""
+
+    checker: ResponseChecker | None = None
 
     def __init__(self, url: str, **kwargs: Any) -> None:
         self.ws = websocket.create_connection(url, timeout=10, **kwargs)
+        self.path = urlsplit(url).path
 
     def send(self, payload: dict) -> None:
         import json
@@ -164,7 +170,10 @@ class Socket:
         import json
 
         self.ws.settimeout(timeout)
-        return json.loads(self.ws.recv())
+        event = json.loads(self.ws.recv())
+        if self.checker is not None:
+            self.checker.check_frame(self.path, event)
+        return event
 
     def until(self, kind: str, timeout: float = 10.0) -> list[dict]:
         """Events up to and including the first of type `kind`."""

@@ -178,3 +178,57 @@ def test_socket_accepts_authorization_header(alice, make_chat, connect):
     chat = make_chat(alice)
     ws = connect(chat["id"], header=[f"Authorization: Bearer {alice['access_token']}"])
     assert ws.next()["type"] == "welcome"
+
+
+def test_answers_to_client_frames(alice, make_chat, connect):
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    ws.ws.send("not json")
+    assert ws.next()["error_code"] == "invalid_message"
+    for frame, code in (({"type": "dance"}, "unknown_type"),
+                        ({"type": "resume", "last_event_id": "x-y"}, "invalid_cursor"),
+                        ({"type": "stop", "message_id": "unknown"}, "stop_failed")):
+        ws.send(frame)
+        error = ws.next()
+        assert error["type"] == "error" and error["error_code"] == code and error["error"]
+    ws.send({"type": "ping", "timestamp": 12})
+    pong = ws.next()
+    assert pong["type"] == "pong" and isinstance(pong["timestamp"], str)  # only a string is echoed
+
+
+def test_events_of_the_other_surfaces_reach_this_socket(api, alice, make_user, connect, fake_upstream):
+    from tests.api.rag_helpers import send as send_rag
+    from tests.api.test_chats_v1 import chat_uuid, create_chat, post
+
+    chat = create_chat(api, alice, chat_type="GROUP")
+    ws = connect(chat_uuid(api, alice, chat), alice["access_token"])
+    ws.next()
+    bob = make_user("bob")
+    api.post(f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}/participants", json={"user_id": bob["id"]},
+             headers=alice.headers)
+    message = post(api, alice, chat["id"], "from the chats API")
+    api.patch(f"/api/v1/messages/{message['id']}/status", json={"status": "READ"}, headers=alice.headers)
+    api.post(f"/api/v1/messages/{message['id']}/reactions", json={"reaction": "👍"}, headers=alice.headers)
+    api.delete(f"/api/v1/messages/{message['id']}/reactions/👍", headers=alice.headers)
+    kinds = [ws.next()["type"] for _ in range(5)]
+    assert kinds == ["participant_added", "new_message", "message_status_changed", "reaction_added",
+                     "reaction_removed"]
+
+    fake_upstream.configure(tokens=2)
+    session = send_rag(api, alice, "first question")[0].headers["X-Session-Id"]
+    rag = connect(session, alice["access_token"])
+    rag.next()
+    send_rag(api, alice, "second question", session_id=session)
+    kinds = [e["type"] for e in rag.until("ai_response_complete")]
+    assert kinds[:2] == ["new_message", "rag_status"] and "ai_response_start" in kinds
+
+
+def test_frames_unlike_their_declared_event_are_refused(response_checker):
+    path, where = "/api/v1/chat/chats/any/ws", "WS /api/v1/chat/chats/{chat_id}/ws"
+    pong = {"type": "pong", "timestamp": "2024-01-01T12:00:00Z", "server_time": "2024-01-01T12:00:01Z"}
+    assert response_checker.frame_problems(path, pong) == []
+    assert response_checker.frame_problems(path, {**pong, "extra": 1}) == [
+        f"{where} pong: frame: Additional properties are not allowed ('extra' was unexpected)"]
+    assert response_checker.frame_problems(path, {"type": "dance"})[0].startswith(
+        f"{where}: event type 'dance' not described")

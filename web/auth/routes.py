@@ -7,8 +7,10 @@ from flask import Blueprint, current_app, g, jsonify, request
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from models import User
+from web.api.described import responds
 from web.api.parsing import parse_body
 from web.auth import tokens
+from web.auth.answers import AccessToken, LoggedOut, TokenPair, UserOut
 from web.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest
 from web.db import get_db
 from web.services import users
@@ -36,20 +38,25 @@ def token_pair(user: User) -> dict:
 
 
 @bp.post("/register")
+@responds(201, UserOut, "The new user (sign in with /login)")
 def register():
+    """Create an account."""
     body = parse_body(RegisterRequest)
     user = users.create_user(get_db(), body.email, body.username, body.password)
     return jsonify(user_view(user)), 201
 
 
 @bp.post("/login")
+@responds(200, TokenPair, "An access token (Bearer) and a refresh token")
 def login():
+    """Sign in with a username or email and a password."""
     body = parse_body(LoginRequest)
     user = users.check_credentials(get_db(), body.login, body.password)
     return jsonify(token_pair(user))
 
 
 @bp.post("/refresh")
+@responds(200, AccessToken, "A new access token")
 def refresh():
     """Exchange a refresh token (Authorization header or body) for a new access token."""
     body = parse_body(RefreshRequest) if _has_json() else RefreshRequest()
@@ -60,6 +67,7 @@ def refresh():
 
 
 @bp.post("/logout")
+@responds(200, LoggedOut, "Both tokens are refused from now on")
 @tokens.login_required
 def logout():
     """Revoke the access token used here, and the refresh token if one is given."""
@@ -71,8 +79,10 @@ def logout():
 
 
 @bp.get("/me")
+@responds(200, UserOut, "The signed-in user")
 @tokens.login_required
 def me():
+    """The signed-in user."""
     return jsonify(user_view(g.user))
 
 

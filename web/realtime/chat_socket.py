@@ -152,7 +152,8 @@ class ChatSocket:
                        "error_code": "invalid_message"})
             return
         if kind in PING_TYPES:
-            self.send({"type": "pong", "timestamp": message.get("timestamp") or events.iso_now()})
+            stamp = message.get("timestamp")  # echoed as the document shows: a string, else the server's time
+            self.send({"type": "pong", "timestamp": stamp if isinstance(stamp, str) and stamp else events.iso_now()})
         elif kind == "resume":
             cursor = str(message.get("last_event_id") or "0-0")
             if not events.is_valid_id(cursor):

@@ -7,11 +7,13 @@ from flask import g, jsonify
 
 from models import Chat, Message
 from web.api.chat import bp
+from web.api.chat.answers import AiReply, AiReplyFailed, AiReplyStarted, AiUnavailable
 from web.api.chat.schemas import AiMessageRequest
+from web.api.described import responds
 from web.api.parsing import parse_body
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest
+from web.errors import ApiError, BadRequest, ErrorBody
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.redis_client import get_redis
 from web.services import chats, replies, upstreams
@@ -22,8 +24,17 @@ FAILURE_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504,
 
 
 @bp.post("/chats/<chat_id>/ai-message")
+@responds(200, AiReply | AiReplyStarted, "The finished reply (`stream: false`), or the ids of the reply "
+          "streaming on the chat's WebSocket (`stream: true`)")
+@responds(400, AiReplyFailed | ErrorBody, "No OpenAI API key is configured (`detail`)")
+@responds(502, AiReplyFailed, "The upstream failed or the reply was stopped; its partial text is kept")
+@responds(503, AiUnavailable | ErrorBody, "The primary upstream's circuit is open, or the job queue is "
+          "unreachable (`detail`)")
+@responds(504, AiReplyFailed | ErrorBody, "The upstream timed out, or the reply did not finish within "
+          "`AI_MESSAGE_WAIT_S` (`detail` names the ai_message_id; the reply goes on)")
 @login_required
 def ai_message(chat_id: str):
+    """Send a message to the AI on the primary upstream ("LangChain service") only."""
     body = parse_body(AiMessageRequest)
     db, redis, settings = get_db(), get_redis(), runtime.current().settings
     chat, member = chats.chat_for_member(db, g.user, chat_id)

@@ -4,9 +4,12 @@ from __future__ import annotations
 from flask import g, jsonify
 
 from web.api.chat import bp
+from web.api.chat.answers import (ChatHistory, ChatOut, MessageOut, ParticipantList, ParticipantOut, StopAnswer,
+                                  TypingSent)
 from web.api.chat.schemas import (AddParticipantRequest, CreateChatRequest, HistoryQuery, ListChatsQuery,
                                   SendMessageRequest)
 from web.api.chat.serializers import chat_view, participant_view
+from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -19,8 +22,10 @@ ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
 
 
 @bp.post("/chats")
+@responds(200, ChatOut, "The chat created (the caller is its OWNER)")
 @login_required
 def create_chat():
+    """Create a new chat conversation."""
     body = parse_body(CreateChatRequest)
     models.check_model(get_redis(), body.ai_model, ["body", "ai_model"])
     chat = chats.create_chat(get_db(), g.user, **body.model_dump())
@@ -28,15 +33,19 @@ def create_chat():
 
 
 @bp.get("/chats")
+@responds(200, list[ChatOut], "The user's active chats, most recent activity first")
 @login_required
 def list_chats():
+    """Retrieve the user's chat conversations."""
     query = parse_query(ListChatsQuery)
     return jsonify([chat_view(c) for c in chats.list_chats(get_db(), g.user, query.limit, query.offset)])
 
 
 @bp.get("/chats/<chat_id>")
+@responds(200, ChatHistory, "The chat, a page of its messages (oldest first) and its participant count")
 @login_required
 def get_chat(chat_id: str):
+    """Get chat history with messages and metadata."""
     query = parse_query(HistoryQuery)
     db = get_db()
     chat, _ = chats.chat_for_member(db, g.user, chat_id)
@@ -49,8 +58,10 @@ def get_chat(chat_id: str):
 
 
 @bp.post("/chats/<chat_id>/messages")
+@responds(200, MessageOut, "The message stored; a USER message starts an AI reply on the chat's WebSocket")
 @login_required
 def send_message(chat_id: str):
+    """Send a message to a chat conversation."""
     body = parse_body(SendMessageRequest)
     db = get_db()
     chat, member = chats.chat_for_member(db, g.user, chat_id)
@@ -67,8 +78,10 @@ def send_message(chat_id: str):
 
 
 @bp.post("/chats/<chat_id>/messages/<message_id>/stop")
+@responds(200, StopAnswer, "The reply's status; `stop_requested` when it was still streaming")
 @login_required
 def stop_reply(chat_id: str, message_id: str):
+    """Stop an AI reply that is streaming (it ends CANCELLED, keeping its text so far)."""
     db = get_db()
     chat, _ = chats.chat_for_member(db, g.user, chat_id)
     reply = replies.stop_reply(db, get_redis(), chat, message_id)
@@ -76,8 +89,10 @@ def stop_reply(chat_id: str, message_id: str):
 
 
 @bp.post("/chats/<chat_id>/typing")
+@responds(200, TypingSent, "Sent as `typing_indicator` to the chat's WebSockets")
 @login_required
 def typing(chat_id: str):
+    """Send a typing indicator to the chat's participants."""
     chat, _ = chats.chat_for_member(get_db(), g.user, chat_id)
     stamp = events.iso_now()
     replies.publish(get_redis(), chat, typing_event(chat.uuid, g.user, stamp))
@@ -90,8 +105,10 @@ def typing_event(chat_uuid: str, user, stamp: str) -> dict:
 
 
 @bp.get("/chats/<chat_id>/participants")
+@responds(200, ParticipantList, "Every participant with role, permissions and activity")
 @login_required
 def list_participants(chat_id: str):
+    """Get the chat's participants with their status and permissions."""
     db = get_db()
     chat, _ = chats.chat_for_member(db, g.user, chat_id)
     rows = chats.participants_with_counts(db, chat)
@@ -100,8 +117,10 @@ def list_participants(chat_id: str):
 
 
 @bp.post("/chats/<chat_id>/participants")
+@responds(201, ParticipantOut, "The participant added (announced as `participant_added`)")
 @login_required
 def add_participant(chat_id: str):
+    """Add a user to the chat (the owner or an admin only)."""
     body = parse_body(AddParticipantRequest)
     db = get_db()
     chat, actor = chats.chat_for_member(db, g.user, chat_id)

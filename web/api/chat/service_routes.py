@@ -8,10 +8,13 @@ from sqlalchemy import text
 
 from web.api.chat import bp
 from web.api.chat.schemas import ServiceTestRequest
+from web.api.chat.service_answers import (ConnectionTest, LangchainHealth, ServicesStatus, ServiceTest,
+                                          ServiceTestFailed, Stats)
+from web.api.described import responds
 from web.api.parsing import parse_body
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ServiceUnavailable
+from web.errors import ErrorBody, ServiceUnavailable
 from web.realtime import presence
 from web.redis_client import get_redis
 from web.services import upstreams
@@ -30,15 +33,19 @@ def websocket_view() -> dict[str, Any]:
 
 
 @bp.get("/stats")
+@responds(200, Stats, "Open chat WebSockets on every web process")
 @login_required
 def stats():
+    """Get chat system statistics and WebSocket connections."""
     return jsonify({"websocket_connections": websocket_view(), "system_status": "operational",
                     "timestamp": events.iso_now()})
 
 
 @bp.get("/langchain/health")
+@responds(200, LangchainHealth, "The primary upstream's health and circuit breaker (also when unhealthy)")
 @login_required
 def langchain_health():
+    """Check the primary upstream ("LangChain service") and its circuit breaker."""
     redis = get_redis()
     return envelope("LangChain service health check completed", {
         "service_health": upstreams.primary_health(redis),
@@ -49,14 +56,22 @@ def langchain_health():
 
 
 @bp.post("/langchain/test")
+@responds(200, ServiceTest, "What answered the test completion (the primary, else the fallback)")
+@responds(400, ServiceTestFailed, "No API key is configured")
+@responds(503, ServiceTestFailed, "No upstream could answer")
 @login_required
 def langchain_test():
+    """Test one completion on the primary upstream, falling back to direct OpenAI."""
     return service_test("auto", "LangChain service test completed successfully")
 
 
 @bp.post("/openai/test")
+@responds(200, ServiceTest, "What the fallback upstream answered")
+@responds(400, ServiceTestFailed, "No API key is configured")
+@responds(503, ServiceTestFailed | ErrorBody, "The fallback failed, or none is configured (`detail`)")
 @login_required
 def openai_test():
+    """Test one completion on the fallback upstream ("direct OpenAI") only."""
     if upstream.fallback(runtime.current().settings) is None:
         raise ServiceUnavailable("Direct OpenAI (the fallback upstream) is not configured")
     return service_test("fallback", "Direct OpenAI test completed successfully")
@@ -86,8 +101,10 @@ def service_test(target: str, message: str):
 
 
 @bp.get("/services/status")
+@responds(200, ServicesStatus, "Upstreams, WebSockets, fallback and features")
 @login_required
 def services_status():
+    """Get the status of every service the chat system uses."""
     redis = get_redis()
     settings = runtime.current().settings
     health = upstreams.primary_health(redis)
@@ -108,6 +125,7 @@ def services_status():
 
 
 @bp.post("/test/connection")
+@responds(200, ConnectionTest, "Each check; `status` is `degraded` when one is not healthy")
 @login_required
 def test_connection():
     """Can this web process reach its database, Redis, the job queue and the AI upstreams?"""

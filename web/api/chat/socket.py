@@ -7,8 +7,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from models import Message
-from web.api.chat import bp
+from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
+from web.api.described import emits
 from web.api.socket_access import open_chat_socket
 from web.errors import ApiError
 from web.extensions import sock
@@ -17,14 +18,35 @@ from web.redis_client import get_redis
 from web.services import chats, replies
 from workers import events, runtime
 
+
 def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
     """This surface shows UUIDs only: drop the integer ids other surfaces' events carry."""
     return {key: value for key, value in event.items() if key != "int_ids"}
 
 
 @sock.route("/chats/<chat_id>/ws", bp=bp)
+@emits(frames.Welcome, "`welcome`: the first frame, with the position the socket starts from.")
+@emits(frames.NewMessage, "`new_message`: a message was posted (on any surface).")
+@emits(frames.ReplyStart, "`ai_response_start`: an AI reply begins.")
+@emits(frames.ReplyChunk, "`ai_response_chunk`: the next piece of a reply and the reply so far.")
+@emits(frames.ReplyComplete, "`ai_response_complete`: a reply ended DELIVERED or CANCELLED.")
+@emits(frames.ReplyError, "`ai_error`: a reply ended FAILED.")
+@emits(frames.RagStatus, "`rag_status`: a RAG reply's document search, before its tokens.")
+@emits(frames.TypingIndicator, "`typing_indicator`: a participant is typing.")
+@emits(frames.ParticipantAdded, "`participant_added`: a user joined the chat.")
+@emits(frames.MessageStatusChanged, "`message_status_changed`: a message's delivery status moved (003).")
+@emits(frames.Reaction, "`reaction_added` / `reaction_removed`: a reaction on a message (003).")
+@emits(frames.Pong, "`pong`: the answer to `ping` / `heartbeat`.")
+@emits(frames.StopAck, "`stop_ack`: the answer to `stop`.")
+@emits(frames.SocketError, "`error`: a client frame that could not be handled.")
 def chat_socket(ws, chat_id: str) -> None:
-    """Authenticate (token in `?token=` or the Authorization header), then relay until closed."""
+    """The chat's real-time WebSocket (token in `?token=` or the Authorization header).
+
+    JSON frames, each with `server_time`; those from the chat's event stream also carry
+    `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
+    socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
+    4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame.
+    """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:
         return
