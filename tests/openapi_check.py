@@ -40,8 +40,6 @@ class ResponseChecker:
         if found is None:
             return []  # not a route of the app (a 404 for an unknown path)
         template, op = found
-        if not any(s != "default" and int(s) < 400 for s in op["responses"]):
-            return []  # answers not described yet: test_openapi lists such operations
         status = str(response.status_code)
         if status in op["responses"] and response.headers.get("content-type", "").startswith("text/event-stream"):
             described_stream = "text/event-stream" in op["responses"][status].get("content", {})

@@ -88,6 +88,23 @@ def query_parameters(model: type[BaseModel], prefix: str, components: dict[str, 
             for name, prop in schema.get("properties", {}).items()]
 
 
+def events_schema(view: Callable, prefix: str, components: dict[str, Any]) -> dict[str, Any] | None:
+    events = described.events_of(view)
+    if not events:
+        return None
+    return {"oneOf": [type_schema(e.model, prefix, components, mode="serialization") for e in events]}
+
+
+def sse_schema(events: dict[str, Any] | None) -> dict[str, Any]:
+    """One server-sent event (the schema of a text/event-stream describes each event); `data` is
+    JSON text of one of the route's events when it declares them."""
+    data: dict[str, Any] = {"type": "string"}
+    if events:
+        data.update(contentMediaType="application/json", contentSchema=events)
+    return {"type": "object", "required": ["data"], "properties": {
+        "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}, "data": data}}
+
+
 def success_responses(view: Callable, prefix: str, components: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for declared in described.responses_of(view):
@@ -96,6 +113,8 @@ def success_responses(view: Callable, prefix: str, components: dict[str, Any]) -
             entry["description"] = declared.description
         if declared.model is not None:
             schema = type_schema(declared.model, prefix, components, mode="serialization")
+        elif declared.media_type == "text/event-stream":
+            schema = sse_schema(events_schema(view, prefix, components))
         elif declared.media_type != described.JSON:
             schema = {"type": "string"}
         else:
@@ -152,11 +171,10 @@ def operation(app: Flask, rule: Rule, method: str, components: dict[str, Any]) -
     if rule.websocket:
         op["responses"]["101"] = {"description": "Switching Protocols: a WebSocket carrying the JSON frames "
                                                  "described in `x-events`"}
-    events = described.events_of(view)
+    events = events_schema(view, prefix, components)
     if events:
-        op["x-events"] = {"description": " ".join(e.description for e in events),
-                          "schema": {"oneOf": [type_schema(e.model, prefix, components, mode="serialization")
-                                               for e in events]}}
+        op["x-events"] = {"description": " ".join(e.description for e in described.events_of(view)),
+                          "schema": events}
     return op
 
 

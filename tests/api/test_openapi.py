@@ -20,6 +20,8 @@ def test_every_route_is_described(api, app):
             op = spec["paths"].get(path, {}).get(method.lower())
             assert op is not None, f"{method} {path} is not described"
             assert "application/json" in op["responses"]["default"]["content"]
+            answers = [s for s in op["responses"] if s != "default" and int(s) < 400]
+            assert answers, f"{method} {path}: no success answer described (@responds)"
 
 
 def test_the_checker_refuses_a_response_unlike_its_schema(api):

@@ -52,6 +52,8 @@ def send():
 
 @bp.get("/chat/send")
 @accepts(query=SendQuery, invalid=400)
+@responds(414, media_type="text/html", description="A URL longer than the HTTP server reads (the server's own "
+                                                    "page; gunicorn answers 400 past 4 KiB): send long messages by POST")
 @streams_reply
 @login_required
 def send_from_query():

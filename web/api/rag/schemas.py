@@ -94,6 +94,8 @@ class UploadForm(BaseModel):
     _blank = field_validator("dataset_id", mode="before")(blank_to_none)
 
 
-class UploadBody(UploadForm):
+class UploadBody(BaseModel):
     """The whole multipart/form-data body of an upload, as /openapi.json describes it."""
-    file: bytes = Field(description="The PDF, text or Markdown file, at most 10 MB")
+    file: str = Field(description="The PDF, text or Markdown file, at most 10 MB",
+                      json_schema_extra={"contentMediaType": "application/octet-stream"})
+    dataset_id: uuid.UUID | Literal[""] | None = Field(default=None, description="Empty is the same as absent")

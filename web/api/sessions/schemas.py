@@ -76,4 +76,4 @@ class PreviewRequest(BaseModel):
 
 class UploadForm(BaseModel):
     """The multipart/form-data body of an upload (described for /openapi.json; read with request.files)."""
-    file: bytes = Field(description="The PDF, at most 10 MB")
+    file: str = Field(description="The PDF, at most 10 MB", json_schema_extra={"contentMediaType": "application/pdf"})
