@@ -21,6 +21,9 @@ NAMING = {
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+# Integer keys are 32-bit: a larger id names nothing (and PostgreSQL rejects it in a query).
+MAX_KEY = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

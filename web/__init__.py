@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from web import admin, db, errors, limits, observability
+from web import admin, db, errors, limits, observability, request_checks
 from web.extensions import cors, jwt, sock
 from web.logging_filters import install_token_redaction
 from web.realtime.hub import Hub
@@ -28,7 +28,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=11 * 1024 * 1024,  # 10 MB uploads plus multipart overhead; more is 413
         PARLEY_SETTINGS=settings,
     )
     app.json.sort_keys = False
@@ -45,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     observability.init_app(app)  # first: request id and timing cover every other hook
+    request_checks.init_app(app, settings)  # before the blueprints: it brings the `int` converter
     limits.init_app(app, settings)
     app.extensions["relay_hub"] = Hub(rt.redis)
     app.extensions["presence"] = Presence(rt.redis)

@@ -6,12 +6,13 @@ for its URL prefix. The default renders `{"detail": ...}`.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any, Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from workers.logs import new_request_id
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,13 @@ def init_app(app: Flask) -> None:
     def _validation(exc: ValidationError) -> Response:
         return render(422, validation_details(exc, "body"))
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit, length = request.max_content_length, request.content_length
+        if limit is not None and (length is None or length > limit):  # else a multipart field's own limit
+            return render(413, f"Request body too large: this URL takes at most {limit} bytes")
+        return render(413, exc.description)
+
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
@@ -128,6 +136,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex[:12]
+        # The id of the request's log lines and X-Request-ID header (a fresh one if the error
+        # came before web.observability gave the request its id).
+        request_id = g.get("request_id") or new_request_id()
         log.exception("unhandled error (request %s) on %s %s", request_id, request.method, request.path)
         return render(500, f"Internal server error (request id {request_id})")

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request, send_from_dir
 from pydantic import BaseModel, TypeAdapter
 from werkzeug.routing import Rule
 
+from models.base import MAX_KEY
 from web import errors
 from web.api import described
 
@@ -55,8 +56,8 @@ def request_models(view: Callable) -> dict[str, Any]:
 def openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for converter, name in CONVERTER.findall(rule.rule):
-        kind = "integer" if converter == "int" else "string"
-        params.append({"name": name, "in": "path", "required": True, "schema": {"type": kind}})
+        schema = {"type": "integer", "minimum": 0, "maximum": MAX_KEY} if converter == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule), params
 
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     rate_limit: str = "100/minute"
     max_concurrent_streams: int = 10
     redis_max_connections: int = 400
+    max_body_bytes: int = 1024 * 1024  # a request body (JSON); the upload URLs take 10 MB files
 
     # Retrieval-augmented chat (004). Vectors are stored with their model and dimension;
     # migration 0006 builds HNSW indexes for 64, 384 and 1536 dimensions (another needs a

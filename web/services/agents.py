@@ -16,8 +16,6 @@ from models import Agent, User
 from models.base import utcnow
 from web.errors import Forbidden, NotFound
 
-MAX_KEY = 2**31 - 1  # integer keys are 32-bit: a larger id names nothing (and PostgreSQL rejects it)
-
 
 def visible_to(user: User):
     """The condition: agents `user` may see and use (an admin sees every agent)."""
@@ -33,7 +31,7 @@ def list_agents(db: Session, user: User, limit: int, offset: int) -> tuple[list[
 
 def usable_agent(db: Session, user: User, agent_id: int) -> Agent:
     """An agent `user` may see and use; 404 for unknown agents and other users' private ones."""
-    agent = db.scalar(select(Agent).where(Agent.id == agent_id, visible_to(user))) if agent_id <= MAX_KEY else None
+    agent = db.scalar(select(Agent).where(Agent.id == agent_id, visible_to(user)))
     if agent is None:
         raise NotFound(f"Agent {agent_id} not found")
     return agent

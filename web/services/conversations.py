@@ -65,7 +65,7 @@ def list_conversations(db: Session, user: User, limit: int, offset: int, archive
 
 def conversation_for_member(db: Session, user: User, conversation_id: int) -> tuple[Chat, Participant]:
     """The chat if `user` takes part in it: 404 when unknown or deleted, 403 for non-participants."""
-    chat = db.get(Chat, conversation_id) if conversation_id <= agents.MAX_KEY else None
+    chat = db.get(Chat, conversation_id)
     if chat is None or chat.status not in VISIBLE:
         raise NotFound(f"Conversation {conversation_id} not found")
     member = chats.participant(db, chat, user)

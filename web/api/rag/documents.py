@@ -13,6 +13,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import BadRequest, Unprocessable, validation_details
 from web.redis_client import get_redis
+from web.request_checks import takes_upload
 from web.services import rag_datasets, rag_documents
 from web.services.rag_chat import session_for
 
@@ -30,6 +31,7 @@ def show(doc: Document, content: str | None = None) -> dict:
 @accepts(form=UploadBody)
 @responds(200, answers.Document, "The stored document, `ready` when it was indexed within 5 s, else `processing`")
 @login_required
+@takes_upload
 def upload():
     """Upload a PDF, text or Markdown file (10 MB at most) to the user's library.
 

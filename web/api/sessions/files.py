@@ -12,6 +12,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import BadRequest
 from web.redis_client import get_redis
+from web.request_checks import takes_upload
 from web.services import documents, sessions
 
 UPLOAD_WAIT_S = 5
@@ -21,6 +22,7 @@ UPLOAD_WAIT_S = 5
 @accepts(form=UploadForm)
 @responds(200, FileUploaded)
 @login_required
+@takes_upload
 def upload(session_id: int):
     """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context."""
     db, redis = get_db(), get_redis()
