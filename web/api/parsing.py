@@ -1,22 +1,134 @@
-"""Parse a request's JSON body or query string into a pydantic model (422 on failure)."""
+"""Read a request's JSON body and query string into pydantic models (422 on failure).
+
+Request bodies are `RequestModel`s: unknown fields are refused, so a misspelt field is an
+error rather than silently ignored. Query strings are `QueryModel`s: unknown parameters are
+ignored (tokens travel as `?token=`/`?auth_token=`, browsers add cache busters). Both refuse
+what the database cannot store: NUL characters, lone surrogates, NaN and infinities.
+"""
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+import math
+import re
+from typing import Any, NoReturn, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from web.errors import Unprocessable, field_error, validation_details
+from web.errors import Unprocessable, validation_details
+
+MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the documents need four
+MAX_INT_DIGITS = 32  # past 64 bits already; a longer integer is refused while the JSON is read
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+TOO_DEEP = f"JSON is nested more than {MAX_JSON_DEPTH} levels deep"
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_body(model: type[M]) -> M:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise field_error(["body"], "Request body must be a JSON object", "model_attributes_type")
+def storable(value: Any) -> Any:
+    """Refuse text PostgreSQL cannot store (NUL, lone surrogates), at any depth of a value."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = UNSTORABLE.search(item)
+            if found and found.group() == "\x00":
+                raise ValueError("must not contain NUL characters")
+            if found:
+                raise ValueError("must be valid Unicode text (it holds a lone surrogate)")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
+class InputModel(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    _storable = field_validator("*", mode="before")(storable)
+
+
+class RequestModel(InputModel):
+    """The base of every JSON request body: an unknown field is a 422 naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueryModel(InputModel):
+    """The base of every query string: unknown parameters are ignored."""
+
+
+def invalid_body(msg: str, kind: str, status: int) -> NoReturn:
+    raise Unprocessable([{"loc": ["body"], "msg": msg, "type": kind}], status=status)
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def short_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"integers may have at most {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def depth(value: Any) -> int:
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def request_body() -> bytes:
+    """The whole body, or 413 past the request's cap (werkzeug answers 413 for a Content-Length
+    over it, but stops reading a chunked body at the cap without saying so)."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
+def read_json_object(status: int = 422) -> dict[str, Any]:
+    """The request's body as a JSON object, or an error saying what is wrong with it
+    (`status` for an unreadable body: 422, or 400 where a surface documents that)."""
+    raw = request_body()
+    if not raw:
+        invalid_body("Request body must be a JSON object", "missing", status)
+    if not request.is_json:
+        invalid_body("Content-Type must be application/json", "content_type", status)
     try:
-        return model.model_validate(data)
+        data = json.loads(raw.decode("utf-8"), parse_float=finite_float, parse_int=short_int,
+                          parse_constant=no_constant)
+    except UnicodeDecodeError:
+        invalid_body("Request body is not valid UTF-8", "json_invalid", status)
+    except RecursionError:  # Python's json gives up past ~1000 levels; not a ValueError
+        invalid_body(TOO_DEEP, "json_invalid", status)
+    except ValueError as exc:
+        invalid_body(f"Invalid JSON: {exc}", "json_invalid", status)
+    if depth(data) > MAX_JSON_DEPTH:
+        invalid_body(TOO_DEEP, "json_invalid", status)
+    if not isinstance(data, dict):
+        invalid_body("Request body must be a JSON object", "model_attributes_type", status)
+    return data
+
+
+def parse_body(model: type[M]) -> M:
+    try:
+        return model.model_validate(read_json_object())
     except ValidationError as exc:
         raise Unprocessable(validation_details(exc, "body")) from None
 

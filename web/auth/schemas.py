@@ -1,10 +1,12 @@
 """Request bodies of the auth endpoints."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import ConfigDict, EmailStr, Field, model_validator
+
+from web.api.parsing import RequestModel
 
 
-class RegisterRequest(BaseModel):
+class RegisterRequest(RequestModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
     email: EmailStr
@@ -12,7 +14,7 @@ class RegisterRequest(BaseModel):
     password: str = Field(min_length=8, max_length=128)
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestModel):
     username: str | None = Field(default=None, min_length=1, max_length=320)
     email: str | None = Field(default=None, min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=128)
@@ -28,9 +30,9 @@ class LoginRequest(BaseModel):
         return self.username or self.email or ""
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(RequestModel):
     refresh_token: str | None = None
 
 
-class LogoutRequest(BaseModel):
+class LogoutRequest(RequestModel):
     refresh_token: str | None = None

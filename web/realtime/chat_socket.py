@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from simple_websocket import ConnectionClosed
 
+from web.api.parsing import storable
 from web.observability.metrics import web_metrics
 from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, open_sockets
 from web.realtime.hub import Entry, Hub
@@ -145,10 +146,12 @@ class ChatSocket:
 
     def handle_client(self, raw: str | bytes) -> None:
         try:
-            message = json.loads(raw)
+            message = storable(json.loads(raw))  # text that reaches a query must hold no NUL
             kind = message["type"]
-        except (ValueError, TypeError, KeyError):
-            self.send({"type": "error", "error": "Messages must be JSON objects with a type",
+        except (ValueError, TypeError, KeyError, RecursionError):  # json gives up deep nesting with RecursionError
+            kind = None
+        if not isinstance(kind, str):
+            self.send({"type": "error", "error": "Messages must be JSON objects with a type (and no NUL characters)",
                        "error_code": "invalid_message"})
             return
         if kind in PING_TYPES:

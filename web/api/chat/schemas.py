@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from models.base import MAX_KEY
+from web.api.parsing import QueryModel, RequestModel
 
 
-class CreateChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CreateChatRequest(RequestModel):
     title: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=1000)
     chat_type: Literal["DIRECT", "GROUP", "CHANNEL"] = "DIRECT"
@@ -21,17 +22,17 @@ class CreateChatRequest(BaseModel):
     tags: list[str] | None = Field(default=None, max_length=50)
 
 
-class ListChatsQuery(BaseModel):
+class ListChatsQuery(QueryModel):
     limit: int = Field(default=50, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_KEY)
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(QueryModel):
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_KEY)
 
 
-class SendMessageRequest(BaseModel):
+class SendMessageRequest(RequestModel):
     # Empty content is a documented 400, so only the upper bound is a validation error.
     content: str = Field(max_length=50000)
     message_type: Literal["USER", "AI", "SYSTEM"] = "USER"
@@ -39,20 +40,20 @@ class SendMessageRequest(BaseModel):
     message_metadata: dict[str, Any] | None = None
 
 
-class AddParticipantRequest(BaseModel):
+class AddParticipantRequest(RequestModel):
     user_id: str = Field(min_length=1, max_length=64)
     role: Literal["ADMIN", "MEMBER"] = "MEMBER"
     can_send_messages: bool | None = None
     can_upload_files: bool | None = None
 
 
-class AiMessageRequest(BaseModel):
+class AiMessageRequest(RequestModel):
     message: str = Field(min_length=1, max_length=50000)
     stream: bool = False
     save_to_history: bool = True
 
 
-class ServiceTestRequest(BaseModel):
+class ServiceTestRequest(RequestModel):
     message: str = Field(default="Hello! This is a test message.", min_length=1, max_length=50000)
     model: str = Field(default="gpt-3.5-turbo", min_length=1, max_length=100)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)

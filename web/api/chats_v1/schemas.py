@@ -5,16 +5,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from models.base import MAX_KEY
+from web.api.parsing import QueryModel, RequestModel
+
 ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
 ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
 MessageType = Literal["TEXT", "IMAGE", "FILE", "SYSTEM"]
 MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "FAILED"]
 
 
-class CreateChatRequest(BaseModel):
-    # `user_id` and `session_id` are the server's: the caller and the new chat's id.
-    model_config = ConfigDict(extra="ignore")
-
+class CreateChatRequest(RequestModel):
+    # `user_id` and `session_id` are fields of the document's Chat, so a client may send them;
+    # they are the server's (the caller and the new chat's id) and are ignored.
+    user_id: str | None = Field(default=None, exclude=True)
+    session_id: str | None = Field(default=None, exclude=True)
     title: str | None = Field(default=None, min_length=1, max_length=200)
     rag_enabled: bool = False
     chat_type: ChatType = "PERSONAL"
@@ -22,39 +26,39 @@ class CreateChatRequest(BaseModel):
     chat_metadata: dict[str, Any] | None = None
 
 
-class ListChatsQuery(BaseModel):
-    skip: int = Field(default=0, ge=0)
+class ListChatsQuery(QueryModel):
+    skip: int = Field(default=0, ge=0, le=MAX_KEY)
     limit: int = Field(default=100, ge=1, le=1000)
     status: Literal["ACTIVE", "ARCHIVED"] | None = None
 
 
-class UpdateChatStatusRequest(BaseModel):
+class UpdateChatStatusRequest(RequestModel):
     status: ChatStatus
 
 
-class SendMessageRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class SendMessageRequest(RequestModel):
     # Empty content is 400 "Message content cannot be empty", as on the chat API.
     content: str = Field(max_length=50000)
     is_user: bool = True
     message_type: MessageType = "TEXT"
     status: MessageStatus = "SENT"
     message_metadata: dict[str, Any] | None = None
-    parent_message_id: int | None = None
+    parent_message_id: int | None = Field(default=None, le=MAX_KEY)
+    # The document's Message has them; the server sets them (reactions through their own URL).
+    reactions: dict[str, Any] | None = Field(default=None, exclude=True)
 
 
-class ListMessagesQuery(BaseModel):
-    skip: int = Field(default=0, ge=0)
+class ListMessagesQuery(QueryModel):
+    skip: int = Field(default=0, ge=0, le=MAX_KEY)
     limit: int = Field(default=100, ge=1, le=1000)
-    thread_id: int | None = Field(default=None, ge=1)
+    thread_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
 
 
-class UpdateMessageStatusRequest(BaseModel):
+class UpdateMessageStatusRequest(RequestModel):
     status: MessageStatus
 
 
-class AddReactionRequest(BaseModel):
+class AddReactionRequest(RequestModel):
     reaction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 
@@ -63,5 +67,5 @@ class StatusFrame(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    message_id: int
+    message_id: int = Field(le=MAX_KEY)
     status: MessageStatus

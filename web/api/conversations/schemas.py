@@ -3,18 +3,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from web.services.agents import MAX_KEY
+from models.base import MAX_KEY
+from web.api.parsing import QueryModel, RequestModel
 
 TITLE_MAX = 200  # the chats' title column (002's schema says 255; every surface shares the column)
 CONTENT_MAX = 50_000
 
 
 def readable(value: str) -> str:
-    """Text must say something and hold no NUL (PostgreSQL cannot store it)."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    """Text must say something (NUL characters are refused by every request model)."""
     if not value.strip():
         raise ValueError("must not be blank")
     return value
@@ -23,7 +22,7 @@ def readable(value: str) -> str:
 Text = Annotated[str, AfterValidator(readable)]
 
 
-class Page(BaseModel):
+class Page(QueryModel):
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=MAX_KEY)
 
@@ -37,18 +36,14 @@ class MessagesQuery(Page):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-class CreateConversationRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class CreateConversationRequest(RequestModel):
     title: Text = Field(default="New conversation", min_length=1, max_length=TITLE_MAX)
     agent_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     conversation_type: str = Field(default="chat", min_length=1, max_length=50)
     is_pinned: bool = False
 
 
-class UpdateConversationRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class UpdateConversationRequest(RequestModel):
     title: Text | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     is_pinned: bool | None = None
     is_archived: bool | None = None
@@ -76,41 +71,36 @@ class UpdateConversationRequest(BaseModel):
         return given
 
 
-class AttachmentIn(BaseModel):
+class AttachmentIn(RequestModel):
     file_name: str = Field(min_length=1, max_length=255)
     file_type: str | None = Field(default=None, max_length=100)
     file_size: int | None = Field(default=None, ge=0, le=MAX_KEY)
     file_path: str | None = Field(default=None, max_length=2000)
 
 
-class AddMessageRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class AddMessageRequest(RequestModel):
     content: Text = Field(min_length=1, max_length=CONTENT_MAX)
     sender_type: Literal["user", "agent"] = "user"
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
 
 
-class AiResponseRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class AiResponseRequest(RequestModel):
     message: Text = Field(min_length=1, max_length=CONTENT_MAX)
     agent_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     include_context: bool = True
 
 
 class SearchQuery(Page):
-    query: str = Field(min_length=1, max_length=500)
+    query: Text = Field(min_length=1, max_length=500)
 
-    @field_validator("query")
+    @field_validator("query", mode="before")
     @classmethod
-    def _query(cls, value: str) -> str:
-        return readable(value.replace("\x00", " "))
+    def _nul_separates(cls, value: object) -> object:
+        """A NUL only separates words, like any other punctuation (this runs before the NUL check)."""
+        return value.replace("\x00", " ") if isinstance(value, str) else value
 
 
-class AgentRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class AgentRequest(RequestModel):
     name: Text = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     model: str | None = Field(default=None, min_length=1, max_length=100)
@@ -119,9 +109,7 @@ class AgentRequest(BaseModel):
     is_public: bool = False
 
 
-class AgentUpdate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class AgentUpdate(RequestModel):
     name: Text | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     model: str | None = Field(default=None, min_length=1, max_length=100)

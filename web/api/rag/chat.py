@@ -6,7 +6,7 @@ from typing import Any, Callable
 from flask import Response, current_app, g, jsonify, request
 
 from web.api.described import accepts, emits, responds
-from web.api.parsing import parse_query
+from web.api.parsing import parse_query, read_json_object
 from web.api.rag import answers, bp, relay
 from web.api.rag.schemas import SendQuery, SendRequest, SessionsQuery, parse_send
 from web.api.rag.serializers import message_view, session_view
@@ -47,7 +47,7 @@ def streams_reply(view: Callable) -> Callable:
 @login_required
 def send():
     """Send a message; the answer streams as SSE (session, status, token, citation, error, done)."""
-    return send_message(SendRequest, request.get_json(silent=True), "body")
+    return send_message(SendRequest, read_json_object(status=400), "body")
 
 
 @bp.get("/chat/send")
@@ -66,7 +66,7 @@ def send_from_query():
     return send_message(SendQuery, request.args.to_dict(), "query")
 
 
-def send_message(model: type[SendRequest], data: Any, source: str) -> Response:
+def send_message(model: type[SendRequest], data: dict[str, Any], source: str) -> Response:
     """Post the message and stream the reply, or resume a reply when `Last-Event-ID` is sent."""
     last_event_id = request.headers.get("Last-Event-ID")
     if last_event_id:

@@ -6,13 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, field_validator
 
-from web.errors import BadRequest, Unprocessable, validation_details
+from models.base import MAX_KEY
+from web.api.parsing import QueryModel, RequestModel
+from web.errors import Unprocessable, validation_details
 
 
-class SearchOptionsIn(BaseModel):
+class SearchOptionsIn(RequestModel):
     """The documented `search_options`; an unknown or out-of-range option is a 400 naming it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     search_type: Literal["SIMILARITY", "HYBRID", "MMR"] = "SIMILARITY"
     k: int = Field(default=4, ge=1, le=50)
@@ -32,7 +32,7 @@ def blank_to_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-class SendRequest(BaseModel):
+class SendRequest(RequestModel):
     message: str = Field(min_length=1, max_length=50_000)
     session_id: uuid.UUID | None = None
     search_options: SearchOptionsIn = Field(default_factory=SearchOptionsIn)
@@ -54,7 +54,11 @@ class SendRequest(BaseModel):
 
 
 class SendQuery(SendRequest):
-    """The fields of `SendRequest` in a `GET` query string, for EventSource (no body, no headers)."""
+    """The fields of `SendRequest` in a `GET` query string, for EventSource (no body, no headers).
+
+    Other parameters are ignored, as in every query string (cache busters)."""
+
+    model_config = ConfigDict(extra="ignore")
 
     search_options: Json[SearchOptionsIn] = Field(default_factory=SearchOptionsIn,
                                                   description="The search options as a JSON object")
@@ -67,22 +71,20 @@ class SendQuery(SendRequest):
         return "{}" if value is None or value == "" else value
 
 
-def parse_send(model: type[SendRequest], data: Any, source: str) -> SendRequest:
+def parse_send(model: type[SendRequest], data: dict[str, Any], source: str) -> SendRequest:
     """Validate a send request from a JSON body or a query string (400, as the document says)."""
-    if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Unprocessable(validation_details(exc, source), status=400) from None
 
 
-class SessionsQuery(BaseModel):
+class SessionsQuery(QueryModel):
     limit: int = Field(default=100, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_KEY)
 
 
-class DatasetIn(BaseModel):
+class DatasetIn(RequestModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     document_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)

@@ -4,21 +4,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
+
+from models.base import MAX_KEY
+from web.api.parsing import QueryModel, RequestModel
 
 
-class ChatMessageIn(BaseModel):
+class ChatMessageIn(RequestModel):
     role: Literal["user", "assistant", "system"]
     content: str = Field(min_length=1, max_length=50000)
 
 
-class StreamRequest(BaseModel):
+class StreamRequest(RequestModel):
     model: str = Field(min_length=1, max_length=100)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=200)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32000)
     stream: bool = True
-    session_id: int | None = None
+    session_id: int | None = Field(default=None, le=MAX_KEY)
 
     @field_validator("messages")
     @classmethod
@@ -28,20 +31,20 @@ class StreamRequest(BaseModel):
         return value
 
 
-class SwitchModelRequest(BaseModel):
-    session_id: int
+class SwitchModelRequest(RequestModel):
+    session_id: int = Field(le=MAX_KEY)
     model: str = Field(min_length=1, max_length=100)
 
 
-class HistoryQuery(BaseModel):
-    page: int = Field(default=1, ge=1)
+class HistoryQuery(QueryModel):
+    page: int = Field(default=1, ge=1, le=MAX_KEY)
     page_size: int = Field(default=10, ge=1, le=100)
     start_date: datetime | None = None
     end_date: datetime | None = None
     model: str | None = Field(default=None, max_length=100)
 
 
-class PromptIn(BaseModel):
+class PromptIn(RequestModel):
     title: str = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
@@ -49,7 +52,7 @@ class PromptIn(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-class PromptUpdate(BaseModel):
+class PromptUpdate(RequestModel):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
@@ -57,18 +60,16 @@ class PromptUpdate(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
-class PromptQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    scenario: str | None = None
+class PromptQuery(QueryModel):
+    scenario: str | None = Field(default=None, max_length=100)
     include_templates: bool = True
     search: str | None = Field(default=None, max_length=200)
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=MAX_KEY)
     page_size: int = Field(default=20, ge=1, le=100)
 
 
-class PreviewRequest(BaseModel):
-    prompt_id: int | None = None
+class PreviewRequest(RequestModel):
+    prompt_id: int | None = Field(default=None, le=MAX_KEY)
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     variables: dict[str, Any] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
+
+from web.api.parsing import RequestModel
 
 
-class ApiKeyRequest(BaseModel):
+class ApiKeyRequest(RequestModel):
     """A user's own upstream key; `repr=False` keeps it out of any repr that reaches a log."""
 
     api_key: str = Field(min_length=8, max_length=500, pattern=r"^\S+$", repr=False)
