@@ -14,6 +14,14 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PDF_MAGIC = b"%PDF-"
 
 
+def stored_name(filename: str, default: str) -> str:
+    """The name an upload is kept under: at most 255 characters, and never a NUL (PostgreSQL
+    refuses one; a multipart header can carry it, percent-encoded in `filename*`)."""
+    if "\x00" in filename:
+        raise BadRequest("The file name must not contain NUL characters")
+    return filename[:255] or default
+
+
 def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, data: bytes) -> Document:
     """Keep a PDF (checked by its content, not its name) and enqueue its parsing."""
     if len(data) > MAX_UPLOAD_BYTES:
@@ -22,7 +30,7 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
         raise BadRequest("The file is empty")
     if not data.lstrip()[:1024].startswith(PDF_MAGIC):
         raise BadRequest("Only PDF files are supported (the file's content is not a PDF)")
-    doc = Document(owner_id=user.id, chat_id=chat.id, filename=filename[:255] or "document.pdf",
+    doc = Document(owner_id=user.id, chat_id=chat.id, filename=stored_name(filename, "document.pdf"),
                    mime_type="application/pdf", file_size=len(data), data=data)
     db.add(doc)
     db.commit()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from models import Document, DocumentChunk, Message, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from web.services import rag_datasets
+from web.services.documents import stored_name
 from workers import queues, runtime
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
         raise BadRequest("The file is empty")
     mime_type = sniff(filename, data)
     dataset = rag_datasets.dataset_for(db, user, dataset_uuid) if dataset_uuid else None
-    doc = Document(owner_id=user.id, chat_id=None, filename=(filename or "document")[:255], mime_type=mime_type,
+    doc = Document(owner_id=user.id, chat_id=None, filename=stored_name(filename, "document"), mime_type=mime_type,
                    file_size=len(data), data=data, meta={})
     db.add(doc)
     db.flush()
