@@ -46,6 +46,8 @@ def storable(value: Any) -> Any:
 
 
 class InputModel(BaseModel):
+    """What every request model refuses: NaN and infinities, text PostgreSQL cannot store."""
+
     model_config = ConfigDict(allow_inf_nan=False)
 
     _storable = field_validator("*", mode="before")(storable)
