@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime, timezone
 from typing import Any, NoReturn, TypeVar
 
 from flask import request
@@ -61,6 +62,18 @@ class RequestModel(InputModel):
 
 class QueryModel(InputModel):
     """The base of every query string: unknown parameters are ignored."""
+
+
+def in_utc(value: datetime | None) -> datetime | None:
+    """A date-time as UTC (naive ones are UTC): PostgreSQL takes offsets only up to ±15:59."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("date-time out of range once in UTC") from None
 
 
 def invalid_body(msg: str, kind: str, status: int) -> NoReturn:

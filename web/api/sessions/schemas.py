@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import QueryModel, RequestModel, in_utc
 
 
 class ChatMessageIn(RequestModel):
@@ -42,6 +42,8 @@ class HistoryQuery(QueryModel):
     start_date: datetime | None = None
     end_date: datetime | None = None
     model: str | None = Field(default=None, max_length=100)
+
+    _utc = field_validator("start_date", "end_date")(in_utc)
 
 
 class PromptIn(RequestModel):
