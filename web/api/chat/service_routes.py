@@ -17,7 +17,7 @@ from web.db import get_db
 from web.errors import ErrorBody, ServiceUnavailable
 from web.realtime import presence
 from web.redis_client import get_redis
-from web.services import upstreams
+from web.services import models, upstreams
 from web.services.rag_health import timed
 from workers import events, runtime, upstream
 
@@ -80,6 +80,7 @@ def openai_test():
 def service_test(target: str, message: str):
     body = parse_body(ServiceTestRequest)
     redis = get_redis()
+    models.check_model(redis, body.model, ["body", "model"])
     answer = upstreams.probe(redis, target, body.model_dump())
     if "error_code" in answer:
         status = 400 if answer["error_code"] == "no_api_key" else 503
