@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN = ["-h", "127.0.0.1", "-U", "postgres"]
 PG_URL = "postgresql://postgres@127.0.0.1:5432"
 
