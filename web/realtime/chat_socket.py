@@ -24,6 +24,7 @@ from workers.events import event_message_id
 
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
+WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
 
 @dataclass
@@ -137,7 +138,7 @@ class ChatSocket:
         elif kind == events.REPLY_CHUNK:
             full = self.content.get(message_id, "") + event["chunk"]
             self.content[message_id] = full
-            event = {k: v for k, v in event.items() if k != "offset"}
+            event = {k: v for k, v in event.items() if k not in WORKER_ONLY}
             event["full_content"] = full
         elif kind in events.REPLY_END_TYPES:
             self.content.pop(message_id, None)
