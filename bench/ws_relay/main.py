@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
     parser.add_argument("--worker-procs", type=int, default=2, help="RQ worker processes (`python -m workers`)")
     parser.add_argument("--worker-threads", type=int, default=100, help="threads of each RQ worker process")
+    parser.add_argument("--worker-nice", type=int, default=10,
+                        help="niceness of the RQ worker processes (0: same priority as the web tier)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a reply may take before it is an error")
     parser.add_argument("--db", default="parley_bench", help="database to (re)create for the run")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/5", help="Redis db to FLUSH and use")
@@ -109,8 +111,8 @@ def start_services(args: argparse.Namespace, services: Services, source: Path, h
                             "--tokens", str(args.tokens), "--delay-ms", "0"], env)
     services.start("web", ["gunicorn", "web:create_app()"], env)
     for i in range(args.worker_procs):
-        services.start(f"worker{i}", [sys.executable, "-m", "workers", "--queues", "replies",
-                                      "--threads", str(args.worker_threads)], env)
+        services.start(f"worker{i}", ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "workers",
+                                      "--queues", "replies", "--threads", str(args.worker_threads)], env)
     wait_for("fake upstream", lambda: http_status(f"{fake_url}/models") == 200, services)
     wait_for("gunicorn", lambda: http_status(f"http://{host}:{web_port}/api/v1/chat/chats") == 401, services)
     threads = args.worker_procs * args.worker_threads
@@ -264,7 +266,7 @@ def print_report(args: argparse.Namespace, source_label: str, rows: list[list[st
                  log_dir: Path) -> None:
     print()
     print(f"## Relay vs direct: Parley {source_label}; {args.tokens} tokens/reply, {args.web_workers} gunicorn "
-          f"workers, {args.worker_procs} worker processes x {args.worker_threads} threads; ITL per token (chunk "
+          f"workers, {args.worker_procs} worker processes x {args.worker_threads} threads (nice {args.worker_nice}); ITL per token (chunk "
           f"events spread over their tokens)")
     print()
     print(markdown(HEADER, rows))
