@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
 
     for module in {m for n in names for m in queues.JOB_MODULES.get(n, ())}:
         importlib.import_module(module)  # RQ would import it on the first job (`openai` alone takes a second)
-    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads,
-                      args.maintenance_interval).start(burst=args.burst)
+    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads, args.maintenance_interval)
+    pool.renew_connections()
+    pool.start(burst=args.burst)
     done = threading.Event()
 
     def request_stop(signum, _frame):
