@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from models import Chat, Message
 from models.base import utcnow
@@ -36,10 +36,12 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
     """
     rt = runtime.current()
     with rt.sessions() as db:
-        reply = db.get(Message, message_id)
-        if reply is None or reply.status != "PROCESSING":
+        row = db.execute(  # the reply and its chat in one round trip
+            select(Message, Chat).join(Chat, Chat.id == Message.chat_id).where(Message.id == message_id)
+        ).first()
+        if row is None or row[0].status != "PROCESSING":
             return "skipped"
-        chat = db.get(Chat, reply.chat_id)
+        reply, chat = row
         agent = reply_agent(db, chat, reply)
         model = (agent.model if agent else None) or reply.model or chat.ai_model or rt.settings.default_ai_model
         if reply.model != model:
