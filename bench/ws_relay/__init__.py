@@ -1,11 +1,13 @@
 """WebSocket relay benchmark: what does Parley add between the upstream and the client?
 
     python -m bench.ws_relay [--clients 1,50,200] [--delays 0,20] [--tokens 64]
-                             [--web-workers 2] [--worker-threads 200]
+                             [--web-workers 2] [--worker-procs 2] [--worker-threads 100]
+                             [--worker-nice 10] [--profile DIR] [--ref REV] [--json FILE]
 
-Starts its own fake upstream (`tests.fake_openai`), gunicorn web tier and one threaded RQ
-worker process on a benchmark database (`parley_bench`, dropped and re-created) and Redis
-db 5 (flushed), then for every delay D (ms/token) and client count N measures:
+Starts its own fake upstream (`tests.fake_openai`), gunicorn web tier and threaded RQ
+worker processes (at a lower CPU priority than the web tier) on a benchmark database
+(`parley_bench`, dropped and re-created) and Redis db 5 (flushed), then for every delay D
+(ms/token) and client count N measures:
 
 * DIRECT: N threads stream one completion each straight from the fake upstream with the
   `openai` client (the same call the worker makes);
