@@ -17,10 +17,10 @@ class CompletionStream:
     """The deltas of one streamed completion; `usage` and `finish_reason` are set as they arrive."""
 
     def __init__(self, client: openai.OpenAI, messages: list[dict[str, str]], params: dict[str, Any]) -> None:
-        self._manager = client.chat.completions.with_streaming_response.create(
+        request = client.chat.completions.with_streaming_response.create(
             messages=messages, stream=True, stream_options={"include_usage": True}, **params
         )
-        self.response = self._manager.__enter__()  # sends the request; a refusal raises openai's error here
+        self.response = request.__enter__()  # sends it; a refused request raises openai's typed error here
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
 
