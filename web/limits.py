@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 from flask import Flask, request
-from flask_jwt_extended import decode_token
 from flask_limiter import Limiter
 
-from web.auth.tokens import request_token
+from web.auth.tokens import claims_of, request_token
 from workers import runtime
 from workers.settings import Settings
 
@@ -15,7 +14,7 @@ def rate_key() -> str:
     token = request_token()
     if token:
         try:
-            return f"user:{decode_token(token)['sub']}"
+            return f"user:{claims_of(token)['sub']}"
         except Exception:
             pass
     return f"ip:{request.remote_addr}"

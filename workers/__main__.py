@@ -7,6 +7,7 @@ such as PDF parsing). Logs are JSON lines carrying the request id of the job's r
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import threading
@@ -49,8 +50,11 @@ def main(argv: list[str] | None = None) -> None:
                    maintenance_interval=args.maintenance_interval).work(burst=args.burst)
         return
 
-    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads,
-                      args.maintenance_interval).start(burst=args.burst)
+    for module in {m for n in names for m in queues.JOB_MODULES.get(n, ())}:
+        importlib.import_module(module)  # RQ would import it on the first job (`openai` alone takes a second)
+    pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads, args.maintenance_interval)
+    pool.renew_connections()
+    pool.start(burst=args.burst)
     done = threading.Event()
 
     def request_stop(signum, _frame):

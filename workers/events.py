@@ -70,6 +70,11 @@ def event_message_id(event: dict[str, Any]) -> str | None:
     return message.get("id") if isinstance(message, dict) else None
 
 
+def chunk_tokens(event: dict[str, Any]) -> list[str]:
+    """The tokens of a reply chunk: a worker sends several together (`tokens`) when they come fast."""
+    return event.get("tokens") or [event["chunk"]]
+
+
 def parse_id(event_id: str) -> tuple[int, int]:
     """Order stream ids numerically; ``"0"`` and ``"123"`` are accepted as ``N-0``."""
     ms, _, seq = str(event_id).partition("-")
@@ -91,6 +96,14 @@ def last_event_id(redis: Redis, chat_id: int) -> str:
         return "0-0"
     event_id = newest[0][0]
     return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
+def id_before(event_id: str) -> str:
+    """The greatest possible stream id before `event_id`, to read from it inclusively."""
+    ms, seq = parse_id(event_id)
+    if seq:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms else "0-0"
 
 
 def id_before_ms(event_id: str, window_ms: int) -> str:

@@ -85,6 +85,17 @@ class ThreadPool:
         ]
         self.threads: list[threading.Thread] = []
 
+    def renew_connections(self) -> None:
+        """Drop the client's pooled connections; call it before anything else uses the client.
+
+        Building a worker, RQ raises the pool's socket timeout above its BLPOP's, but only
+        connections made afterwards get it. One made before (redis-py's default 5 s, or the
+        maintenance worker's shorter timeout) ends the BLPOP of whichever thread later draws it
+        with a TimeoutError, and RQ then stops that thread for good.
+        """
+        self.redis.connection_pool.disconnect()
+        self.redis.connection_pool.reset()
+
     def start(self, *, burst: bool = False) -> ThreadPool:
         for worker in self.workers:
             thread = threading.Thread(

@@ -12,6 +12,8 @@ from workers.logs import TracedQueue
 REPLIES = "replies"  # IO-bound: streamed by threaded workers
 DOCUMENTS = "documents"  # CPU-bound: parsed by forking workers
 ALL = (REPLIES, DOCUMENTS)
+# The modules of each queue's jobs, which a threaded worker imports before it takes any.
+JOB_MODULES = {REPLIES: ("workers.jobs.replies", "workers.jobs.retrieval", "workers.jobs.probes")}
 
 
 def queue(name: str, redis: Redis) -> Queue:

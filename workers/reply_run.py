@@ -1,11 +1,19 @@
 """A reply being streamed by this process, and the watcher that stops it from anywhere.
 
+A reply's text reaches its chat's stream in chunks: the first piece at once, then at most
+one chunk per `chunk_window_s` holding every piece that arrived meanwhile (each stream
+entry costs a Redis write, a relay wake-up and a frame per client, so a busy worker that
+reads tokens in bursts sends them together). A piece that waits is published by the
+process's flusher thread when its window ends, if no later piece did it first.
+
 A stop request is a Redis key; one watcher thread per worker process checks the keys of
 the replies it runs (one MGET every 200 ms) and ends a stopped reply at once, even while
 its thread is blocked waiting for the next upstream token.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -23,10 +31,12 @@ POLL_S = 0.2
 class ReplyRun:
     """Streams one reply's events; `finish` runs once, from whichever thread gets there first."""
 
-    def __init__(self, redis: Redis, chat_id: int, message_uuid: str, *, maxlen: int, ttl_s: int,
-                 persist: Callable[[ReplyRun, str, dict[str, Any]], dict[str, Any] | None]) -> None:
+    def __init__(self, redis: Redis, chat_id: int, chat_uuid: str, message_uuid: str, *, maxlen: int, ttl_s: int,
+                 persist: Callable[[ReplyRun, str, dict[str, Any]], dict[str, Any] | None],
+                 chunk_window_s: float = 0.0) -> None:
         self.redis = redis
         self.chat_id = chat_id
+        self.chat_uuid = chat_uuid
         self.message_uuid = message_uuid
         self.content = ""
         self.started_at = time.monotonic()
@@ -37,28 +47,56 @@ class ReplyRun:
         self._ttl_s = ttl_s
         self._persist = persist
         self._lock = threading.Lock()
+        self._window_s = chunk_window_s
+        self._pending: list[str] = []  # pieces not yet published
+        self._next_chunk_at = 0.0
+        self._flush_due = False
 
     def publish(self, event: dict[str, Any]) -> str:
         return events.publish(self.redis, self.chat_id, event, maxlen=self._maxlen, ttl_s=self._ttl_s)
 
-    def add_chunk(self, chat_uuid: str, text: str) -> bool:
-        """Publish one piece of the reply; False once the reply has been finished."""
+    def add_chunk(self, text: str) -> bool:
+        """Add one piece of the reply (published now, or with the next chunk); False once finished."""
         with self._lock:
             if self.finished:
                 return False
-            offset = len(self.content)
             self.content += text
-            self.publish({
-                "type": events.REPLY_CHUNK, "message_id": self.message_uuid, "chat_id": chat_uuid,
-                "chunk": text, "offset": offset,
-            })
+            self._pending.append(text)
+            now = time.monotonic()
+            if now >= self._next_chunk_at:
+                self._publish_pending(now)
+            elif not self._flush_due:
+                self._flush_due = True
+                flusher().schedule(self._next_chunk_at, self)
             return True
+
+    def flush(self) -> None:
+        """Publish the pieces still waiting (the flusher's call when a window ends)."""
+        with self._lock:
+            self._flush_due = False
+            if not self.finished and self._pending:
+                self._publish_pending(time.monotonic())
+
+    def _publish_pending(self, now: float) -> None:
+        pieces, self._pending = self._pending, []
+        text = "".join(pieces)
+        event = {"type": events.REPLY_CHUNK, "message_id": self.message_uuid, "chat_id": self.chat_uuid,
+                 "chunk": text, "offset": len(self.content) - len(text)}
+        if len(pieces) > 1:
+            event["tokens"] = pieces  # the SSE surfaces send one `data:` per token
+        self._next_chunk_at = now + self._window_s
+        self.publish(event)
 
     def finish(self, status: str, **fields: Any) -> bool:
         """Store the final state, then publish the closing event; only the first call acts."""
         with self._lock:
             if self.finished:
                 return False
+            if self._pending:  # clients get every piece of the stored content before its end
+                try:
+                    self._publish_pending(time.monotonic())
+                except Exception:
+                    log.warning("could not publish the last chunk of reply %s", self.message_uuid, exc_info=True)
             self.finished = True
             fields.setdefault("processing_time_ms", int((time.monotonic() - self.started_at) * 1000))
             final_event = self._persist(self, status, fields)
@@ -111,3 +149,45 @@ class StopWatcher:
             for run, flag in zip(runs, flags):
                 if flag is not None:
                     run.finish("CANCELLED", finish_reason="cancelled")
+
+
+class ChunkFlusher:
+    """One thread per process publishing the chunks whose window ended before another piece came."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, ReplyRun]] = []
+        self._order = itertools.count()  # ties never compare runs
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, at: float, run: ReplyRun) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (at, next(self._order), run))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="chunk-flusher", daemon=True)
+                self._thread.start()
+            if self._due[0][2] is run:
+                self._wake.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, run = heapq.heappop(self._due)
+            try:
+                run.flush()
+            except Exception:
+                log.warning("could not publish a chunk of reply %s", run.message_uuid, exc_info=True)
+
+
+_flusher: ChunkFlusher | None = None
+_flusher_lock = threading.Lock()
+
+
+def flusher() -> ChunkFlusher:
+    global _flusher
+    with _flusher_lock:
+        if _flusher is None:
+            _flusher = ChunkFlusher()
+        return _flusher

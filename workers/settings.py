@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     reply_job_timeout_s: int = 600
     reply_stream_maxlen: int = 10_000
     reply_stream_ttl_s: int = 3600
+    # A reply's first token is published at once, then at most one chunk per window (0: every token alone).
+    reply_chunk_window_ms: int = 15
     worker_threads: int = 100
     embedded_worker_threads: int = 8
     ws_idle_timeout_s: float = 300.0

@@ -70,6 +70,21 @@ def test_reconnect_with_last_event_id_gets_the_rest(api, alice, fake_upstream):
     assert len(api.get("/v1/chat/history", headers=alice.headers).json()["sessions"][0]["messages"]) == 2
 
 
+def test_tokens_sent_together_are_events_of_their_own(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "reply_chunk_window_ms", 5000)  # t1-t5 share an entry
+    fake_upstream.configure(tokens=6)
+    seen = []
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        for event in sse.iter_sse():
+            seen.append(event)
+            if len(seen) == 3:
+                break
+    assert [e.data for e in seen] == ["t0 ", "t1 ", "t2 "]
+    assert len({e.id for e in seen}) == 3
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": seen[-1].id})
+    assert [e.data for e in seen + rest] == [f"t{i} " for i in range(6)] + ["[DONE]"]
+
+
 def test_client_disconnect_still_stores_reply(api, alice, fake_upstream):
     fake_upstream.configure(tokens=15, delay_ms=20)
     with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:

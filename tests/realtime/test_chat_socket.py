@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from tests.conftest import wait_for
+from workers import runtime
 
 
 def send(api, account, chat_id, content="Hello there"):
@@ -97,6 +98,19 @@ def test_reconnect_with_last_event_id_gets_the_rest_once(api, alice, make_chat, 
     resumed_chunks = [e for e in rest if e["type"] == "ai_response_chunk"]
     if resumed_chunks:  # full_content is rebuilt from the reply's start, not from the resume point
         assert resumed_chunks[-1]["full_content"] == "".join(c["chunk"] for c in chunks[: len(chunks)])
+
+
+def test_tokens_that_come_together_share_a_chunk(api, alice, make_chat, connect, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "reply_chunk_window_ms", 5000)
+    fake_upstream.configure(tokens=6)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    chunks = [e for e in ws.until("ai_response_complete") if e["type"] == "ai_response_chunk"]
+    assert [c["chunk"] for c in chunks] == ["t0 ", "t1 t2 t3 t4 t5 "]  # the first at once, the rest at the end
+    assert chunks[-1]["full_content"] == "t0 t1 t2 t3 t4 t5 " and "tokens" not in chunks[-1]
+    assert stored_reply(api, alice, chat["id"])["content"] == "t0 t1 t2 t3 t4 t5 "
 
 
 def test_resume_message_on_open_socket(api, alice, make_chat, connect, fake_upstream):

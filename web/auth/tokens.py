@@ -37,12 +37,20 @@ def request_token() -> str | None:
     return None
 
 
+def claims_of(token: str) -> dict[str, Any]:
+    """The token's claims, decoded once per request (the rate limiter needs them before the view)."""
+    decoded = g.setdefault("decoded_tokens", {})
+    if token not in decoded:
+        decoded[token] = decode_token(token)
+    return decoded[token]
+
+
 def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
     """Decode and check a token; raise Unauthorized with a reason a client can act on."""
     if not token:
         raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
     try:
-        claims = decode_token(token)
+        claims = claims_of(token)
     except pyjwt.ExpiredSignatureError:
         raise Unauthorized("Token has expired", headers={"WWW-Authenticate": "Bearer"}) from None
     except Exception:

@@ -25,6 +25,7 @@ from workers.events import event_message_id
 
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
+WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
 
 @dataclass
@@ -53,8 +54,9 @@ class ChatSocket:
         self.replay: set[str] = set()
         self.content: dict[str, str] = {}
 
-    def send(self, payload: dict[str, Any]) -> None:
-        self.ws.send(json.dumps({**payload, "server_time": events.iso_now()}))
+    def send(self, payload: dict[str, Any], server_time: str | None = None) -> None:
+        payload["server_time"] = server_time or events.iso_now()
+        self.ws.send(json.dumps(payload))
 
     def run(self, cursor: str | None, presence: Presence) -> None:
         presence.opened(self.ctx.chat_uuid)
@@ -122,6 +124,7 @@ class ChatSocket:
 
     def relay(self, entries: list[Entry]) -> None:
         limit = events.parse_id(self.suppress_until)
+        now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
             message_id = event_message_id(event)
             event = self.accumulate(event, message_id)
@@ -129,7 +132,7 @@ class ChatSocket:
                 continue
             if self.ctx.translate is not None and (event := self.ctx.translate(event)) is None:
                 continue
-            self.send({**event, "event_id": event_id})
+            self.send({**event, "event_id": event_id}, now)
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")
@@ -138,7 +141,7 @@ class ChatSocket:
         elif kind == events.REPLY_CHUNK:
             full = self.content.get(message_id, "") + event["chunk"]
             self.content[message_id] = full
-            event = {k: v for k, v in event.items() if k != "offset"}
+            event = {k: v for k, v in event.items() if k not in WORKER_ONLY}
             event["full_content"] = full
         elif kind in events.REPLY_END_TYPES:
             self.content.pop(message_id, None)

@@ -96,8 +96,10 @@ class Hub:
 
     def _wake(self) -> None:
         try:
-            self._redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=False)
-            self._redis.expire(self._wake_key, 3600)
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=False)
+                pipe.expire(self._wake_key, 3600)
+                pipe.execute()
         except Exception:
             log.warning("hub wake-up failed", exc_info=True)
 

@@ -2,6 +2,10 @@
 
 A token may contain newlines; SSE ends a field at a line break, so each line of a token
 becomes its own `data:` line and a spec-following client joins them back with "\\n".
+
+An event's id is `<prefix>:<stream id>`. A stream entry may hold several tokens (see
+`workers.reply_run`); all but its last token's event have ids `<prefix>:<stream id>:<n>`
+(token n of the entry), so a client resumes exactly where it stopped.
 """
 from __future__ import annotations
 
@@ -23,15 +27,16 @@ def frame(event_id: str | None, data: str, event: str | None = None) -> str:
 
 
 def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
-                 keepalive_s: float) -> Iterator[str]:
+                 keepalive_s: float, seen_tokens: int | None = None) -> Iterator[str]:
     """Frames for the reply's events after `cursor`, ending with `data: [DONE]`.
 
-    Event ids are `<id_prefix>:<stream id>`, so a `Last-Event-ID` names the reply and the
-    position. A comment line every `keepalive_s` of silence keeps proxies from closing the
-    stream and lets the server notice a client that has gone.
+    With `seen_tokens`, the client has the first `seen_tokens` tokens of entry `cursor`:
+    the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
+    proxies from closing the stream and lets the server notice a client that has gone.
     """
     inbox: queue.Queue = queue.Queue()
-    sub = hub.subscribe(events.chat_stream_key(chat_id), cursor, inbox)
+    start = cursor if seen_tokens is None else events.id_before(cursor)
+    sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
         while True:
             try:
@@ -44,7 +49,8 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
                     continue
                 kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
                 if kind == events.REPLY_CHUNK:
-                    yield frame(event_id, event["chunk"])
+                    skip = seen_tokens if seen_tokens is not None and stream_id == cursor else 0
+                    yield token_frames(event_id, events.chunk_tokens(event), skip)
                 elif kind == events.REPLY_ERROR:
                     yield frame(event_id, json.dumps(error_body(event)), event="error")
                     yield frame(None, "[DONE]")
@@ -56,13 +62,24 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
         sub.close()
 
 
+def token_frames(event_id: str, tokens: list[str], skip: int = 0) -> str:
+    """One event per token (the first `skip` left out), written together."""
+    last = len(tokens) - 1
+    return "".join(frame(event_id if n == last else f"{event_id}:{n}", token)
+                   for n, token in enumerate(tokens) if n >= skip)
+
+
 def error_body(event: dict[str, Any]) -> dict[str, Any]:
     return {"error": event.get("error"), "error_code": event.get("error_code")}
 
 
-def parse_last_event_id(value: str) -> tuple[str, str, str] | None:
-    """`<session>:<reply>:<stream id>` → its parts, or None when it is not one of ours."""
+def parse_last_event_id(value: str) -> tuple[str, str, str, int | None] | None:
+    """`<session>:<reply>:<stream id>[:<token>]` → its parts (the tokens seen of that entry), or None."""
     parts = value.split(":")
-    if len(parts) != 3 or not events.is_valid_id(parts[2]):
+    if len(parts) not in (3, 4) or not events.is_valid_id(parts[2]):
         return None
-    return parts[0], parts[1], parts[2]
+    if len(parts) == 4:
+        if not parts[3].isdigit():
+            return None
+        return parts[0], parts[1], parts[2], int(parts[3]) + 1
+    return parts[0], parts[1], parts[2], None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
@@ -37,11 +37,6 @@ def list_chats(db: Session, user: User, limit: int, offset: int,
     ))
 
 
-def find_chat(db: Session, chat_key: str | int) -> Chat | None:
-    column = Chat.id if isinstance(chat_key, int) else Chat.uuid
-    return db.scalar(select(Chat).where(column == chat_key))
-
-
 def participant(db: Session, chat: Chat, user: User) -> Participant | None:
     return db.scalar(select(Participant).where(Participant.chat_id == chat.id, Participant.user_id == user.id))
 
@@ -50,10 +45,14 @@ def chat_for_member(db: Session, user: User, chat_key: str | int,
                     statuses: tuple[str, ...] = VISIBLE) -> tuple[Chat, Participant]:
     """The chat if `user` takes part in it: 404 when unknown or not in `statuses`
     (by default archived and deleted chats are hidden), else 403."""
-    chat = find_chat(db, chat_key)
+    column = Chat.id if isinstance(chat_key, int) else Chat.uuid
+    row = db.execute(  # one round trip: every chat request starts here
+        select(Chat, Participant).where(column == chat_key)
+        .outerjoin(Participant, and_(Participant.chat_id == Chat.id, Participant.user_id == user.id))
+    ).first()
+    chat, member = row if row is not None else (None, None)
     if chat is None or chat.status not in statuses:
         raise NotFound("Chat not found")
-    member = participant(db, chat, user)
     if member is None:
         raise Forbidden("Access denied to this chat")
     return chat, member

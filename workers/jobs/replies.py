@@ -5,12 +5,13 @@ import logging
 from typing import Any
 
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from models import Chat, Message
 from models.base import utcnow
 from workers import events, pricing, runtime, stream_leases, upstream
 from workers import metrics as reply_metrics
+from workers.completion_stream import CompletionStream
 from workers.jobs.context import build_messages, estimate_tokens, reply_agent
 from workers.reply_run import ReplyRun, StopWatcher
 from workers.user_keys import key_for_user
@@ -35,10 +36,12 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
     """
     rt = runtime.current()
     with rt.sessions() as db:
-        reply = db.get(Message, message_id)
-        if reply is None or reply.status != "PROCESSING":
+        row = db.execute(  # the reply and its chat in one round trip
+            select(Message, Chat).join(Chat, Chat.id == Message.chat_id).where(Message.id == message_id)
+        ).first()
+        if row is None or row[0].status != "PROCESSING":
             return "skipped"
-        chat = db.get(Chat, reply.chat_id)
+        reply, chat = row
         agent = reply_agent(db, chat, reply)
         model = (agent.model if agent else None) or reply.model or chat.ai_model or rt.settings.default_ai_model
         if reply.model != model:
@@ -60,7 +63,7 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
     stop_watcher().watch(run)
     try:
         chain = upstream.reply_chain(rt.settings, user_key, primary_only)
-        stream_reply(run, rt, chat_uuid, prompt, params, chain)
+        stream_reply(run, rt, prompt, params, chain)
     except upstream.NoApiKey:
         run.finish("FAILED", error_code="no_api_key")
     except JobTimeoutException:
@@ -71,7 +74,7 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
     return "done"
 
 
-def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: list[dict[str, str]],
+def stream_reply(run: ReplyRun, rt: runtime.Runtime, prompt: list[dict[str, str]],
                  params: dict[str, Any], chain: list[upstream.Upstream]) -> None:
     """Try each upstream whose circuit allows it until one streams the reply."""
     failure: tuple[upstream.Upstream, Exception] | None = None
@@ -80,7 +83,7 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: lis
         if guard is not None and not guard.allow():
             continue
         try:
-            fields = stream_from(run, rt, source, chat_uuid, prompt, params)
+            fields = stream_from(run, rt, source, prompt, params)
         except JobTimeoutException:
             raise
         except Exception as exc:
@@ -107,25 +110,19 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, chat_uuid: str, prompt: lis
         run.finish("FAILED", error_code=upstream.error_code(exc), upstream=source.name)
 
 
-def stream_from(run: ReplyRun, rt: runtime.Runtime, source: upstream.Upstream, chat_uuid: str,
+def stream_from(run: ReplyRun, rt: runtime.Runtime, source: upstream.Upstream,
                 prompt: list[dict[str, str]], params: dict[str, Any]) -> dict[str, Any] | None:
     """Stream one upstream's answer into the run; None if the reply was stopped meanwhile."""
     client = upstream.client_for(source, rt.settings.upstream_timeout_s)
-    stream = client.chat.completions.create(
-        messages=prompt, stream=True, stream_options={"include_usage": True}, **params
-    )
+    stream = CompletionStream(client, prompt, params)
     run.upstream_response = stream
-    usage, finish_reason = None, None
-    for chunk in stream:
-        usage = chunk.usage or usage
-        for choice in chunk.choices:
-            finish_reason = choice.finish_reason or finish_reason
-            if choice.delta.content and not run.add_chunk(chat_uuid, choice.delta.content):
-                return None
-            reply_metrics.first_token(run)
-    fields: dict[str, Any] = {"finish_reason": finish_reason or "stop", "upstream": source.name}
-    if usage is not None:
-        fields.update(tokens_in=usage.prompt_tokens, tokens_out=usage.completion_tokens)
+    for text in stream.texts():
+        if not run.add_chunk(text):
+            return None
+        reply_metrics.first_token(run)
+    fields: dict[str, Any] = {"finish_reason": stream.finish_reason or "stop", "upstream": source.name}
+    if stream.usage is not None:
+        fields.update(tokens_in=stream.usage.get("prompt_tokens"), tokens_out=stream.usage.get("completion_tokens"))
     return fields
 
 
@@ -135,8 +132,9 @@ def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: in
     def persist(run: ReplyRun, status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
         return persist_reply(rt, message_id, chat_uuid, run, status, fields)
 
-    return ReplyRun(rt.redis, chat_id, message_uuid, maxlen=settings.reply_stream_maxlen,
-                    ttl_s=settings.reply_stream_ttl_s, persist=persist)
+    return ReplyRun(rt.redis, chat_id, chat_uuid, message_uuid, maxlen=settings.reply_stream_maxlen,
+                    ttl_s=settings.reply_stream_ttl_s, persist=persist,
+                    chunk_window_s=settings.reply_chunk_window_ms / 1000)
 
 
 def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: ReplyRun,

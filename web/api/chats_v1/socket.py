@@ -40,10 +40,10 @@ class ChatsSocket(ChatSocket):
         super().__init__(*args, **kwargs)
         self.welcome_ids = welcome_ids
 
-    def send(self, payload: dict[str, Any]) -> None:
+    def send(self, payload: dict[str, Any], server_time: str | None = None) -> None:
         if payload.get("type") == "welcome":
             payload = {**payload, **self.welcome_ids}
-        super().send(payload)
+        super().send(payload, server_time)
 
 
 @sock.route("/chats/<int:chat_id>/ws", bp=bp)

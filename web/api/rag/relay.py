@@ -86,8 +86,8 @@ def translate(event: dict[str, Any], final: Callable[[], dict[str, Any] | None])
         return [("0", {"type": "status", "status": event["status"]})]
     if kind == events.REPLY_START:
         return [("0", {"type": "status", "status": GENERATING})]
-    if kind == events.REPLY_CHUNK:
-        return [("0", {"type": "token", "token": event["chunk"]})]
+    if kind == events.REPLY_CHUNK:  # one token frame per token, numbered within the entry
+        return [(str(n), {"type": "token", "token": token}) for n, token in enumerate(events.chunk_tokens(event))]
     if kind not in events.REPLY_END_TYPES:
         return []
     state = final() or {"content": event.get("message", {}).get("content", ""), "sources": [],

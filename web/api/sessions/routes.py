@@ -47,18 +47,18 @@ def stream():
     return sse_response(chat.id, reply.uuid, cursor)
 
 
-def resume(session_id: str, reply_uuid: str, cursor: str) -> Response:
+def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | None) -> Response:
     """A reconnect with `Last-Event-ID` continues the same reply from there."""
     db = get_db()
     chat, _ = sessions.session_for(db, g.user, int(session_id) if session_id.isdigit() else -1)
     if history.message_in_chat(db, chat, reply_uuid) is None:
         raise BadRequest("Last-Event-ID does not name a reply of this session")
-    return sse_response(chat.id, reply_uuid, cursor)
+    return sse_response(chat.id, reply_uuid, cursor, seen_tokens)
 
 
-def sse_response(session_id: int, reply_uuid: str, cursor: str) -> Response:
+def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], session_id, reply_uuid, cursor,
-                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s)
+                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s, seen_tokens)
     return Response(frames, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": str(session_id)})
 

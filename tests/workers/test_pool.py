@@ -1,0 +1,29 @@
+"""The threaded worker pool keeps all its threads: none is lost to a stale pooled connection."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from redis import BlockingConnectionPool, Redis
+
+from tests.conftest import REAL_SERVICES
+from workers import runtime
+from workers.pool import ThreadPool
+
+
+@pytest.mark.skipif(not REAL_SERVICES, reason="socket timeouts need a real Redis")
+def test_threads_outlive_a_connection_made_before_the_pool():
+    url = runtime.current().settings.redis_url
+    redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=10, timeout=5))
+    redis.ping()  # pooled with redis-py's default socket timeout (5 s), shorter than RQ's BLPOP
+    pool = ThreadPool(redis, [f"pool-{uuid.uuid4().hex[:6]}"], 2)
+    pool.renew_connections()
+    pool.start()
+    try:
+        time.sleep(6)  # a BLPOP drawn on that connection would have timed out and ended its thread
+        assert all(thread.is_alive() for thread in pool.threads)
+    finally:
+        pool.stop()
+        for worker in pool.workers:
+            worker.register_death()
