@@ -88,7 +88,9 @@ def app(settings: Settings):
         from web.cli import upgrade_database
 
         upgrade_database(runtime.current().engine)
-        app.extensions["embedded_pool"] = ThreadPool(runtime.current().redis, list(ALL), 8).start()
+        pool = ThreadPool(runtime.current().redis, list(ALL), 8)
+        pool.renew_connections()  # as `python -m workers` does: see ThreadPool.renew_connections
+        app.extensions["embedded_pool"] = pool.start()
     return app
 
 

@@ -12,7 +12,7 @@ DocumentStatus = Literal["PENDING", "PROCESSING", "READY", "FAILED"]
 
 STREAM_FORMAT = (
     "`stream: true` (the default): `text/event-stream`, one event per token: `id: <session>:<reply>:<stream id>` "
-    "and `data: <token>`, the raw token text (not JSON; a token with line breaks is sent as one `data:` line per "
+    "(`...:<stream id>:<n>` for all but the last of the tokens one stream entry carries) and `data: <token>`, the raw token text (not JSON; a token with line breaks is sent as one `data:` line per "
     "line, which a client joins with \"\\n\"). `: keep-alive` comment lines after `SSE_KEEPALIVE_S` of silence. "
     "The stream ends with `data: [DONE]`; a failed reply first sends `event: error` whose data is JSON "
     "`{\"error\": \"...\", \"error_code\": \"...\"}`. Repeating the request with `Last-Event-ID: <last id>` "
