@@ -73,12 +73,17 @@ def first_token(run: Any) -> None:
             _first_token_at.setdefault(run, time.monotonic())
 
 
+def forget(run: Any) -> float | None:
+    """Stop tracking a run (its reply ended); its first token's time, if it had one."""
+    with _lock:
+        _running.pop(run, None)
+        return _first_token_at.pop(run, None)
+
+
 def reply_ended(redis: Redis, run: Any, status: str, tokens_out: int | None) -> None:
     """A reply was stored in its final `status`: count it, with its speed when it streamed."""
     now = time.monotonic()
-    with _lock:
-        _running.pop(run, None)
-        first = _first_token_at.pop(run, None)
+    first = forget(run)
     with redis.pipeline(transaction=False) as pipe:
         pipe.hincrby(REPLIES_KEY, OUTCOMES.get(status, status.lower()), 1)
         if first is not None:

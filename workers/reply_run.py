@@ -38,6 +38,7 @@ class ReplyRun:
         self.chat_id = chat_id
         self.chat_uuid = chat_uuid
         self.message_uuid = message_uuid
+        self.requested_by: int | None = None  # whose streaming slot the reply holds
         self.content = ""
         self.started_at = time.monotonic()
         self.finished = False

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from httpx_sse import connect_sse
 
+from tests.conftest import wait_for
 from tests.api.rag_helpers import events, send, upload_ready
 from tests.pdfs import text_pdf
 from web.api.rag.relay import GENERATING
 from web.services import rag_health
-from workers import runtime
+from workers import runtime, stream_leases
 
 
 def rag_session(api, account, fake_upstream):
@@ -102,6 +103,10 @@ def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, 
                 deleted = api.delete(f"/chat/sessions/{sse.response.headers['X-Session-Id']}", headers=alice.headers)
                 assert deleted.status_code == 200
     assert received[-1] == {"type": "done", "content": "", "citations": [], "status": "DELETED"}
+    # The worker finds no reply to store when the upstream answers, and gives the streaming slot back.
+    slots = stream_leases.leases_key(alice["user_id"])
+    assert runtime.current().redis.zcard(slots) == 1
+    wait_for(lambda: runtime.current().redis.zcard(slots) == 0, timeout=10)
 
 
 def test_sessions_paging_and_auth(api, alice):

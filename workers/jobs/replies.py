@@ -54,6 +54,7 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         user_key = key_for_user(db, rt.settings, requested_by) if requested_by else None
         chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
     run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid)
+    run.requested_by = requested_by
     run.prompt_tokens = sum(estimate_tokens(m["content"]) for m in prompt)
     if rt.redis.exists(events.stop_key(reply.uuid)):
         run.finish("CANCELLED", finish_reason="cancelled")
@@ -148,8 +149,11 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: Rep
             .where(Message.id == message_id, Message.status == "PROCESSING")
             .values(content=run.content, status=status, updated_at=utcnow(), **fields)
         )
-        if done.rowcount != 1:
+        if done.rowcount != 1:  # ended elsewhere, or deleted with its chat meanwhile
             db.rollback()
+            reply_metrics.forget(run)
+            if run.requested_by is not None:
+                stream_leases.release(rt.redis, run.requested_by, run.message_uuid)
             return None
         message = db.get(Message, message_id)
         if run.content or status == "DELIVERED":  # a reply that produced nothing cost nothing
