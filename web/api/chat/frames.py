@@ -146,5 +146,5 @@ class SocketError(Frame):
     """A client frame that could not be handled."""
     type: Literal["error"]
     error: str
-    error_code: Literal["invalid_message", "invalid_cursor", "unknown_type", "stop_failed"]
+    error_code: Literal["invalid_message", "invalid_cursor", "unknown_type", "stop_failed", "typing_failed"]
 

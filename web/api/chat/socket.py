@@ -68,10 +68,14 @@ def chat_socket(ws, chat_id: str) -> None:
                 return {"type": "error", "error": exc.detail, "error_code": "stop_failed"}
             return {"type": "stop_ack", "message_id": reply.uuid, "status": reply.status}
 
-    def typing(_message: dict[str, Any]) -> None:
+    def typing(_message: dict[str, Any]) -> dict[str, Any] | None:
         with runtime.session() as s:
-            current, _ = chats.chat_for_member(s, user, chat_key)
+            try:  # the chat may have been archived, or the user removed, since the socket opened
+                current, _ = chats.chat_for_member(s, user, chat_key)
+            except ApiError as exc:
+                return {"type": "error", "error": exc.detail, "error_code": "typing_failed"}
             replies.publish(get_redis(), current, typing_event(chat_uuid, user, events.iso_now()))
+        return None
 
     ctx = SocketContext(
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
