@@ -26,6 +26,7 @@ class Runtime:
 
 _current: Runtime | None = None
 _embedded_server: fakeredis.FakeServer | None = None
+SOCKET_TIMEOUT_S = 30  # above every blocking read Parley makes outside RQ's own (RQ raises it for those)
 
 
 def connect_redis(settings: Settings) -> Redis:
@@ -34,8 +35,10 @@ def connect_redis(settings: Settings) -> Redis:
     if settings.redis_url:
         # Blocking: past `redis_max_connections` a caller waits for a free connection (up to
         # 20 s) instead of failing, which matters with hundreds of greenlets or threads.
+        # redis-py's own socket timeout (5 s) would cut the web tier's blocking reads that wait
+        # up to 5 s for a job's result (uploads): those answered 500 with a TimeoutError.
         pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=settings.redis_max_connections,
-                                               timeout=20)
+                                               timeout=20, socket_timeout=SOCKET_TIMEOUT_S)
         return Redis(connection_pool=pool)
     if _embedded_server is None:
         _embedded_server = fakeredis.FakeServer()
