@@ -285,3 +285,10 @@ def _up(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/api/v1/auth/me").status_code == 401
     except httpx.HTTPError:
         return False
+
+
+def test_health_of_an_unreachable_upstream_says_what_failed(api, alice, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "openai_base_url", "http://127.0.0.1:9/v1")
+    service = health(api, alice)["service_health"]
+    assert service["status"] == "unhealthy"
+    assert service["error"].startswith("The AI service did not answer the model list request")

@@ -30,6 +30,11 @@ def service_url(source: upstream.Upstream | None) -> str | None:
     return source.base_url or "https://api.openai.com/v1"
 
 
+# The reply texts speak of a reply; a health check made none.
+HEALTH_ERROR_TEXT = {"upstream_error": "The AI service did not answer the model list request.",
+                     "upstream_timeout": "The AI service did not answer the model list request in time."}
+
+
 def check(redis: Redis, source: upstream.Upstream | None, name: str) -> dict[str, Any]:
     """Ask the upstream for its model list; healthy if it answers in time."""
     state = breaker_view(redis, name)
@@ -41,7 +46,9 @@ def check(redis: Redis, source: upstream.Upstream | None, name: str) -> dict[str
     try:
         upstream.client_for(source, HEALTH_TIMEOUT_S).models.list()
     except Exception as exc:
-        return {"status": "unhealthy", **health, "error": upstream.ERROR_TEXT[upstream.error_code(exc)]}
+        code = upstream.error_code(exc)
+        error = HEALTH_ERROR_TEXT.get(code) or upstream.ERROR_TEXT[code]
+        return {"status": "unhealthy", **health, "error": f"{error} ({type(exc).__name__})"}
     elapsed = int((time.monotonic() - started) * 1000)
     status = "healthy" if state["state"] == CLOSED else "degraded"
     return {"status": status, "response_time_ms": elapsed, **health}
