@@ -15,16 +15,31 @@ function notice(text) {
 async function api(path, options = {}) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (error) {
+    throw failure(0, "Cannot reach the server: check your connection and try again.");
+  }
   const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
     if (response.status === 401 && state.token) signOut();
     const detail = body && body.detail;
     const text = Array.isArray(detail) ? detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ") : detail;
-    const prefix = response.status === 429 ? "Slow down: " : "";
-    throw new Error(prefix + (text || `Request failed (${response.status})`));
+    if (response.status === 429) throw failure(429, tooMany(text, response.headers.get("Retry-After")));
+    throw failure(response.status, text || `Request failed (${response.status})`);
   }
   return body;
+}
+
+function failure(status, text) {
+  return Object.assign(new Error(text), { status });
+}
+
+function tooMany(detail, retryAfter) {
+  // The request rate limit's detail is the bare limit ("100 per 1 minute"); the stream limit's is a sentence.
+  const why = /^\d+ per /.test(detail || "") ? `Too many requests (at most ${detail})` : (detail || "Too many requests");
+  return retryAfter ? `${why}. Try again in ${retryAfter} s.` : `${why}.`;
 }
 
 async function signIn(register) {
@@ -68,7 +83,7 @@ async function loadChats() {
   }));
 }
 
-function bubble(message) {
+function bubble(message, error) {
   let item = document.querySelector(`#messages li[data-id="${message.id}"]`);
   if (!item) {
     item = document.createElement("li");
@@ -81,7 +96,7 @@ function bubble(message) {
   const meta = [];
   if (message.status === "PROCESSING") meta.push("…");
   if (message.status === "CANCELLED") meta.push("stopped");
-  if (message.status === "FAILED") { meta.push("failed"); item.classList.add("failed"); }
+  if (message.status === "FAILED") { meta.push(error ? `failed: ${error}` : "failed"); item.classList.add("failed"); }
   if (message.tokens_used) meta.push(`${message.tokens_used} tokens`);
   item.lastChild.textContent = meta.join(" · ");
   $("messages").scrollTop = $("messages").scrollHeight;
@@ -134,7 +149,7 @@ function onEvent(event) {
     }
     case "ai_response_complete": bubble(event.message); endStream(event.message.id); break;
     case "ai_error":
-      bubble(event.message || { id: event.message_id, content: "", message_type: "AI", status: "FAILED" });
+      bubble(event.message, event.error);
       notice(event.error);
       endStream(event.message_id);
       break;
@@ -179,4 +194,5 @@ $("new-chat").onsubmit = createChat;
 $("composer").onsubmit = send;
 $("content").onkeydown = (key) => { if (key.key === "Enter" && !key.shiftKey) send(key); };
 $("stop").onclick = stop;
+$("notice").onclick = () => notice("");
 if (state.token) start().catch(() => signOut());
