@@ -3,7 +3,9 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { token: localStorage.getItem("parley.token"), user: null, chat: null,
-                socket: null, lastEventId: null, streaming: null, retry: 0 };
+                socket: null, welcomed: false, lastEventId: null, streaming: null, retry: 0, timer: null,
+                pinged: 0, heard: 0 };
+const PING_MS = 30000;  // under the server's idle timeout (5 minutes); a socket silent for a whole round is dead
 
 function notice(text) {
   const box = $("notice");
@@ -15,16 +17,34 @@ function notice(text) {
 async function api(path, options = {}) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const response = await fetch(path, { ...options, headers });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers });
+  } catch (error) {
+    throw failure(0, "Cannot reach the server: check your connection and try again.");
+  }
   const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
-    if (response.status === 401 && state.token) signOut();
     const detail = body && body.detail;
     const text = Array.isArray(detail) ? detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ") : detail;
-    const prefix = response.status === 429 ? "Slow down: " : "";
-    throw new Error(prefix + (text || `Request failed (${response.status})`));
+    if (response.status === 401 && state.token) {
+      signOut();
+      throw failure(401, `Your session has ended (${text || "not authenticated"}): sign in again.`);
+    }
+    if (response.status === 429) throw failure(429, tooMany(text, response.headers.get("Retry-After")));
+    throw failure(response.status, text || `Request failed (${response.status})`);
   }
   return body;
+}
+
+function failure(status, text) {
+  return Object.assign(new Error(text), { status });
+}
+
+function tooMany(detail, retryAfter) {
+  // The request rate limit's detail is the bare limit ("100 per 1 minute"); the stream limit's is a sentence.
+  const why = /^\d+ per /.test(detail || "") ? `Too many requests (at most ${detail})` : (detail || "Too many requests");
+  return retryAfter ? `${why}. Try again in ${retryAfter} s.` : `${why}.`;
 }
 
 async function signIn(register) {
@@ -43,7 +63,8 @@ async function signIn(register) {
 function signOut() {
   localStorage.removeItem("parley.token");
   state.token = null;
-  if (state.socket) state.socket.close();
+  state.chat = null;
+  hangUp();
   $("app").hidden = true;
   $("auth").hidden = false;
 }
@@ -68,7 +89,7 @@ async function loadChats() {
   }));
 }
 
-function bubble(message) {
+function bubble(message, error) {
   let item = document.querySelector(`#messages li[data-id="${message.id}"]`);
   if (!item) {
     item = document.createElement("li");
@@ -81,7 +102,7 @@ function bubble(message) {
   const meta = [];
   if (message.status === "PROCESSING") meta.push("…");
   if (message.status === "CANCELLED") meta.push("stopped");
-  if (message.status === "FAILED") { meta.push("failed"); item.classList.add("failed"); }
+  if (message.status === "FAILED") { meta.push(error ? `failed: ${error}` : "failed"); item.classList.add("failed"); }
   if (message.tokens_used) meta.push(`${message.tokens_used} tokens`);
   item.lastChild.textContent = meta.join(" · ");
   $("messages").scrollTop = $("messages").scrollHeight;
@@ -89,8 +110,8 @@ function bubble(message) {
 }
 
 async function openChat(chat) {
-  if (state.socket) { state.socket.onclose = null; state.socket.close(); }
-  state.chat = chat; state.lastEventId = null; state.streaming = null;
+  hangUp();
+  state.chat = chat; state.lastEventId = null; state.streaming = null; state.retry = 0;
   $("chat-title").textContent = chat.title;
   $("content").disabled = $("send").disabled = false;
   const history = await api(`/api/v1/chat/chats/${chat.id}?limit=200`);
@@ -100,30 +121,69 @@ async function openChat(chat) {
   connect();
 }
 
+function hangUp() {
+  // Forget the socket first: whatever it still delivers or reports must not reach the page.
+  clearTimeout(state.timer);
+  state.timer = null;
+  const socket = state.socket;
+  state.socket = null;
+  if (socket) { socket.onmessage = socket.onclose = null; socket.close(); }
+}
+
 function connect() {
-  const chat = state.chat;
+  hangUp();
   const query = new URLSearchParams({ token: state.token });
+  // Resume after the last event seen: the server sends what was missed, once, and rebuilds
+  // the full text of a reply still streaming.
   if (state.lastEventId) query.set("last_event_id", state.lastEventId);
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/chat/chats/${chat.id}/ws?${query}`);
+  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/chat/chats/${state.chat.id}/ws?${query}`);
   state.socket = socket;
-  $("connection").textContent = "connecting…";
-  socket.onopen = () => { state.retry = 0; };
-  socket.onmessage = (frame) => onEvent(JSON.parse(frame.data));
-  socket.onclose = (closed) => {
-    $("connection").textContent = "offline";
-    if (state.chat !== chat) return;
-    if (closed.code >= 4400 && closed.code < 4500) { notice(closed.reason || "Disconnected"); return; }
-    // Reconnect from the last event seen: the server replays what was missed, once.
-    const delay = Math.min(1000 * 2 ** state.retry++, 10000);
-    setTimeout(() => { if (state.chat === chat) connect(); }, delay);
-  };
+  state.welcomed = false;
+  state.pinged = state.heard = 0;
+  $("connection").textContent = state.retry ? "reconnecting…" : "connecting…";
+  socket.onmessage = (frame) => { state.heard = Date.now(); onEvent(JSON.parse(frame.data)); };
+  socket.onclose = dropped;
+}
+
+async function dropped() {
+  const chat = state.chat, welcomed = state.welcomed;
+  hangUp();
+  $("connection").textContent = "offline";
+  if (!welcomed) {
+    // Refused before its welcome: the token, the access or the chat may be gone (4401, 4403,
+    // 4404), or the network. The REST API says which, in words; and the development server
+    // loses close codes (the browser sees 1006), so they are not relied on.
+    try {
+      await api(`/api/v1/chat/chats/${chat.id}?limit=1`);
+    } catch (error) {
+      if ([401, 403, 404].includes(error.status)) { notice(error.message); return; }
+    }
+  }
+  if (state.chat !== chat || state.socket || state.timer) return;  // the user moved on meanwhile
+  const delay = Math.min(1000 * 2 ** state.retry++, 10000);
+  state.timer = setTimeout(connect, delay);
+}
+
+function heartbeat() {
+  // A ping keeps the socket from the idle timeout; no answer since the last one means the
+  // connection died without a close (a half-open TCP connection): drop it and resume.
+  const socket = state.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (state.pinged && state.heard < state.pinged) { dropped(); return; }
+  state.pinged = Date.now();
+  socket.send(JSON.stringify({ type: "ping" }));
 }
 
 function onEvent(event) {
-  if (event.event_id) state.lastEventId = event.event_id;
+  if (event.event_id) state.lastEventId = later(state.lastEventId, event.event_id);
   switch (event.type) {
-    case "welcome": $("connection").textContent = "live"; break;
+    case "welcome":
+      state.welcomed = true;
+      state.retry = 0;
+      state.lastEventId = later(state.lastEventId, event.last_event_id);
+      $("connection").textContent = "live";
+      break;
     case "new_message": bubble(event.message); break;
     case "ai_response_start": state.streaming = event.message.id; bubble(event.message); $("stop").hidden = false; break;
     case "ai_response_chunk": {
@@ -134,12 +194,20 @@ function onEvent(event) {
     }
     case "ai_response_complete": bubble(event.message); endStream(event.message.id); break;
     case "ai_error":
-      bubble(event.message || { id: event.message_id, content: "", message_type: "AI", status: "FAILED" });
+      bubble(event.message, event.error);
       notice(event.error);
       endStream(event.message_id);
       break;
     case "error": notice(event.error); break;
   }
+}
+
+function later(a, b) {
+  // Stream ids are "<ms>-<seq>"; a socket opened without a cursor first replays a live reply's
+  // earlier events, and the cursor must not move back for them.
+  if (!a || !b) return a || b;
+  const [am, as] = a.split("-").map(Number), [bm, bs] = b.split("-").map(Number);
+  return bm > am || (bm === am && bs > as) ? b : a;
 }
 
 function endStream(id) {
@@ -174,9 +242,11 @@ async function createChat(submit) {
 
 $("auth-form").onsubmit = (submit) => { submit.preventDefault(); signIn(false); };
 $("register").onclick = () => signIn(true);
-$("sign-out").onclick = signOut;
+$("sign-out").onclick = () => { api("/api/v1/auth/logout", { method: "POST" }).catch(() => {}); signOut(); };
 $("new-chat").onsubmit = createChat;
 $("composer").onsubmit = send;
 $("content").onkeydown = (key) => { if (key.key === "Enter" && !key.shiftKey) send(key); };
 $("stop").onclick = stop;
+$("notice").onclick = () => notice("");
+setInterval(heartbeat, PING_MS);
 if (state.token) start().catch(() => signOut());
