@@ -164,7 +164,9 @@ def test_a_parse_over_its_time_limit_ends_failed(api, alice, app, monkeypatch):
         status, error, _ = states[key]
         assert status == "FAILED" and "longer than 1 s" in error, (key, status, error)
     parse = Job.fetch(f"parse-{doc_id}", connection=runtime.current().redis, serializer=JSONSerializer)
-    assert parse.get_status() == "failed"  # RQ's time limit stopped it; parse_job_failed gave the reason
+    # Whichever fires first ends it: RQ's timer (the job fails, parse_job_failed gives the reason)
+    # or the check between pages (the job returns FAILED itself); under load either can win.
+    assert parse.get_status() in ("failed", "finished")
     monkeypatch.undo()
     assert_workers_alive(app)
     assert_good_pdf_parses(api, alice, session_id)
