@@ -61,29 +61,37 @@ def openapi_path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     return CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule.rule), params
 
 
-def type_schema(kind: Any, prefix: str, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
-    """The JSON Schema of a pydantic model (a `$ref` to its component) or of any type pydantic
-    describes (`list[Model]`...); components are named `<surface>.<Model>` because surfaces reuse
-    names (several have a `CreateChatRequest`)."""
+def component(name: str, prefix: str) -> str:
+    """A model's component name: `<surface>.<Model>` (surfaces reuse names: several have a
+    `CreateChatRequest`); the error models keep one component wherever they are used."""
+    return f"{SHARED if name in SHARED_MODELS else prefix}.{name}"
+
+
+def inline_schema(kind: Any, prefix: str, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
+    """The JSON Schema of any type pydantic describes, its nested models moved to components."""
     template = f"#/components/schemas/{prefix}.{{model}}"
     schema = TypeAdapter(kind).json_schema(ref_template=template, mode=mode)
-    if prefix != SHARED:  # the error models keep their one component wherever they are used
+    if prefix != SHARED:
         text = json.dumps(schema)
         for name in SHARED_MODELS:
             text = text.replace(f'"{template.format(model=name)}"', f'"#/components/schemas/{SHARED}.{name}"')
         schema = json.loads(text)
-    components.update({f"{SHARED if name in SHARED_MODELS else prefix}.{name}": sub
-                       for name, sub in schema.pop("$defs", {}).items()})
+    components.update({component(name, prefix): sub for name, sub in schema.pop("$defs", {}).items()})
+    return schema
+
+
+def type_schema(kind: Any, prefix: str, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
+    """A pydantic model as a `$ref` to its component; any other type inline (`list[Model]`...)."""
+    schema = inline_schema(kind, prefix, components, mode)
     if isinstance(kind, type) and issubclass(kind, BaseModel):
-        name = f"{SHARED if kind.__name__ in SHARED_MODELS else prefix}.{kind.__name__}"
+        name = component(kind.__name__, prefix)
         components[name] = schema
         return {"$ref": f"#/components/schemas/{name}"}
     return schema
 
 
 def query_parameters(model: type[BaseModel], prefix: str, components: dict[str, Any]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}")
-    components.update({f"{prefix}.{name}": sub for name, sub in schema.pop("$defs", {}).items()})
+    schema = inline_schema(model, prefix, components)
     required = set(schema.get("required", []))
     return [{"name": name, "in": "query", "required": name in required, "schema": prop}
             for name, prop in schema.get("properties", {}).items()]
@@ -129,8 +137,7 @@ def error_responses(app: Flask, rule: Rule, secured: bool, models: dict[str, Any
     """The statuses every such operation can answer, all in its surface's error body."""
     prefix = rule.endpoint.split(".")[0]
     model = errors.error_body(app, rule.rule)
-    shared = SHARED if model.__module__ == errors.__name__ else prefix
-    body = {"application/json": {"schema": type_schema(model, shared, components)}}
+    body = {"application/json": {"schema": type_schema(model, prefix, components)}}
     statuses = {"default": "Error"}
     if secured:
         statuses["401"] = "Missing, malformed, expired or revoked token"

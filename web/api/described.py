@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 JSON = "application/json"
 
@@ -37,6 +37,16 @@ class Response:
 class Events:
     model: Any
     description: str
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def sometimes(description: str | None = None) -> Any:
+    """An `Answer` field left out, rather than sent as null, when it does not apply (so the
+    schema shows no `default: null`)."""
+    return Field(default=None, description=description, json_schema_extra=_no_default)
 
 
 def _mark(view: Callable, key: str, value: Any) -> Callable:

@@ -9,22 +9,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
 
-from web.api.described import Answer
+from web.api.described import Answer, sometimes
 from web.services.analytics import DAYS, TOP_AGENTS
 
 Data = TypeVar("Data", bound=Answer)
 Sender = Literal["user", "agent", "system"]
 MessageStatus = Literal["sending", "sent", "delivered", "read", "processing", "cancelled", "failed"]
 ContentType = Literal["text", "image", "file"]  # what the chats' surface (003) stores; the others store text
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def sometimes(description: str) -> Any:
-    """A field that is absent rather than null when it does not apply (never `null` on the wire)."""
-    return Field(default=None, description=description, json_schema_extra=_no_default)
 
 
 class Envelope(Answer, Generic[Data]):

@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
-from web.api.described import Answer
-
-def sometimes() -> Any:
-    """A field left out, rather than sent as null, when it does not apply (so no `default: null`)."""
-    return Field(default=None, json_schema_extra=lambda schema: schema.pop("default", None))
-
+from web.api.described import Answer, sometimes
 
 MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "PROCESSING", "CANCELLED", "FAILED"]
 
