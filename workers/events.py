@@ -57,6 +57,16 @@ def publish(
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 
+def publish_chunks(redis: Redis, chunks: list[tuple[int, dict[str, Any], int]]) -> list[Exception | None]:
+    """Append reply chunks `(chat_id, event, maxlen)` in one round trip; the error of each, or None."""
+    with redis.pipeline(transaction=False) as pipe:
+        for chat_id, event, maxlen in chunks:
+            pipe.xadd(chat_stream_key(chat_id), {FIELD: json.dumps(event, separators=(",", ":"))},
+                      maxlen=maxlen, approximate=True)
+        results = pipe.execute(raise_on_error=False)
+    return [r if isinstance(r, Exception) else None for r in results]
+
+
 def decode(fields: dict) -> dict[str, Any]:
     raw = fields.get(FIELD) or fields.get(FIELD.encode())
     return json.loads(raw)

@@ -3,8 +3,8 @@
 A reply's text reaches its chat's stream in chunks: the first piece at once, then at most
 one chunk per `chunk_window_s` holding every piece that arrived meanwhile (each stream
 entry costs a Redis write, a relay wake-up and a frame per client, so a busy worker that
-reads tokens in bursts sends them together). A piece that waits is published by the
-process's flusher thread when its window ends, if no later piece did it first.
+reads tokens in bursts sends them together). After the first piece, the process's
+publisher thread writes the chunks, those of every reply due together in one pipeline.
 
 A stop request is a Redis key; one watcher thread per worker process checks the keys of
 the replies it runs (one MGET every 200 ms) and ends a stopped reply at once, even while
@@ -44,61 +44,71 @@ class ReplyRun:
         self.finished = False
         self.upstream_response: Any = None
         self.prompt_tokens: int | None = None
-        self._maxlen = maxlen
+        self.maxlen = maxlen
         self._ttl_s = ttl_s
         self._persist = persist
         self._lock = threading.Lock()
+        self._sent = threading.Condition(self._lock)
         self._window_s = chunk_window_s
         self._pending: list[str] = []  # pieces not yet published
-        self._next_chunk_at = 0.0
-        self._flush_due = False
+        self._next_chunk_at: float | None = None  # None until the first piece is out
+        self._queued = False  # waiting for the publisher
+        self._in_flight = 0  # chunks taken by the publisher, not yet written
 
     def publish(self, event: dict[str, Any]) -> str:
-        return events.publish(self.redis, self.chat_id, event, maxlen=self._maxlen, ttl_s=self._ttl_s)
+        return events.publish(self.redis, self.chat_id, event, maxlen=self.maxlen, ttl_s=self._ttl_s)
 
     def add_chunk(self, text: str) -> bool:
-        """Add one piece of the reply (published now, or with the next chunk); False once finished."""
+        """Add one piece of the reply (the first published now, the rest by the publisher); False once finished."""
         with self._lock:
             if self.finished:
                 return False
             self.content += text
             self._pending.append(text)
-            now = time.monotonic()
-            if now >= self._next_chunk_at:
-                self._publish_pending(now)
-            elif not self._flush_due:
-                self._flush_due = True
-                flusher().schedule(self._next_chunk_at, self)
+            if self._next_chunk_at is None:
+                self.publish(self._take_pending())
+            elif not self._queued:
+                self._queued = True
+                chunk_publisher().schedule(self._next_chunk_at, self)
             return True
 
-    def flush(self) -> None:
-        """Publish the pieces still waiting (the flusher's call when a window ends)."""
+    def take_chunk(self) -> dict[str, Any] | None:
+        """The publisher's call: the chunk event of the waiting pieces, if any; `chunk_sent` must follow."""
         with self._lock:
-            self._flush_due = False
-            if not self.finished and self._pending:
-                self._publish_pending(time.monotonic())
+            self._queued = False
+            if self.finished or not self._pending:
+                return None
+            self._in_flight += 1
+            return self._take_pending()
 
-    def _publish_pending(self, now: float) -> None:
+    def chunk_sent(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._sent.notify_all()
+
+    def _take_pending(self) -> dict[str, Any]:
         pieces, self._pending = self._pending, []
         text = "".join(pieces)
         event = {"type": events.REPLY_CHUNK, "message_id": self.message_uuid, "chat_id": self.chat_uuid,
                  "chunk": text, "offset": len(self.content) - len(text)}
         if len(pieces) > 1:
             event["tokens"] = pieces  # the SSE surfaces send one `data:` per token
-        self._next_chunk_at = now + self._window_s
-        self.publish(event)
+        self._next_chunk_at = time.monotonic() + self._window_s
+        return event
 
     def finish(self, status: str, **fields: Any) -> bool:
         """Store the final state, then publish the closing event; only the first call acts."""
         with self._lock:
             if self.finished:
                 return False
+            self.finished = True
+            while self._in_flight:  # a chunk the publisher is writing goes first
+                self._sent.wait()
             if self._pending:  # clients get every piece of the stored content before its end
                 try:
-                    self._publish_pending(time.monotonic())
+                    self.publish(self._take_pending())
                 except Exception:
                     log.warning("could not publish the last chunk of reply %s", self.message_uuid, exc_info=True)
-            self.finished = True
             fields.setdefault("processing_time_ms", int((time.monotonic() - self.started_at) * 1000))
             final_event = self._persist(self, status, fields)
             if final_event is not None:
@@ -152,8 +162,12 @@ class StopWatcher:
                     run.finish("CANCELLED", finish_reason="cancelled")
 
 
-class ChunkFlusher:
-    """One thread per process publishing the chunks whose window ended before another piece came."""
+class ChunkPublisher:
+    """One thread per process writing the chunks of all its replies whose window has ended.
+
+    Every chunk due at the same moment goes in one Redis pipeline: with a hundred replies
+    streaming in a process, one round trip carries dozens of chunks instead of one each.
+    """
 
     def __init__(self) -> None:
         self._due: list[tuple[float, int, ReplyRun]] = []
@@ -165,7 +179,7 @@ class ChunkFlusher:
         with self._wake:
             heapq.heappush(self._due, (at, next(self._order), run))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="chunk-flusher", daemon=True)
+                self._thread = threading.Thread(target=self._loop, name="chunk-publisher", daemon=True)
                 self._thread.start()
             if self._due[0][2] is run:
                 self._wake.notify()
@@ -175,20 +189,39 @@ class ChunkFlusher:
             with self._wake:
                 while not self._due or self._due[0][0] > time.monotonic():
                     self._wake.wait(self._due[0][0] - time.monotonic() if self._due else None)
-                _, _, run = heapq.heappop(self._due)
-            try:
-                run.flush()
-            except Exception:
-                log.warning("could not publish a chunk of reply %s", run.message_uuid, exc_info=True)
+                now = time.monotonic()
+                runs = []
+                while self._due and self._due[0][0] <= now:
+                    runs.append(heapq.heappop(self._due)[2])
+            self._write(runs)
+
+    @staticmethod
+    def _write(runs: list[ReplyRun]) -> None:
+        taken = [(run, event) for run in runs if (event := run.take_chunk()) is not None]
+        try:
+            by_client: dict[int, list[tuple[ReplyRun, dict[str, Any]]]] = {}
+            for run, event in taken:
+                by_client.setdefault(id(run.redis), []).append((run, event))
+            for chunks in by_client.values():
+                failures = events.publish_chunks(chunks[0][0].redis,
+                                                 [(run.chat_id, event, run.maxlen) for run, event in chunks])
+                for (run, _), failure in zip(chunks, failures):
+                    if failure is not None:
+                        log.warning("could not publish a chunk of reply %s: %s", run.message_uuid, failure)
+        except Exception:
+            log.warning("could not publish the chunks of %d replies", len(taken), exc_info=True)
+        finally:
+            for run, _ in taken:
+                run.chunk_sent()
 
 
-_flusher: ChunkFlusher | None = None
-_flusher_lock = threading.Lock()
+_publisher: ChunkPublisher | None = None
+_publisher_lock = threading.Lock()
 
 
-def flusher() -> ChunkFlusher:
-    global _flusher
-    with _flusher_lock:
-        if _flusher is None:
-            _flusher = ChunkFlusher()
-        return _flusher
+def chunk_publisher() -> ChunkPublisher:
+    global _publisher
+    with _publisher_lock:
+        if _publisher is None:
+            _publisher = ChunkPublisher()
+        return _publisher
