@@ -213,3 +213,16 @@ def test_hidden_messages_are_never_shown(api, alice, make_chat, fake_upstream):
     chat = next(c for c in api.get("/api/v1/chats", headers=alice.headers).json() if c["title"] == made["title"])
     contents = [m["content"] for m in api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()]
     assert "kept" in contents and "not kept" not in contents
+
+
+def test_messages_posted_at_once_are_all_counted(api, alice, make_user):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bob = make_user()
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    senders = [alice, bob] * 12
+    with ThreadPoolExecutor(8) as pool:
+        sent = list(pool.map(lambda account: post(api, account, chat["id"], "at once"), senders))
+    assert len({m["id"] for m in sent}) == 24
+    assert api.get(f"/api/v1/chats/{chat['id']}", headers=alice.headers).json()["message_count"] == 24

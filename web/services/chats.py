@@ -1,10 +1,12 @@
 """Chats and who may see them: create, list, load with access checks, participants."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from models import Chat, Message, Participant, User
 from models.base import utcnow
@@ -56,6 +58,23 @@ def chat_for_member(db: Session, user: User, chat_key: str | int,
     if member is None:
         raise Forbidden("Access denied to this chat")
     return chat, member
+
+
+def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, counted: int) -> None:
+    """`counted` more messages in the chat, active and read by `member` at `now`.
+
+    The count is added in SQL: two members posting at once both count (an ORM `+=` writes
+    back the value it read, and one of them would be lost).
+    """
+    chat_values: dict[str, Any] = {"last_activity_at": now, "updated_at": now}
+    if counted:
+        chat_values["message_count"] = Chat.message_count + counted
+    count = db.execute(update(Chat).where(Chat.id == chat.id).values(**chat_values)
+                       .returning(Chat.message_count)).scalar_one()
+    db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now))
+    for obj, key, value in ((chat, "message_count", count), (chat, "last_activity_at", now),
+                            (chat, "updated_at", now), (member, "last_read_at", now)):
+        set_committed_value(obj, key, value)
 
 
 def participant_count(db: Session, chat: Chat) -> int:

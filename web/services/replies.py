@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid, utcnow
 from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
+from web.services import chats
 from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
@@ -62,10 +63,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
                             meta={**(reply_meta or {}), "requested_by": user.id, "prompt_message_id": message.id},
                             created_at=now, updated_at=now)
             db.add(reply)
-        if not hidden:
-            chat.message_count += 2 if reply else 1
-        chat.last_activity_at = now
-        member.last_read_at = now
+        chats.record_posts(db, chat, member, now, counted=0 if hidden else 2 if reply else 1)
         db.commit()
     except Exception:
         db.rollback()
