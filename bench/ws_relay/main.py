@@ -256,6 +256,7 @@ def raw_figures(kind: str, phase: Phase) -> dict[str, Any]:
         "itl_p50_ms": pct(phase.itl(), 50) * 1000, "itl_p99_ms": pct(phase.itl(), 99) * 1000,
         "tokens": phase.tokens(), "wall_s": phase.wall(), "tokens_per_s": phase.rate(),
         "errors": phase.errors(), "cpu_pct": phase.cpu, "duration_p50_ms": phase.duration() * 1000,
+        "stream_pace_p50_tokens_per_s": pct(phase.stream_rates(), 50),
         "multi_token_events": phase.multi_token_events(),
         **{f"{m}_p50_ms": phase.mark(m) * 1000 for m in MILESTONES},
     }

@@ -91,6 +91,15 @@ class Phase:
     def duration(self, p: float = 50) -> float:
         return pct([s.events[-1][0] - s.events[0][0] for s in self.streams if s.events], p)
 
+    def stream_rates(self) -> list[float]:
+        """Each reply's own pace once it started: tokens after the first / first to last token."""
+        rates = []
+        for s in self.streams:
+            times = s.token_times()
+            if len(times) > 1 and times[-1] > times[0]:
+                rates.append((len(times) - 1) / (times[-1] - times[0]))
+        return rates
+
     def multi_token_events(self) -> int:
         return sum(1 for s in self.streams for _, c in s.events if len(TOKEN_RE.findall(c)) > 1)
 

@@ -19,6 +19,7 @@ def summary_row(delay: int, n: str, direct: Phase, relayed: Phase, ideal: float)
     d_ttft, r_ttft = direct.ttft(), relayed.ttft()
     d_itl, r_itl = direct.itl(), relayed.itl()
     d_rate, r_rate = direct.rate(), relayed.rate()
+    d_pace, r_pace = pct(direct.stream_rates(), 50), pct(relayed.stream_rates(), 50)
     return [
         str(delay), n,
         f"{ms(pct(r_ttft, 50) - pct(d_ttft, 50))} ({ms(pct(d_ttft, 50))} → {ms(pct(r_ttft, 50))})",
@@ -27,13 +28,15 @@ def summary_row(delay: int, n: str, direct: Phase, relayed: Phase, ideal: float)
         f"{ms(pct(d_itl, 99))} / {ms(pct(r_itl, 99))}",
         f"{ideal:,.0f}" if ideal else "-", f"{d_rate:,.0f}", f"{r_rate:,.0f}",
         f"{r_rate / d_rate:.2f}" if d_rate else "n/a",
+        f"{d_pace:,.1f} / {r_pace:,.1f}", f"{r_pace / d_pace:.2f}" if d_pace else "n/a",
         f"{fmt_errors(direct)} / {fmt_errors(relayed)}",
     ]
 
 
 HEADER = ["delay ms/tok", "N", "TTFT added p50 ms (direct → relayed)", "TTFT added p99 ms (direct → relayed)",
           "ITL p50 ms direct / relayed", "ITL p99 ms direct / relayed", "ideal tok/s", "direct tok/s", "relayed tok/s",
-          "relayed/direct", "errors direct / relayed"]
+          "relayed/direct", "stream pace p50 tok/s direct / relayed", "stream pace relayed/direct",
+          "errors direct / relayed"]
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:

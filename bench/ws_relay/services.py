@@ -22,7 +22,12 @@ def log(msg: str) -> None:
 
 
 class Services:
-    """Subprocesses started by the benchmark, each in its own session (process group)."""
+    """Subprocesses started by the benchmark, each in its own process group.
+
+    Not in a session of their own: with the kernel's autogroup scheduling (on by default)
+    every session is one scheduling group sharing the CPU equally with the others, and the
+    workers' `nice` would only order them against their own threads.
+    """
 
     def __init__(self, log_dir: Path, source: Path) -> None:
         self.log_dir = log_dir
@@ -33,7 +38,7 @@ class Services:
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         out = open(self.log_dir / f"{name}.log", "wb")
         proc = subprocess.Popen(argv, cwd=self.source, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, process_group=0)
         out.close()
         self.procs[name] = proc
         return proc
