@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # The document's "direct OpenAI" fallback; the primary is its "LangChain service".
     fallback_openai_base_url: str | None = None
     fallback_openai_api_key: str | None = Field(default=None, repr=False)
+    # Users' own base URLs may point at private, loopback and link-local addresses (see workers.addresses).
+    allow_private_user_upstreams: bool = False
     breaker_failure_threshold: int = 5
     breaker_timeout_s: int = 60
     models_cache_s: int = 300

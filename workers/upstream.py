@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import openai
 from redis import Redis
 
+from workers.addresses import check_public
 from workers.breaker import CircuitBreaker
 from workers.settings import Settings
 
@@ -39,9 +40,12 @@ class Upstream:
 
 
 def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) -> Upstream:
+    """The primary upstream, with the user's own key and address if given (UnsafeAddress for a private one)."""
     if user_key is not None:
         key, base_url = user_key
         own_address = base_url is not None and base_url != settings.openai_base_url
+        if own_address and not settings.allow_private_user_upstreams:
+            check_public(base_url)
         return Upstream(PRIMARY, base_url or settings.openai_base_url, key, guarded=not own_address)
     if not settings.openai_api_key:
         raise NoApiKey()
@@ -109,6 +113,8 @@ def error_code(exc: BaseException) -> str:
 
 ERROR_TEXT = {
     "no_api_key": "Please set up your OpenAI API key in Settings to enable AI responses.",
+    "unsafe_base_url": "The base URL of your API key points at a private or local address, which this server "
+                       "does not call; change it in Settings.",
     "invalid_api_key": "The AI service rejected the API key.",
     "rate_limited": "The AI service is rate limiting requests; try again shortly.",
     "model_not_found": "The AI model of this chat is not available.",

@@ -181,3 +181,40 @@ def test_key_used_for_replies_and_never_logged_or_returned(api, alice, make_chat
     assert key not in caplog.text
     assert not any(key in record.getMessage() for record in caplog.records)
     assert key.encode() not in redis_contents(runtime.current().redis)
+
+
+@pytest.mark.parametrize("base_url", [
+    "http://127.0.0.1:9/v1", "http://localhost:8000/v1", "http://10.0.0.8/v1", "http://192.168.1.2/v1",
+    "http://172.16.5.4/v1", "http://169.254.169.254/latest", "http://[::1]:8000/v1", "http://[::ffff:127.0.0.1]/v1",
+    "http://0.0.0.0/v1", "http://100.64.0.1/v1", "http://224.0.0.1/v1", "http://no-such-host.invalid/v1",
+])
+def test_a_private_or_local_base_url_is_refused(api, alice, settings, monkeypatch, base_url):
+    monkeypatch.setattr(settings, "allow_private_user_upstreams", False)
+    response = api.put(URL, json={"api_key": new_key(), "base_url": base_url}, headers=alice.headers)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "base_url"] and "public address" in error["msg"]
+    assert stored_row(alice["user_id"]) is None
+
+
+def test_a_public_base_url_is_accepted(api, alice, settings, monkeypatch):
+    monkeypatch.setattr(settings, "allow_private_user_upstreams", False)
+    response = api.put(URL, json={"api_key": new_key(), "base_url": "https://8.8.8.8/v1"}, headers=alice.headers)
+    assert response.status_code == 200 and response.json()["base_url"] == "https://8.8.8.8/v1"
+
+
+def test_a_reply_never_calls_a_private_base_url(api, alice, make_chat, connect, settings, monkeypatch,
+                                                fake_upstream):
+    """Set while allowed, refused before the reply once not: a name may also resolve elsewhere later.
+
+    (The deployment's own OPENAI_BASE_URL is never checked: the operator chose it.)"""
+    own_address = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    assert api.put(URL, json={"api_key": new_key(), "base_url": own_address}, headers=alice.headers).status_code == 200
+    monkeypatch.setattr(settings, "allow_private_user_upstreams", False)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hello"}, headers=alice.headers)
+    error = ws.until("ai_error")[-1]
+    assert error["error_code"] == "unsafe_base_url" and "private or local address" in error["error"]
+    assert error["message"]["status"] == "FAILED" and fake_upstream.completions == []

@@ -11,6 +11,7 @@ from models import Chat, Message
 from models.base import utcnow
 from workers import events, pricing, runtime, stream_leases, upstream
 from workers import metrics as reply_metrics
+from workers.addresses import UnsafeAddress
 from workers.completion_stream import CompletionStream
 from workers.jobs.context import build_messages, estimate_tokens, reply_agent
 from workers.reply_run import ReplyRun, StopWatcher
@@ -67,6 +68,9 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         stream_reply(run, rt, prompt, params, chain)
     except upstream.NoApiKey:
         run.finish("FAILED", error_code="no_api_key")
+    except UnsafeAddress as exc:
+        log.warning("reply %s: the user's base URL was refused: %s", run.message_uuid, exc)
+        run.finish("FAILED", error_code="unsafe_base_url")
     except JobTimeoutException:
         run.finish("FAILED", error_code="timeout")
         raise

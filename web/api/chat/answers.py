@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from web.api.described import Answer
+from workers.upstream import ERROR_TEXT
 
 ChatType = Literal["DIRECT", "GROUP", "CHANNEL"]
 MessageType = Literal["USER", "AI", "SYSTEM"]
@@ -15,9 +16,7 @@ MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "PROCESSING", "C
 ParticipantRole = Literal["OWNER", "ADMIN", "MEMBER"]
 BreakerState = Literal["CLOSED", "OPEN", "HALF_OPEN"]
 # Why a reply failed (workers.upstream.ERROR_TEXT): in `ai_error` events and failed ai-message answers.
-ReplyErrorCode = Literal["no_api_key", "invalid_api_key", "rate_limited", "model_not_found", "upstream_timeout",
-                         "upstream_bad_request", "upstream_error", "service_unavailable", "timeout", "worker_lost",
-                         "queue_unavailable"]
+ReplyErrorCode = Literal[tuple(ERROR_TEXT)]
 
 
 class ChatOut(Answer):

@@ -15,8 +15,10 @@ from web.api.users.answers import KeySet, KeyUnset
 from web.api.users.schemas import ApiKeyRequest
 from web.auth.tokens import login_required
 from web.db import get_db
+from web.errors import field_error
 from web.services import api_keys
 from workers import runtime
+from workers.addresses import UnsafeAddress, check_public
 from workers.events import iso
 
 OPENAI = "openai"
@@ -46,7 +48,13 @@ def get_openai_key():
 def set_openai_key():
     """Set (or replace) the user's OpenAI-compatible key and, optionally, its base URL."""
     body = parse_body(ApiKeyRequest)
-    row = api_keys.set_key(get_db(), runtime.current().settings, g.user.id, OPENAI, body.api_key, body.base_url)
+    settings = runtime.current().settings
+    if body.base_url is not None and not settings.allow_private_user_upstreams:
+        try:
+            check_public(body.base_url)
+        except UnsafeAddress as exc:
+            raise field_error(["body", "base_url"], f"base_url must point at a public address: {exc}") from None
+    row = api_keys.set_key(get_db(), settings, g.user.id, OPENAI, body.api_key, body.base_url)
     return jsonify(key_view(OPENAI, row))
 
 
