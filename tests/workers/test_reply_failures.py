@@ -50,7 +50,11 @@ def test_upstream_error_status(api, alice, make_chat, connect, fake_upstream, st
     ws.next()
     send(api, alice, chat["id"])
     assert ws.until("ai_error")[-1]["error_code"] == code
-    assert finished_reply(api, alice, chat["id"])["status"] == "FAILED"
+    reply = finished_reply(api, alice, chat["id"])
+    assert reply["status"] == "FAILED" and reply["content"] == ""
+    assert reply["tokens_used"] == 0  # a reply refused before its first token used nothing
+    with runtime.session() as db:
+        assert db.scalar(select(Chat.total_tokens).where(Chat.uuid == chat["id"])) == 0
 
 
 def test_upstream_dies_mid_stream_keeps_partial_content(api, alice, make_chat, connect, fake_upstream):

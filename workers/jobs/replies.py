@@ -145,7 +145,8 @@ def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: in
 def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: ReplyRun,
                   status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
     """Write the reply's final state (only if it is still PROCESSING); return its closing event."""
-    fields.setdefault("tokens_in", run.prompt_tokens)
+    if run.content or status == "DELIVERED":  # a reply refused before its first token used nothing
+        fields.setdefault("tokens_in", run.prompt_tokens)
     fields.setdefault("tokens_out", estimate_tokens(run.content) if run.content else 0)
     with rt.sessions() as db:
         done = db.execute(
