@@ -61,6 +61,8 @@ def test_long_pdf_is_indexed_in_slices(api, alice, monkeypatch):
 def test_upload_errors(api, alice):
     assert upload(api, alice, "x.bin", bytes(range(256)) * 4).status_code == 400
     assert upload(api, alice, "empty.txt", b"").status_code == 400
+    blank = upload(api, alice, "blank.txt", bytes(range(1, 32)) * 8 + b" \n\t")
+    assert blank.status_code == 400 and "no readable text" in blank.json()["detail"]
     big = upload(api, alice, "big.txt", b"a" * (10 * 1024 * 1024 + 1))
     assert big.status_code == 413 and "10 MB" in big.json()["detail"]
     missing = api.post("/documents/upload", data={"x": "1"}, headers=alice.headers)

@@ -46,6 +46,8 @@ def sniff(filename: str, data: bytes) -> str:
         text = None
     if text is None or "\x00" in text:
         raise BadRequest("Unsupported file: upload a PDF, or a plain text or Markdown file in UTF-8")
+    if not any(ch.isprintable() and not ch.isspace() for ch in text):
+        raise BadRequest("The file has no readable text: only control characters and spaces")
     return "text/markdown" if filename.lower().endswith(MARKDOWN_SUFFIXES) else "text/plain"
 
 
