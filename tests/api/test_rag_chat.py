@@ -254,3 +254,22 @@ def test_a_rag_reply_stops_like_any_reply(api, alice, library, fake_upstream):
                 assert stop.status_code == 200
     assert received[-1]["type"] == "done" and received[-1]["status"] == "CANCELLED"
     assert sum(1 for p in received if p["type"] == "token") < 200
+
+
+def test_a_stopping_process_ends_the_stream_and_the_client_resumes(api, alice, library, fake_upstream, monkeypatch):
+    """SIGTERM in gunicorn calls close_all: the stream ends before `done`, and a resume gets the rest."""
+    from web.realtime import going_away
+
+    monkeypatch.setattr(going_away, "_sockets", going_away.OpenSockets())  # this process is not really stopping
+    fake_upstream.configure(tokens=20, delay_ms=50)
+    seen, closed = [], 0
+    with connect_sse(api, "POST", "/chat/send", json={"message": "France capital"}, headers=alice.headers) as sse:
+        for event_id, payload in events(api, "POST", sse):
+            seen.append((event_id, payload))
+            if len(of_type(seen, "token")) == 3 and not closed:
+                closed = going_away.open_sockets().close_all()
+    assert closed == 1 and seen[-1][1]["type"] == "token" and len(of_type(seen, "token")) < 20
+    going_away._sockets = going_away.OpenSockets()
+    _, rest = send(api, alice, "ignored", headers={"Last-Event-ID": seen[-1][0]})
+    assert [p["token"] for p in of_type(seen + rest, "token")] == [f"t{i} " for i in range(20)]
+    assert rest[-1][1]["type"] == "done"

@@ -70,6 +70,27 @@ def test_reconnect_with_last_event_id_gets_the_rest(api, alice, fake_upstream):
     assert len(api.get("/v1/chat/history", headers=alice.headers).json()["sessions"][0]["messages"]) == 2
 
 
+def test_a_stopping_process_ends_the_stream_and_the_client_resumes(api, alice, fake_upstream, monkeypatch):
+    """SIGTERM in gunicorn calls close_all: the stream ends without [DONE], with a retry hint."""
+    from web.realtime import going_away
+
+    monkeypatch.setattr(going_away, "_sockets", going_away.OpenSockets())  # this process is not really stopping
+    fake_upstream.configure(tokens=20, delay_ms=50)
+    seen, retry, closed = [], None, 0
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        for event in sse.iter_sse():
+            if event.data:
+                seen.append(event)
+            retry = event.retry or retry
+            if len(seen) == 3 and not closed:
+                closed = going_away.open_sockets().close_all()
+    assert closed == 1 and retry == 500
+    assert 3 <= len(seen) < 20 and "[DONE]" not in [e.data for e in seen]
+    going_away._sockets = going_away.OpenSockets()
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": seen[-1].id})
+    assert [e.data for e in seen + rest] == [f"t{i} " for i in range(20)] + ["[DONE]"]
+
+
 def test_tokens_sent_together_are_events_of_their_own(api, alice, fake_upstream, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "reply_chunk_window_ms", 5000)  # t1-t5 share an entry
     fake_upstream.configure(tokens=6)

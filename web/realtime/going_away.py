@@ -1,16 +1,20 @@
-"""The WebSockets open in this process, so a shutting-down process can close them all.
+"""The WebSockets and SSE streams open in this process, so a shutting-down process can end them all.
 
-On SIGTERM (`gunicorn.conf.py`) every socket's relay loop is woken and closes its socket
-with 1001 "going away": clients reconnect, to another process, and resume from their
-last event id instead of waiting out gunicorn's graceful timeout.
+On SIGTERM (`gunicorn.conf.py`) every relay loop is woken: a socket closes with 1001 "going
+away", an SSE stream ends (after a `retry:` hint) without its `[DONE]`. Clients reconnect,
+to another process, and resume from their last event id instead of waiting out gunicorn's
+graceful timeout.
 """
 from __future__ import annotations
 
 import queue
 import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 GOING_AWAY = "going_away"
 CLOSE_CODE = 1001
+SSE_RETRY = "retry: 500\n\n"  # an SSE client's reconnection delay (ms), sent before a stream is ended
 
 
 class OpenSockets:
@@ -50,3 +54,18 @@ def open_sockets() -> OpenSockets:
         if _sockets is None:
             _sockets = OpenSockets()
         return _sockets
+
+
+@contextmanager
+def registered(inbox: queue.Queue) -> Iterator[None]:
+    """While open, `inbox` (a relay loop's) gets `(GOING_AWAY, None)` when this process stops."""
+    sockets = open_sockets()
+    sockets.add(inbox)
+    try:
+        yield
+    finally:
+        sockets.discard(inbox)
+
+
+def is_going_away(item: Any) -> bool:
+    return isinstance(item, tuple) and item[:1] == (GOING_AWAY,)

@@ -14,6 +14,7 @@ import queue
 import re
 from typing import Any, Iterator
 
+from web.realtime.going_away import SSE_RETRY, is_going_away, registered
 from web.realtime.hub import Hub
 from workers import events
 from workers.events import event_message_id
@@ -38,28 +39,38 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
     start = cursor if seen_tokens is None else events.id_before(cursor)
     sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
-        while True:
-            try:
-                _, (_, entries) = inbox.get(timeout=keepalive_s)
-            except queue.Empty:
-                yield ": keep-alive\n\n"
-                continue
-            for stream_id, event in entries:
-                if event_message_id(event) != reply_uuid:
-                    continue
-                kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
-                if kind == events.REPLY_CHUNK:
-                    skip = seen_tokens if seen_tokens is not None and stream_id == cursor else 0
-                    yield token_frames(event_id, events.chunk_tokens(event), skip)
-                elif kind == events.REPLY_ERROR:
-                    yield frame(event_id, json.dumps(error_body(event)), event="error")
-                    yield frame(None, "[DONE]")
-                    return
-                elif kind == events.REPLY_COMPLETE:
-                    yield frame(event_id, "[DONE]")
-                    return
+        with registered(inbox):
+            yield from _relay(inbox, reply_uuid, cursor, id_prefix, keepalive_s, seen_tokens)
     finally:
         sub.close()
+
+
+def _relay(inbox: queue.Queue, reply_uuid: str, cursor: str, id_prefix: str, keepalive_s: float,
+           seen_tokens: int | None) -> Iterator[str]:
+    while True:
+        try:
+            item = inbox.get(timeout=keepalive_s)
+        except queue.Empty:
+            yield ": keep-alive\n\n"
+            continue
+        if is_going_away(item):
+            yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
+            return
+        _, (_, entries) = item
+        for stream_id, event in entries:
+            if event_message_id(event) != reply_uuid:
+                continue
+            kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
+            if kind == events.REPLY_CHUNK:
+                skip = seen_tokens if seen_tokens is not None and stream_id == cursor else 0
+                yield token_frames(event_id, events.chunk_tokens(event), skip)
+            elif kind == events.REPLY_ERROR:
+                yield frame(event_id, json.dumps(error_body(event)), event="error")
+                yield frame(None, "[DONE]")
+                return
+            elif kind == events.REPLY_COMPLETE:
+                yield frame(event_id, "[DONE]")
+                return
 
 
 def token_frames(event_id: str, tokens: list[str], skip: int = 0) -> str:

@@ -26,6 +26,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from models import Message
+from web.realtime.going_away import SSE_RETRY, is_going_away, registered
 from web.realtime.hub import Hub
 from web.realtime.sse import frame
 from web.services.rag_sessions import citation
@@ -138,23 +139,28 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     sub = hub.subscribe(key, cursor, inbox)
     last = cursor
     try:
-        while True:
-            try:
-                _, (_, entries) = inbox.get(timeout=keepalive_s)
-            except queue.Empty:
-                state = final()
-                if state is not None:
-                    yield json_frame(event_id(reply_uuid, last, END), done(state))
-                    return
-                yield ": keep-alive\n\n"
-                continue
-            for stream_id, event in entries:
-                if events.event_message_id(event) != reply_uuid:
-                    continue
-                last = stream_id
-                for index, payload in translate(event, final):
-                    yield json_frame(event_id(reply_uuid, stream_id, index), payload)
-                    if index == END:
+        with registered(inbox):
+            while True:
+                try:
+                    item = inbox.get(timeout=keepalive_s)
+                except queue.Empty:
+                    state = final()
+                    if state is not None:
+                        yield json_frame(event_id(reply_uuid, last, END), done(state))
                         return
+                    yield ": keep-alive\n\n"
+                    continue
+                if is_going_away(item):
+                    yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
+                    return
+                _, (_, entries) = item
+                for stream_id, event in entries:
+                    if events.event_message_id(event) != reply_uuid:
+                        continue
+                    last = stream_id
+                    for index, payload in translate(event, final):
+                        yield json_frame(event_id(reply_uuid, stream_id, index), payload)
+                        if index == END:
+                            return
     finally:
         sub.close()
