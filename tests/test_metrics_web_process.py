@@ -1,4 +1,5 @@
-"""The production web process: gunicorn's workers share one /metrics; SIGTERM closes sockets with 1001."""
+"""The production web process: gunicorn's workers share one /metrics; SIGTERM closes sockets with 1001
+and ends SSE streams."""
 from __future__ import annotations
 
 import os
@@ -66,7 +67,7 @@ def gunicorn(settings, tmp_path):
 
 
 @needs_real_services
-def test_metrics_sum_the_worker_processes_and_sigterm_says_going_away(gunicorn, make_user, alice):
+def test_metrics_sum_the_worker_processes_and_sigterm_says_going_away(gunicorn, make_user, alice, fake_upstream):
     process, base = gunicorn
     admin = promote(make_user("ops"))
     for _ in range(6):  # new connections: either worker process may answer each
@@ -81,9 +82,17 @@ def test_metrics_sum_the_worker_processes_and_sigterm_says_going_away(gunicorn, 
     ws = websocket.create_connection(base.replace("http", "ws") + f"/api/v1/chat/chats/{chat['id']}/ws"
                                      f"?token={alice['access_token']}", timeout=10)
     assert "welcome" in ws.recv()
-    process.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    opcode, data = ws.recv_data(control_frame=True)
-    assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1001
+    fake_upstream.configure(tokens=200, delay_ms=50)  # a reply (run by this test's workers) still streaming
+    with httpx.stream("POST", base + "/v1/chat/stream", headers=alice.headers, timeout=10,
+                      json={"model": "gpt-4", "messages": [{"role": "user", "content": "Go on"}]}) as sse:
+        lines = sse.iter_lines()
+        while not next(lines).startswith("data: t1 "):
+            pass
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        opcode, data = ws.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(data[:2], "big") == 1001
+        rest = list(lines)  # the stream ends, without [DONE], once the process says it is going away
+    assert "retry: 500" in rest and "data: [DONE]" not in rest
     assert time.monotonic() - started < 5
     assert process.wait(timeout=15) == 0
