@@ -192,7 +192,8 @@ def test_upstream_down_and_rate_limit_read_as_messages(page, api, make_user, fak
 
 
 def test_server_closes_reconnect_until_the_session_ends(page, api, make_user, fake_upstream, monkeypatch):
-    """A socket closed as idle (4408) comes back, even mid-reply; one refused for its token signs out."""
+    """A socket closed as idle (4408) comes back, even mid-reply; a revoked access token is renewed;
+    with the refresh token revoked too, the page signs out."""
     monkeypatch.setattr(runtime.current().settings, "ws_idle_timeout_s", 1.0)
     account = make_user("idle")
     opened = []
@@ -208,10 +209,20 @@ def test_server_closes_reconnect_until_the_session_ends(page, api, make_user, fa
     assert stored["content"] == page.locator(f"{LAST_REPLY} span").text_content() == "".join(f"t{i} " for i in range(60))
     assert page.locator("#notice").is_hidden()
 
+    # A revoked access token alone is replaced with the refresh token: the page goes on.
     token = page.evaluate("localStorage.getItem('parley.token')")
     assert api.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    page.wait_for_function(f"localStorage.getItem('parley.token') !== {token!r}")
+    page.wait_for_function(LIVE)
+    assert page.locator("#app").is_visible() and page.locator("#notice").is_hidden()
+
+    # Both revoked: the session is over.
+    token, refresh = page.evaluate("[localStorage.getItem('parley.token'), localStorage.getItem('parley.refresh')]")
+    assert api.post("/api/v1/auth/logout", json={"refresh_token": refresh},
+                    headers={"Authorization": f"Bearer {token}"}).status_code == 200
     page.wait_for_selector("#auth:not([hidden])")
     assert page.locator("#notice").text_content() == "Your session has ended (Token has been revoked): sign in again."
+    assert page.evaluate("localStorage.getItem('parley.refresh')") is None
     tries = len(opened)
     page.wait_for_timeout(2500)
     assert len(opened) == tries, "the page kept reconnecting with a revoked token"
@@ -243,3 +254,25 @@ def test_a_silent_connection_is_dropped_and_resumed(page, api, make_user, fake_u
     assert page.locator("#messages li.user span").text_content() == "Sent elsewhere"
     assert page.locator(f"{LAST_REPLY} span").text_content() == last_message(api, account)["content"] == "".join(
         f"t{i} " for i in range(8))
+
+
+def test_an_expired_access_token_is_renewed(page, api, app, make_user, fake_upstream):
+    """An hour after signing in the access token has expired: the page gets another and carries on."""
+    from datetime import timedelta
+
+    from flask_jwt_extended import create_access_token
+
+    account = make_user("later")
+    sign_in_to_new_chat(page, account, "Later")
+    with app.app_context():
+        expired = create_access_token(identity=str(account["user_id"]), expires_delta=timedelta(seconds=-1))
+    page.evaluate(f"localStorage.setItem('parley.token', {expired!r})")
+    page.reload()
+    page.wait_for_selector("#app:not([hidden])")
+    page.click("#chats li")
+    page.wait_for_function(LIVE)
+    fake_upstream.configure(tokens=3)
+    send(page, "Still here")
+    wait_for_reply_meta(page, "tokens")
+    assert page.evaluate("localStorage.getItem('parley.token')") != expired
+    assert last_message(api, account)["content"] == "t0 t1 t2 "

@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { token: localStorage.getItem("parley.token"), user: null, chat: null,
+const state = { token: localStorage.getItem("parley.token"), refresh: localStorage.getItem("parley.refresh"),
+                user: null, chat: null,
                 socket: null, welcomed: false, lastEventId: null, streaming: null, retry: 0, timer: null,
                 pinged: 0, heard: 0 };
 const PING_MS = 30000;  // under the server's idle timeout (5 minutes); a socket silent for a whole round is dead
@@ -14,7 +15,7 @@ function notice(text) {
   if (text) setTimeout(() => { if (box.textContent === text) box.hidden = true; }, 6000);
 }
 
-async function api(path, options = {}) {
+async function api(path, options = {}, renewed = false) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   let response;
@@ -28,6 +29,8 @@ async function api(path, options = {}) {
     const detail = body && body.detail;
     const text = Array.isArray(detail) ? detail.map((d) => `${d.loc.slice(1).join(".")}: ${d.msg}`).join("; ") : detail;
     if (response.status === 401 && state.token) {
+      // An access token lasts an hour: get a new one with the refresh token, then ask again.
+      if (!renewed && await renewToken()) return api(path, options, true);
       signOut();
       throw failure(401, `Your session has ended (${text || "not authenticated"}): sign in again.`);
     }
@@ -35,6 +38,28 @@ async function api(path, options = {}) {
     throw failure(response.status, text || `Request failed (${response.status})`);
   }
   return body;
+}
+
+async function renewToken() {
+  if (!state.refresh) return false;
+  try {
+    const response = await fetch("/api/v1/auth/refresh", { method: "POST",
+      headers: { Authorization: `Bearer ${state.refresh}` } });
+    if (!response.ok) return false;  // the refresh token expired or was revoked: the session is over
+    keepTokens({ access_token: (await response.json()).access_token });
+    return true;
+  } catch (error) {
+    return false;
+  }
+}
+
+function keepTokens(tokens) {
+  state.token = tokens.access_token;
+  localStorage.setItem("parley.token", state.token);
+  if (tokens.refresh_token) {
+    state.refresh = tokens.refresh_token;
+    localStorage.setItem("parley.refresh", state.refresh);
+  }
 }
 
 function failure(status, text) {
@@ -54,15 +79,15 @@ async function signIn(register) {
       body: JSON.stringify({ email: $("email").value.trim(), username, password }) });
     const login = username.includes("@") ? { email: username } : { username };
     const tokens = await api("/api/v1/auth/login", { method: "POST", body: JSON.stringify({ ...login, password }) });
-    state.token = tokens.access_token;
-    localStorage.setItem("parley.token", state.token);
+    keepTokens(tokens);
     await start();
   } catch (error) { notice(error.message); }
 }
 
 function signOut() {
   localStorage.removeItem("parley.token");
-  state.token = null;
+  localStorage.removeItem("parley.refresh");
+  state.token = state.refresh = null;
   state.chat = null;
   hangUp();
   $("app").hidden = true;
@@ -242,7 +267,11 @@ async function createChat(submit) {
 
 $("auth-form").onsubmit = (submit) => { submit.preventDefault(); signIn(false); };
 $("register").onclick = () => signIn(true);
-$("sign-out").onclick = () => { api("/api/v1/auth/logout", { method: "POST" }).catch(() => {}); signOut(); };
+$("sign-out").onclick = () => {  // both tokens are revoked, so no copy of them signs in again
+  api("/api/v1/auth/logout", { method: "POST", body: JSON.stringify({ refresh_token: state.refresh }) })
+    .catch(() => {});
+  signOut();
+};
 $("new-chat").onsubmit = createChat;
 $("composer").onsubmit = send;
 $("content").onkeydown = (key) => { if (key.key === "Enter" && !key.shiftKey) send(key); };
