@@ -97,22 +97,27 @@ class ReplyRun:
         return event
 
     def finish(self, status: str, **fields: Any) -> bool:
-        """Store the final state, then publish the closing event; only the first call acts."""
+        """Store the final state, then publish the closing event; only the first call acts.
+
+        Once `finished` is set no piece is added or taken, so the rest runs without the lock
+        (storing the reply takes a database commit, and the publisher must not wait on it).
+        """
         with self._lock:
             if self.finished:
                 return False
             self.finished = True
             while self._in_flight:  # a chunk the publisher is writing goes first
                 self._sent.wait()
-            if self._pending:  # clients get every piece of the stored content before its end
-                try:
-                    self.publish(self._take_pending())
-                except Exception:
-                    log.warning("could not publish the last chunk of reply %s", self.message_uuid, exc_info=True)
-            fields.setdefault("processing_time_ms", int((time.monotonic() - self.started_at) * 1000))
-            final_event = self._persist(self, status, fields)
-            if final_event is not None:
-                self.publish(final_event)
+            last_chunk = self._take_pending() if self._pending else None
+        if last_chunk is not None:  # clients get every piece of the stored content before its end
+            try:
+                self.publish(last_chunk)
+            except Exception:
+                log.warning("could not publish the last chunk of reply %s", self.message_uuid, exc_info=True)
+        fields.setdefault("processing_time_ms", int((time.monotonic() - self.started_at) * 1000))
+        final_event = self._persist(self, status, fields)
+        if final_event is not None:
+            self.publish(final_event)
         self.close_upstream()
         return True
 
@@ -138,8 +143,9 @@ class StopWatcher:
         with self._lock:
             self._runs[run.message_uuid] = run
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="stop-watcher", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name="stop-watcher", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def forget(self, run: ReplyRun) -> None:
         with self._lock:
@@ -159,7 +165,10 @@ class StopWatcher:
                 continue
             for run, flag in zip(runs, flags):
                 if flag is not None:
-                    run.finish("CANCELLED", finish_reason="cancelled")
+                    try:
+                        run.finish("CANCELLED", finish_reason="cancelled")
+                    except Exception:  # the watcher must go on stopping the other replies
+                        log.warning("could not end stopped reply %s", run.message_uuid, exc_info=True)
 
 
 class ChunkPublisher:
@@ -179,8 +188,9 @@ class ChunkPublisher:
         with self._wake:
             heapq.heappush(self._due, (at, next(self._order), run))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="chunk-publisher", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._loop, name="chunk-publisher", daemon=True)
+                thread.start()
+                self._thread = thread
             if self._due[0][2] is run:
                 self._wake.notify()
 
@@ -197,8 +207,13 @@ class ChunkPublisher:
 
     @staticmethod
     def _write(runs: list[ReplyRun]) -> None:
-        taken = [(run, event) for run in runs if (event := run.take_chunk()) is not None]
+        """Write the runs' waiting chunks; never raises (the thread serves every reply of the process)."""
+        taken: list[tuple[ReplyRun, dict[str, Any]]] = []
         try:
+            for run in runs:
+                event = run.take_chunk()
+                if event is not None:
+                    taken.append((run, event))
             by_client: dict[int, list[tuple[ReplyRun, dict[str, Any]]]] = {}
             for run, event in taken:
                 by_client.setdefault(id(run.redis), []).append((run, event))

@@ -67,3 +67,40 @@ def test_finish_waits_for_a_chunk_being_written(app):
         (events.REPLY_CHUNK, "a "), (events.REPLY_CHUNK, "b "), (events.REPLY_CHUNK, "c "), (events.REPLY_COMPLETE, None)]
     assert persisted == [("reply-slow", "DELIVERED", "a b c ")]
     assert not run.add_chunk("d ")
+
+
+def test_a_reply_being_stored_does_not_hold_up_the_others(app):
+    """`finish` stores the reply (a database commit) without the lock the publisher needs."""
+    runtime.current().redis.delete(events.chat_stream_key(CHAT_ID))
+    release, persisted = threading.Event(), []
+
+    def slow_persist(run: ReplyRun, status: str, fields: dict) -> dict:
+        release.wait(5)
+        persisted.append(run.message_uuid)
+        return {"type": events.REPLY_COMPLETE, "message_id": run.message_uuid}
+
+    slow = ReplyRun(runtime.current().redis, CHAT_ID, "chat", "reply-slow", maxlen=1000, ttl_s=60,
+                    persist=slow_persist, chunk_window_s=0.01)
+    other = make_run("reply-other", 0.01, [])
+    for run in (slow, other):
+        run.add_chunk("a ")
+        run.add_chunk("b ")  # queued: both have a publisher entry
+    finisher = threading.Thread(target=slow.finish, args=("DELIVERED",))
+    finisher.start()
+    other.add_chunk("c ")
+    try:
+        assert wait_until(lambda: [e.get("chunk") for e in stream_events() if e["message_id"] == "reply-other"]
+                          == ["a ", "b c "]), "the other reply's chunks waited for the slow one's commit"
+    finally:
+        release.set()
+        finisher.join(5)
+    assert persisted == ["reply-slow"]
+
+
+def wait_until(predicate, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
