@@ -12,14 +12,14 @@ from dataclasses import dataclass
 import openai
 from redis import Redis
 
-from workers.addresses import check_public
+from workers.addresses import UnsafeAddress, check_public, public_only_client
 from workers.breaker import CircuitBreaker
 from workers.settings import Settings
 
 PRIMARY, FALLBACK = "primary", "fallback"
 SERVICE_NAMES = {PRIMARY: "langchain", FALLBACK: "openai"}
 
-_clients: dict[tuple[str | None, str, float], openai.OpenAI] = {}
+_clients: dict[tuple[str | None, str, float, bool], openai.OpenAI] = {}
 _lock = threading.Lock()
 
 
@@ -37,6 +37,7 @@ class Upstream:
     base_url: str | None
     api_key: str
     guarded: bool  # counts towards (and obeys) the named circuit breaker
+    public_only: bool = False  # a user's own address: see workers.addresses
 
 
 def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) -> Upstream:
@@ -44,9 +45,11 @@ def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) 
     if user_key is not None:
         key, base_url = user_key
         own_address = base_url is not None and base_url != settings.openai_base_url
-        if own_address and not settings.allow_private_user_upstreams:
+        public_only = own_address and not settings.allow_private_user_upstreams
+        if public_only:
             check_public(base_url)
-        return Upstream(PRIMARY, base_url or settings.openai_base_url, key, guarded=not own_address)
+        return Upstream(PRIMARY, base_url or settings.openai_base_url, key, guarded=not own_address,
+                        public_only=public_only)
     if not settings.openai_api_key:
         raise NoApiKey()
     return Upstream(PRIMARY, settings.openai_base_url, settings.openai_api_key, guarded=True)
@@ -75,7 +78,7 @@ def breaker(redis: Redis, settings: Settings, name: str) -> CircuitBreaker:
 
 def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
     """One pooled client per upstream and key, shared by the threads of a process."""
-    key = (upstream.base_url, upstream.api_key, timeout_s)
+    key = (upstream.base_url, upstream.api_key, timeout_s, upstream.public_only)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -84,6 +87,7 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
                 base_url=upstream.base_url,
                 max_retries=0,  # a retry would restart a half-streamed reply
                 timeout=openai.Timeout(timeout_s, connect=10.0),
+                http_client=public_only_client() if upstream.public_only else None,
             )
             _clients[key] = client
         return client
@@ -98,6 +102,8 @@ def is_outage(exc: BaseException) -> bool:
 
 def error_code(exc: BaseException) -> str:
     """A short, stable code for an upstream failure, as sent in `ai_error` events."""
+    if isinstance(exc, UnsafeAddress) or isinstance(exc.__cause__, UnsafeAddress):
+        return "unsafe_base_url"  # raised by the client's transport (the client may wrap it)
     if isinstance(exc, openai.AuthenticationError):
         return "invalid_api_key"
     if isinstance(exc, openai.RateLimitError):

@@ -187,6 +187,8 @@ def test_key_used_for_replies_and_never_logged_or_returned(api, alice, make_chat
     "http://127.0.0.1:9/v1", "http://localhost:8000/v1", "http://10.0.0.8/v1", "http://192.168.1.2/v1",
     "http://172.16.5.4/v1", "http://169.254.169.254/latest", "http://[::1]:8000/v1", "http://[::ffff:127.0.0.1]/v1",
     "http://0.0.0.0/v1", "http://100.64.0.1/v1", "http://224.0.0.1/v1", "http://no-such-host.invalid/v1",
+    "http://2130706433/v1", "http://0x7f.1/v1", "http://[64:ff9b::a9fe:a9fe]/v1", "http://[2002:a9fe:a9fe::]/v1",
+    "http://[::127.0.0.1]/v1", "http://[fec0::1]/v1", "http://straße.example/v1",
 ])
 def test_a_private_or_local_base_url_is_refused(api, alice, settings, monkeypatch, base_url):
     monkeypatch.setattr(settings, "allow_private_user_upstreams", False)
@@ -218,3 +220,21 @@ def test_a_reply_never_calls_a_private_base_url(api, alice, make_chat, connect, 
     error = ws.until("ai_error")[-1]
     assert error["error_code"] == "unsafe_base_url" and "private or local address" in error["error"]
     assert error["message"]["status"] == "FAILED" and fake_upstream.completions == []
+
+
+def test_the_connection_itself_goes_only_to_public_addresses(api, alice, make_chat, connect, settings, monkeypatch,
+                                                             fake_upstream):
+    """A name that resolved to a public address when checked, and to a private one when connecting
+    (DNS rebinding), or a redirect to one: the connection is checked too."""
+    from workers import upstream
+
+    own_address = fake_upstream.base_url.replace("127.0.0.1", "localhost")
+    assert api.put(URL, json={"api_key": new_key(), "base_url": own_address}, headers=alice.headers).status_code == 200
+    monkeypatch.setattr(settings, "allow_private_user_upstreams", False)
+    monkeypatch.setattr(upstream, "check_public", lambda url: None)  # the earlier checks saw a public answer
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hello"}, headers=alice.headers)
+    error = ws.until("ai_error")[-1]
+    assert error["error_code"] == "unsafe_base_url" and fake_upstream.completions == []
