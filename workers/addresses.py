@@ -4,19 +4,16 @@ A user's `base_url` is an address the workers call with a POST. Left open, any u
 make them reach PostgreSQL, Redis, a cloud metadata service or an internal admin page
 (server-side request forgery). It is checked when the URL is set and before each reply
 (clear errors), and enforced where it counts: the client made for such an upstream
-connects only to an address it has just resolved and found public (so a name that
-changes its answer meanwhile, a redirect or another spelling of the host gains nothing),
-and follows no redirects. An operator who wants users to reach a model server on the
-private network sets ALLOW_PRIVATE_USER_UPSTREAMS.
+(workers.public_client) connects only to an address it has just resolved and found public,
+so a name that changes its answer meanwhile, a redirect or another spelling of the host
+gains nothing, and it follows no redirects. An operator who wants users to reach a model
+server on the private network sets ALLOW_PRIVATE_USER_UPSTREAMS.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
 from urllib.parse import urlsplit
-
-import httpcore2
-import httpx2
 
 # IPv6 ranges that carry an IPv4 address or are not routable, which `is_global` lets through.
 EMBEDDING_V6 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "fec0::/10"))
@@ -53,21 +50,3 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         if address.sixtofour or address.teredo or any(address in net for net in EMBEDDING_V6):
             return False
     return address.is_global and not address.is_multicast
-
-
-class PublicOnlyBackend(httpcore2.SyncBackend):
-    """Connects to the address it resolved and checked, never to a second answer for the name."""
-
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options=None) -> httpcore2.NetworkStream:
-        return super().connect_tcp(public_address(host), port, timeout, local_address, socket_options)
-
-
-def public_only_client() -> httpx2.Client:
-    """An HTTP client for a user's own upstream: public addresses only, no redirects.
-
-    (TLS still checks the certificate against the URL's host name: httpcore sends it as SNI.)
-    """
-    transport = httpx2.HTTPTransport(limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100))
-    transport._pool._network_backend = PublicOnlyBackend()  # httpx has no parameter for it; tests check it holds
-    return httpx2.Client(transport=transport, follow_redirects=False)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import openai
 from redis import Redis
 
-from workers.addresses import UnsafeAddress, check_public, public_only_client
+from workers.addresses import UnsafeAddress, check_public
 from workers.breaker import CircuitBreaker
 from workers.settings import Settings
 
@@ -82,12 +82,17 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
     with _lock:
         client = _clients.get(key)
         if client is None:
+            http_client = None
+            if upstream.public_only:
+                from workers.public_client import public_only_client  # see its docstring
+
+                http_client = public_only_client()
             client = openai.OpenAI(
                 api_key=upstream.api_key,
                 base_url=upstream.base_url,
                 max_retries=0,  # a retry would restart a half-streamed reply
                 timeout=openai.Timeout(timeout_s, connect=10.0),
-                http_client=public_only_client() if upstream.public_only else None,
+                http_client=http_client,
             )
             _clients[key] = client
         return client
