@@ -46,7 +46,7 @@ def publish(
     starts and ends with an event that renews it.
     """
     key = chat_stream_key(chat_id)
-    payload = {FIELD: json.dumps(event, separators=(",", ":"))}
+    payload = entry(event)
     if event.get("type") == REPLY_CHUNK:
         event_id = redis.xadd(key, payload, maxlen=maxlen, approximate=True)
     else:
@@ -61,10 +61,14 @@ def publish_chunks(redis: Redis, chunks: list[tuple[int, dict[str, Any], int]]) 
     """Append reply chunks `(chat_id, event, maxlen)` in one round trip; the error of each, or None."""
     with redis.pipeline(transaction=False) as pipe:
         for chat_id, event, maxlen in chunks:
-            pipe.xadd(chat_stream_key(chat_id), {FIELD: json.dumps(event, separators=(",", ":"))},
-                      maxlen=maxlen, approximate=True)
+            pipe.xadd(chat_stream_key(chat_id), entry(event), maxlen=maxlen, approximate=True)
         results = pipe.execute(raise_on_error=False)
     return [r if isinstance(r, Exception) else None for r in results]
+
+
+def entry(event: dict[str, Any]) -> dict[str, str]:
+    """The stream entry's fields for an event (`decode` reads it back)."""
+    return {FIELD: json.dumps(event, separators=(",", ":"))}
 
 
 def decode(fields: dict) -> dict[str, Any]:

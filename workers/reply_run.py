@@ -230,13 +230,8 @@ class ChunkPublisher:
                 run.chunk_sent()
 
 
-_publisher: ChunkPublisher | None = None
-_publisher_lock = threading.Lock()
+_publisher = ChunkPublisher()  # its thread starts with the first chunk it is given
 
 
 def chunk_publisher() -> ChunkPublisher:
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None:
-            _publisher = ChunkPublisher()
-        return _publisher
+    return _publisher

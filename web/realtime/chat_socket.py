@@ -17,7 +17,7 @@ from simple_websocket import ConnectionClosed
 
 from web.api.parsing import storable
 from web.observability.metrics import web_metrics
-from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, open_sockets
+from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, registered
 from web.realtime.hub import Entry, Hub
 from web.realtime.presence import Presence
 from workers import events
@@ -60,14 +60,13 @@ class ChatSocket:
 
     def run(self, cursor: str | None, presence: Presence) -> None:
         presence.opened(self.ctx.chat_uuid)
-        sockets, gauge = open_sockets(), web_metrics().websockets
-        sockets.add(self.inbox)
+        gauge = web_metrics().websockets
         gauge.inc()
         try:
-            self._run(cursor)
+            with registered(self.inbox):
+                self._run(cursor)
         finally:
             gauge.dec()
-            sockets.discard(self.inbox)
             presence.closed(self.ctx.chat_uuid)
 
     def _run(self, cursor: str | None) -> None:

@@ -39,38 +39,45 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
     start = cursor if seen_tokens is None else events.id_before(cursor)
     sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
-        with registered(inbox):
-            yield from _relay(inbox, reply_uuid, cursor, id_prefix, keepalive_s, seen_tokens)
+        for entries in delivered(inbox, keepalive_s):
+            if entries is None:
+                yield ": keep-alive\n\n"
+                continue
+            for stream_id, event in entries:
+                if event_message_id(event) != reply_uuid:
+                    continue
+                kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
+                if kind == events.REPLY_CHUNK:
+                    skip = seen_tokens if seen_tokens is not None and stream_id == cursor else 0
+                    yield token_frames(event_id, events.chunk_tokens(event), skip)
+                elif kind == events.REPLY_ERROR:
+                    yield frame(event_id, json.dumps(error_body(event)), event="error")
+                    yield frame(None, "[DONE]")
+                    return
+                elif kind == events.REPLY_COMPLETE:
+                    yield frame(event_id, "[DONE]")
+                    return
+        yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
     finally:
         sub.close()
 
 
-def _relay(inbox: queue.Queue, reply_uuid: str, cursor: str, id_prefix: str, keepalive_s: float,
-           seen_tokens: int | None) -> Iterator[str]:
-    while True:
-        try:
-            item = inbox.get(timeout=keepalive_s)
-        except queue.Empty:
-            yield ": keep-alive\n\n"
-            continue
-        if is_going_away(item):
-            yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
-            return
-        _, (_, entries) = item
-        for stream_id, event in entries:
-            if event_message_id(event) != reply_uuid:
+def delivered(inbox: queue.Queue, keepalive_s: float) -> Iterator[list | None]:
+    """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence.
+
+    Ends when this process is going away (SIGTERM): the stream should then end with `SSE_RETRY`.
+    """
+    with registered(inbox):
+        while True:
+            try:
+                item = inbox.get(timeout=keepalive_s)
+            except queue.Empty:
+                yield None
                 continue
-            kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"
-            if kind == events.REPLY_CHUNK:
-                skip = seen_tokens if seen_tokens is not None and stream_id == cursor else 0
-                yield token_frames(event_id, events.chunk_tokens(event), skip)
-            elif kind == events.REPLY_ERROR:
-                yield frame(event_id, json.dumps(error_body(event)), event="error")
-                yield frame(None, "[DONE]")
+            if is_going_away(item):
                 return
-            elif kind == events.REPLY_COMPLETE:
-                yield frame(event_id, "[DONE]")
-                return
+            _, (_, entries) = item
+            yield entries
 
 
 def token_frames(event_id: str, tokens: list[str], skip: int = 0) -> str:

@@ -45,8 +45,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
                       content_type=content_type, status=status, parent_id=parent_id, meta=meta,
                       created_at=now, updated_at=now)
     db.add(message)
-    db.flush()
-    chats.record_posts(db, chat, member, now, counted=1)
+    chats.record_posts(db, chat, member, now, counted=1)  # its UPDATE flushes the message first
     db.commit()
     replies.publish(redis, chat, {"type": events.NEW_MESSAGE,
                                   "message": events.message_view(message, chat.uuid, sender.uuid if sender else None)})

@@ -26,9 +26,9 @@ from redis import Redis
 from sqlalchemy import select
 
 from models import Message
-from web.realtime.going_away import SSE_RETRY, is_going_away, registered
+from web.realtime.going_away import SSE_RETRY
 from web.realtime.hub import Hub
-from web.realtime.sse import frame
+from web.realtime.sse import delivered, frame
 from web.services.rag_sessions import citation
 from workers import events, runtime
 from workers.jobs.retrieval import RAG_STATUS
@@ -139,28 +139,22 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     sub = hub.subscribe(key, cursor, inbox)
     last = cursor
     try:
-        with registered(inbox):
-            while True:
-                try:
-                    item = inbox.get(timeout=keepalive_s)
-                except queue.Empty:
-                    state = final()
-                    if state is not None:
-                        yield json_frame(event_id(reply_uuid, last, END), done(state))
-                        return
-                    yield ": keep-alive\n\n"
-                    continue
-                if is_going_away(item):
-                    yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
+        for entries in delivered(inbox, keepalive_s):
+            if entries is None:
+                state = final()
+                if state is not None:
+                    yield json_frame(event_id(reply_uuid, last, END), done(state))
                     return
-                _, (_, entries) = item
-                for stream_id, event in entries:
-                    if events.event_message_id(event) != reply_uuid:
-                        continue
-                    last = stream_id
-                    for index, payload in translate(event, final):
-                        yield json_frame(event_id(reply_uuid, stream_id, index), payload)
-                        if index == END:
-                            return
+                yield ": keep-alive\n\n"
+                continue
+            for stream_id, event in entries:
+                if events.event_message_id(event) != reply_uuid:
+                    continue
+                last = stream_id
+                for index, payload in translate(event, final):
+                    yield json_frame(event_id(reply_uuid, stream_id, index), payload)
+                    if index == END:
+                        return
+        yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
     finally:
         sub.close()
