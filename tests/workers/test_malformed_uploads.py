@@ -15,7 +15,9 @@ import pytest
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
+from sqlalchemy.exc import StatementError
 
 from models import Document
 from tests.api.rag_helpers import upload as upload_to_library
@@ -24,7 +26,7 @@ from tests.conftest import REAL_SERVICES, wait_for
 from tests.malformed_files import REFUSED_AT_UPLOAD, Sample, malformed_files, recoverable_files
 from tests.pdfs import repeated_page_pdf, text_pdf
 from workers import queues, runtime
-from workers.jobs.documents import Unreadable, extract
+from workers.jobs.documents import Unreadable, extract, parse_job_failed
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION, LIBRARY = "001 session file", "004 library document"
@@ -178,17 +180,34 @@ def test_the_time_limit_is_also_checked_between_pages():
         extract(repeated_page_pdf(3, 1), "application/pdf", max_pages=10, timeout_s=0)
 
 
+def test_a_time_limit_striking_inside_the_final_write_still_names_the_limit(alice):
+    """RQ's timer can fire while the job stores its result: SQLAlchemy wraps the timeout in a StatementError."""
+    doc_id, doc_uuid = stored_pdf(alice, status="PROCESSING")
+    job = queues.parse_job(queues.queue("documents", runtime.current().redis), doc_id, doc_uuid, timeout_s=7)
+    try:
+        timeout = JobTimeoutException("Task exceeded maximum timeout value (7 seconds)")
+        raise StatementError(str(timeout), "UPDATE documents", {}, timeout) from timeout  # as SQLAlchemy raises it
+    except StatementError as exc:
+        parse_job_failed(job, job.connection, type(exc), exc, exc.__traceback__)
+    status, error = status_of(doc_id)
+    assert status == "FAILED" and "longer than 7 s" in error, error
+
+
+def stored_pdf(account, status: str = "PENDING") -> tuple[int, str]:
+    with runtime.session() as db:
+        doc = Document(owner_id=account["user_id"], filename="slow.pdf", mime_type="application/pdf",
+                       data=repeated_page_pdf(1000, 300), file_size=0, meta={}, status=status)
+        db.add(doc)
+        db.commit()
+        return doc.id, doc.uuid
+
+
 @pytest.mark.skipif(not REAL_SERVICES, reason="python -m workers needs Redis and a database it shares (real services)")
 def test_a_killed_work_horse_leaves_its_document_failed(alice, settings):
     """The forking `ingest` worker: a horse killed mid-parse (time limit, out of memory) ends the document FAILED."""
     redis = runtime.current().redis
     side = queues.queue("documents-killed-horse", redis)
-    with runtime.session() as db:
-        doc = Document(owner_id=alice["user_id"], filename="slow.pdf", mime_type="application/pdf",
-                       data=repeated_page_pdf(1000, 300), file_size=0, meta={})
-        db.add(doc)
-        db.commit()
-        doc_id, doc_uuid = doc.id, doc.uuid
+    doc_id, doc_uuid = stored_pdf(alice)
     side.enqueue_job(queues.parse_job(side, doc_id, doc_uuid, timeout_s=60))
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "SECRET_KEY": settings.secret_key}

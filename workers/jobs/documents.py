@@ -61,9 +61,9 @@ def parse_document(document_id: int) -> str:
 
 def parse_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback (time limit, lost worker): the document must not stay PROCESSING."""
-    if exc_type is not None and issubclass(exc_type, JobTimeoutException):
+    if caused_by(exc_value, JobTimeoutException):
         reason = too_slow(job.timeout)
-    elif exc_type is not None and issubclass(exc_type, AbandonedJobError):
+    elif caused_by(exc_value, AbandonedJobError):
         reason = "Parsing stopped: the worker reading the file was lost; upload it again"
     else:
         reason = "Parsing did not finish; upload the file again"
@@ -71,6 +71,18 @@ def parse_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
         db.execute(update(Document).where(Document.id == job.args[0], Document.status.in_(("PENDING", "PROCESSING")))
                    .values(status="FAILED", error=reason, updated_at=utcnow()))
         db.commit()
+
+
+def caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether `exc` or an exception it was raised from is a `kind`: a time limit that strikes inside a
+    database call reaches RQ wrapped in SQLAlchemy's StatementError."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def too_slow(seconds: float) -> str:
