@@ -160,6 +160,23 @@ def test_numbers_out_of_range_are_refused(api, alice, name, url, body, status, w
     assert words in response.text
 
 
+WRONG_TYPES = [  # JSON's own types count: a boolean is not an id, a string is not a number
+    ("000", "/api/v1/chat/chats", {"title": "t", "max_tokens": "100"}, 422, "max_tokens"),
+    ("001", "/v1/chat/switch-model", {"session_id": True, "model": "gpt-4"}, 422, "session_id"),
+    ("002", "/chat/conversations", {"title": "t", "agent_id": True}, 422, "agent_id"),
+    ("003", "/api/v1/chats", {"title": "t", "rag_enabled": "yes"}, 400, "rag_enabled"),
+    ("004", "/chat/send", {"message": "hi", "search_options": {"k": True}}, 400, "search_options"),
+    ("004", "/chat/send", {"message": "hi", "search_options": {"rerank": "yes"}}, 400, "rerank"),
+]
+
+
+@pytest.mark.parametrize("name, url, body, status, words", WRONG_TYPES, ids=[f"{n[0]}-{n[4]}" for n in WRONG_TYPES])
+def test_values_of_the_wrong_json_type_are_refused(api, alice, name, url, body, status, words):
+    response = api.post(url, json=body, headers=alice.headers)
+    assert response.status_code == status, response.text
+    assert words in response.text
+
+
 def test_fields_the_documents_define_are_accepted_even_when_the_server_sets_them(api, alice):
     chat = api.post("/api/v1/chats", json={"title": "t", "user_id": "999", "session_id": "888"}, headers=alice.headers)
     assert chat.status_code == 200, chat.text

@@ -63,6 +63,22 @@ def test_get_with_auth_token_and_search_options(api, alice, library, fake_upstre
     assert [m["content"] for m in sent[1:]] == ["llamas grass", "t0 t1 ", "and bananas?"]
 
 
+def test_head_posts_nothing(api, alice, fake_upstream):
+    """Flask answers HEAD with a GET view, and this GET posts: link checkers must not spend replies."""
+    params = {"message": "via head", "auth_token": alice["access_token"]}
+    response = api.head("/chat/send", params=params)
+    assert response.status_code == 405 and set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
+    assert api.get("/chat/sessions", headers=alice.headers).json()["total_count"] == 0
+    assert fake_upstream.completions == []
+
+
+def test_a_null_search_options_means_the_defaults_on_both_methods(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    for method in ("POST", "GET"):
+        response, received = send(api, alice, "hi", method=method, search_options=None if method == "POST" else "null")
+        assert response.status_code == 200 and received[-1][1]["type"] == "done", response.text
+
+
 def test_both_methods_are_described_with_their_input_and_events(api):
     spec = api.get("/openapi.json").json()
     post, get = spec["paths"]["/chat/send"]["post"], spec["paths"]["/chat/send"]["get"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from flask import Response, current_app, g, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from web.api.described import accepts, emits, responds
 from web.api.parsing import parse_query, read_json_object
@@ -64,6 +65,14 @@ def send_from_query():
     send an `Authorization` header).
     """
     return send_message(SendQuery, request.args.to_dict(), "query")
+
+
+@bp.before_request
+def refuse_head_send():
+    """Flask answers HEAD with every GET view, and this GET posts a message: a HEAD (link checkers,
+    prefetchers) must not spend a reply."""
+    if request.method == "HEAD" and request.endpoint == f"{bp.name}.send_from_query":
+        raise MethodNotAllowed(valid_methods=["GET", "POST"])
 
 
 def send_message(model: type[SendRequest], data: dict[str, Any], source: str) -> Response:

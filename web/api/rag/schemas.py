@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import QueryModel, RequestModel, validate_json_object
 from web.errors import Unprocessable, validation_details
 
 
@@ -68,13 +68,13 @@ class SendQuery(SendRequest):
     @field_validator("search_options", mode="before")
     @classmethod
     def _none_is_default(cls, value: Any) -> Any:
-        return "{}" if value is None or value == "" else value
+        return "{}" if value in (None, "", "null") else value
 
 
 def parse_send(model: type[SendRequest], data: dict[str, Any], source: str) -> SendRequest:
     """Validate a send request from a JSON body or a query string (400, as the document says)."""
     try:
-        return model.model_validate(data)
+        return validate_json_object(model, data) if source == "body" else model.model_validate(data)
     except ValidationError as exc:
         raise Unprocessable(validation_details(exc, source), status=400) from None
 
