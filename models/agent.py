@@ -13,6 +13,7 @@ class Agent(PublicIdMixin, Base):
     """An agent belongs to its creator; a public agent (made by an admin) is usable by everyone."""
 
     __tablename__ = "agents"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids of deleted rows are never reused (0007)
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -16,6 +16,7 @@ PARTICIPANT_ROLES = ("OWNER", "ADMIN", "MEMBER")
 
 class Chat(PublicIdMixin, Base):
     __tablename__ = "chats"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids of deleted rows are never reused (0007)
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(200))

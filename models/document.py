@@ -14,6 +14,7 @@ STATUSES = ("PENDING", "PROCESSING", "READY", "FAILED")
 
 class Document(PublicIdMixin, Base):
     __tablename__ = "documents"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids of deleted rows are never reused (0007)
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # Set for a file attached to one chat (001 uploads); None for a user's library (RAG).

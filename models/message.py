@@ -16,7 +16,7 @@ FINAL_REPLY_STATUSES = ("DELIVERED", "CANCELLED", "FAILED")
 
 class Message(PublicIdMixin, Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_chat_id_id", "chat_id", "id"),)
+    __table_args__ = (Index("ix_messages_chat_id_id", "chat_id", "id"), {"sqlite_autoincrement": True})
 
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
     sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)

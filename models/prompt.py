@@ -12,6 +12,7 @@ from models.base import Base, JSONType, UTCDateTime, utcnow
 
 class Prompt(Base):
     __tablename__ = "prompts"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids of deleted rows are never reused (0007)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

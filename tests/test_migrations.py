@@ -5,8 +5,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from models import Base
-from web.cli import alembic_config
+from sqlalchemy import func, select, text
+
+from models import Base, Chat, Message, User
+from models.base import make_engine, make_sessionmaker
+from web.cli import alembic_config, upgrade_database
 from workers import runtime
 
 # Message search lives only in the migrations (0005): SQLite's FTS5 table and its shadow
@@ -31,3 +34,34 @@ def test_models_match_migrated_schema(app):
                                                         "include_object": models_only})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_sqlite_ids_of_deleted_rows_are_not_reused_and_upgrading_keeps_the_data(tmp_path):
+    """0007 rebuilds SQLite tables with AUTOINCREMENT: rows, children and message search survive it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_database(engine, "0006")
+    with make_sessionmaker(engine)() as db:
+        user = User(email="a@example.com", username="a", password_hash="x")
+        db.add(user)
+        db.flush()
+        chats = [Chat(owner_id=user.id, title=f"chat {i}") for i in range(2)]
+        db.add_all(chats)
+        db.flush()
+        db.add_all([Message(chat_id=chat.id, content=f"zebra {chat.title}") for chat in chats])
+        db.commit()
+        newest = chats[1].id
+    upgrade_database(engine)
+    with make_sessionmaker(engine)() as db:
+        assert db.scalar(select(func.count()).select_from(Message)) == 2  # dropping the old tables deleted nothing
+        assert db.execute(text("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zebra'")).scalar() == 2
+        db.delete(db.get(Chat, newest))
+        db.commit()
+        assert db.scalar(select(func.count()).select_from(Message)) == 1  # foreign keys are on again: cascaded
+        again = Chat(owner_id=db.scalar(select(User.id)), title="next")
+        db.add(again)
+        db.flush()
+        db.add(Message(chat_id=again.id, content="zebra again"))
+        db.commit()
+        assert again.id > newest
+        assert db.execute(text("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zebra'")).scalar() == 2
+    engine.dispose()

@@ -151,3 +151,9 @@ def message_view(message: Any, chat_uuid: str, sender_uuid: str | None) -> dict[
         "created_at": iso(message.created_at),
         "is_edited": message.is_edited,
     }
+
+
+def end_after(redis: Redis, chat_id: int, reply_uuid: str, cursor: str) -> bool:
+    """Whether the reply's end (complete or error) is in its chat's stream after `cursor`."""
+    return any(decode(fields).get("type") in REPLY_END_TYPES and event_message_id(decode(fields)) == reply_uuid
+               for _, fields in redis.xrange(chat_stream_key(chat_id), min=f"({cursor}", max="+"))

@@ -103,9 +103,8 @@ def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, 
                 deleted = api.delete(f"/chat/sessions/{sse.response.headers['X-Session-Id']}", headers=alice.headers)
                 assert deleted.status_code == 200
     assert received[-1] == {"type": "done", "content": "", "citations": [], "status": "DELETED"}
-    # The worker finds no reply to store when the upstream answers, and gives the streaming slot back.
+    # The delete asks the reply to stop; its worker finds no reply to store and gives the streaming slot back.
     slots = stream_leases.leases_key(alice["user_id"])
-    assert runtime.current().redis.zcard(slots) == 1
     wait_for(lambda: runtime.current().redis.zcard(slots) == 0, timeout=10)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from httpx_sse import connect_sse
 
 from tests.conftest import wait_for
-from workers import runtime
+from workers import events, runtime
 
 
 def stream(api, account, body, headers=None):
@@ -219,3 +219,27 @@ def test_session_is_a_chat_on_the_uuid_surface(api, alice, fake_upstream):
     stream(api, alice, body("shared across surfaces"))
     titles = [c["title"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()]
     assert "shared across surfaces" in titles
+
+
+def test_deleting_the_session_mid_reply_ends_its_stream_and_stops_the_reply(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=200, delay_ms=50)
+    seen = []
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        session_id = sse.response.headers["X-Session-Id"]
+        for event in sse.iter_sse():
+            seen.append(event.data)
+            if len(seen) == 2:
+                reply_uuid = event.id.split(":")[1]
+                assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+    assert seen[-1] == "[DONE]" and len(seen) < 100
+    assert runtime.current().redis.exists(events.stop_key(reply_uuid))
+
+
+def test_a_reconnect_after_done_gets_done_again(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=3)
+    _, received = stream(api, alice, body())
+    done = received[-1]
+    assert done.data == "[DONE]" and done.id
+    response, rest = stream(api, alice, body(), headers={"Last-Event-ID": done.id})
+    assert response.status_code == 200 and [e.data for e in rest] == ["[DONE]"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import queue
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from web.realtime.going_away import SSE_RETRY, is_going_away, registered
 from web.realtime.hub import Hub
@@ -28,12 +28,14 @@ def frame(event_id: str | None, data: str, event: str | None = None) -> str:
 
 
 def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
-                 keepalive_s: float, seen_tokens: int | None = None) -> Iterator[str]:
+                 keepalive_s: float, ended: Callable[[], bool], seen_tokens: int | None = None) -> Iterator[str]:
     """Frames for the reply's events after `cursor`, ending with `data: [DONE]`.
 
     With `seen_tokens`, the client has the first `seen_tokens` tokens of entry `cursor`:
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
-    proxies from closing the stream and lets the server notice a client that has gone.
+    proxies from closing the stream and lets the server notice a client that has gone; then
+    a reply that `ended` (in the database, or deleted with its session) while no end reached
+    its stream ends the stream too.
     """
     inbox: queue.Queue = queue.Queue()
     start = cursor if seen_tokens is None else events.id_before(cursor)
@@ -41,6 +43,9 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
     try:
         for entries in delivered(inbox, keepalive_s):
             if entries is None:
+                if ended():
+                    yield frame(None, "[DONE]")
+                    return
                 yield ": keep-alive\n\n"
                 continue
             for stream_id, event in entries:

@@ -5,6 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, User
+from workers import runtime
 
 
 def recent_messages(db: Session, chat: Chat, limit: int, offset: int) -> list[tuple[Message, str | None]]:
@@ -17,6 +18,14 @@ def recent_messages(db: Session, chat: Chat, limit: int, offset: int) -> list[tu
         .limit(limit).offset(offset)
     ).all()
     return [(message, sender) for message, sender in reversed(rows)]
+
+
+def reply_ended(reply_uuid: str) -> bool:
+    """Whether the reply is no longer being generated: ended, or deleted with its session.
+
+    Asked from a streaming response, after the request's own session is gone: a session of its own."""
+    with runtime.session() as db:
+        return db.scalar(select(Message.status).where(Message.uuid == reply_uuid)) != "PROCESSING"
 
 
 def message_in_chat(db: Session, chat: Chat, message_uuid: str) -> Message | None:

@@ -106,7 +106,7 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
         raise NotFound("AI message not found in this chat")
     if reply.status != "PROCESSING":
         return reply
-    redis.set(events.stop_key(reply.uuid), "1", ex=STOP_FLAG_TTL_S)
+    ask_to_stop(redis, reply.uuid)
     job = Job.fetch(queues.reply_job_id(reply.uuid), connection=redis) if _job_exists(redis, reply) else None
     if job is None or job.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
         if job is not None:
@@ -114,6 +114,11 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
         end_reply_without_worker(reply.id, "CANCELLED", finish_reason="cancelled")
     db.refresh(reply)
     return reply
+
+
+def ask_to_stop(redis: Redis, message_uuid: str) -> None:
+    """The worker running the reply ends it within a poll (`workers.reply_run.StopWatcher`)."""
+    redis.set(events.stop_key(message_uuid), "1", ex=STOP_FLAG_TTL_S)
 
 
 def _job_exists(redis: Redis, reply: Message) -> bool:

@@ -105,12 +105,6 @@ def later(index: str, seen: str) -> bool:
     return index == END or int(index) > int(seen)
 
 
-def end_in_stream(redis: Redis, key: str, reply_uuid: str, cursor: str) -> bool:
-    return any(events.decode(fields).get("type") in events.REPLY_END_TYPES
-               and events.event_message_id(events.decode(fields)) == reply_uuid
-               for _, fields in redis.xrange(key, min=f"({cursor}", max="+"))
-
-
 def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, *, seen_index: str | None,
                  lead: list[str], keepalive_s: float) -> Iterator[str]:
     """Frames of the reply after `cursor` (and after frame `seen_index` of that entry), ending with done.
@@ -132,7 +126,7 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
                     if index == END:
                         return
     state = final()
-    if state is not None and not end_in_stream(redis, key, reply_uuid, cursor):
+    if state is not None and not events.end_after(redis, chat_id, reply_uuid, cursor):
         yield json_frame(event_id(reply_uuid, cursor, END), done(state))
         return
     inbox: queue.Queue = queue.Queue()

@@ -14,10 +14,10 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
-from web.realtime.sse import parse_last_event_id, reply_frames
+from web.realtime.sse import frame, parse_last_event_id, reply_frames
 from web.redis_client import get_redis
 from web.services import history, models, sessions
-from workers import runtime
+from workers import events, runtime
 
 FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
 
@@ -51,16 +51,27 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
     """A reconnect with `Last-Event-ID` continues the same reply from there."""
     db = get_db()
     chat, _ = sessions.session_for(db, g.user, int(session_id) if session_id.isdigit() else -1)
-    if history.message_in_chat(db, chat, reply_uuid) is None:
+    reply = history.message_in_chat(db, chat, reply_uuid)
+    if reply is None:
         raise BadRequest("Last-Event-ID does not name a reply of this session")
+    if reply.status != "PROCESSING" and not events.end_after(get_redis(), chat.id, reply_uuid, cursor):
+        return sse_ended(chat.id)  # a reconnect after its [DONE] (or after its end left the stream)
     return sse_response(chat.id, reply_uuid, cursor, seen_tokens)
 
 
 def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], session_id, reply_uuid, cursor,
-                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s, seen_tokens)
-    return Response(frames, mimetype="text/event-stream", headers={
-        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": str(session_id)})
+                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s,
+                          lambda: history.reply_ended(reply_uuid), seen_tokens)
+    return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
+
+
+def sse_ended(session_id: int) -> Response:
+    return Response(frame(None, "[DONE]"), mimetype="text/event-stream", headers=sse_headers(session_id))
+
+
+def sse_headers(session_id: int) -> dict[str, str]:
+    return {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": str(session_id)}
 
 
 def whole_reply(chat, reply, cursor: str):
