@@ -110,6 +110,8 @@ def render(status: int, detail: Any, headers: dict[str, str] | None = None) -> R
     renderer = next((r for prefix, r, _ in renderers if request.path.startswith(prefix)), render_detail)
     response = renderer(status, detail)
     response.headers.update(headers or {})
+    if headers and "Retry-After" in headers:
+        g.retry_after = headers["Retry-After"]  # web.limits puts it back over Flask-Limiter's
     return response
 
 

@@ -1,7 +1,7 @@
 """Per-user request rate across every route, surface and process (Flask-Limiter on Redis)."""
 from __future__ import annotations
 
-from flask import Flask, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from web.auth.tokens import claims_of, request_token
@@ -34,4 +34,16 @@ def init_app(app: Flask, settings: Settings) -> None:
         # Share the process's (blocking, sized) pool: a pool of its own would cap at redis-py's
         # default 100 connections and fail requests under load instead of waiting.
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": runtime.current().redis.connection_pool}
+    app.after_request(retry_after_only_when_refused)  # runs after the limiter's own hook, made next
     limiter.init_app(app)
+
+
+def retry_after_only_when_refused(response: Response) -> Response:
+    """Flask-Limiter puts its window's reset in `Retry-After` on every response, and over ours (5 s
+    for a free streaming slot): a client waited a minute to retry. Keep it on refusals only, ours as
+    we set it."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    elif "retry_after" in g:
+        response.headers["Retry-After"] = g.retry_after
+    return response
