@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 import pytest
@@ -290,3 +291,16 @@ def test_a_stopping_process_ends_the_stream_and_the_client_resumes(api, alice, l
     _, rest = send(api, alice, "ignored", headers={"Last-Event-ID": seen[-1][0]})
     assert [p["token"] for p in of_type(seen + rest, "token")] == [f"t{i} " for i in range(20)]
     assert rest[-1][1]["type"] == "done"
+
+
+def test_only_chunks_the_model_was_given_are_cited(api, alice, fake_upstream):
+    """k may ask for more chunks than the model's context holds: the citations are the ones it got."""
+    paragraphs = [f"Section {i}: alpha bravo castle " + " ".join(f"word{i}x{j}" for j in range(150)) for i in range(120)]
+    upload_ready(api, alice, "long.txt", "\n\n".join(paragraphs).encode())
+    fake_upstream.configure(tokens=1)
+    _, received = send(api, alice, "alpha bravo castle", search_options={"k": 50, "score_threshold": 0})
+    system = fake_upstream.completions[-1]["body"]["messages"][0]["content"]
+    given = len(re.findall(r"^\[\d+\] long\.txt", system, flags=re.MULTILINE))
+    cited = of_type(received, "citation")
+    assert 0 < given < 50 and len(cited) == given == len(received[-1][1]["citations"])
+    assert [c["marker"] for c in cited] == list(range(1, given + 1))

@@ -63,21 +63,22 @@ CITE_INSTRUCTION = ("Answer from the numbered document excerpts below when they 
                     "each excerpt you use as [n]. If they do not contain the answer, say so.")
 
 
-def retrieved_context(reply: Message, budget_tokens: int) -> str | None:
-    """The document chunks a RAG retrieval chose for this reply (`meta.retrieved`), numbered for citing."""
+def retrieved_context(reply: Message, budget_tokens: int) -> tuple[str | None, int]:
+    """The document chunks a RAG retrieval chose for this reply (`meta.retrieved`), numbered for
+    citing, and how many of them fit in `budget_tokens` (the last one may be cut short)."""
     chunks = (reply.meta or {}).get("retrieved")
     if not chunks:
-        return None
+        return None, 0
     room = max(budget_tokens, 0) * 4
     parts = [CITE_INSTRUCTION]
     for n, chunk in enumerate(chunks, start=1):
+        if room <= 0:
+            break
         page = f", page {chunk['page_number']}" if chunk.get("page_number") else ""
         block = f"[{n}] {chunk['filename']}{page}:\n{chunk['content']}"
         parts.append(block[:room])
         room -= len(parts[-1])
-        if room <= 0:
-            break
-    return "\n\n".join(parts)
+    return "\n\n".join(parts), len(parts) - 1
 
 
 def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:
@@ -88,7 +89,9 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
     if files:
         system = f"{system}\n\n{files}" if system else files
         budget -= estimate_tokens(files)
-    sources = retrieved_context(reply, budget // 2)
+    sources, given = retrieved_context(reply, budget // 2)
+    if reply.sources and given < len(reply.sources):
+        reply.sources = reply.sources[:given]  # cite only what the model was given (the caller stores it)
     if sources:
         system = f"{system}\n\n{sources}" if system else sources
         budget -= estimate_tokens(sources)

@@ -48,7 +48,10 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         if reply.model != model:
             reply.model = model  # the agent's model answers: the stored reply (and its cost) says so
             db.commit()
+        cited = len(reply.sources or [])
         prompt = build_messages(db, chat, reply, model)
+        if len(reply.sources or []) != cited:
+            db.commit()  # the citations the context had no room for are gone (already flushed by a query)
         params = {"model": rt.settings.aliases().get(model, model),
                   "temperature": agent.temperature if agent else chat.temperature, "max_tokens": chat.max_tokens}
         requested_by = (reply.meta or {}).get("requested_by")
