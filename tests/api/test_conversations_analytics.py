@@ -169,3 +169,17 @@ def test_success_rate_of_an_agent_without_replies_is_zero(api, make_user):
         seed_chat(admin, 0, idle)
     top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
     assert top[idle]["total_conversations"] == 20 and top[idle]["success_rate"] == 0.0
+
+
+def test_messages_typed_as_the_agent_are_not_its_replies(api, alice, make_user):
+    """`sender_type: "agent"` stores what a user typed as the agent: no reply of the agent was generated."""
+    admin = make_admin(make_user("admin"))
+    agent = seed_agent(alice, "Typed agent")
+    conversation = envelope(api.post("/chat/conversations", json={"agent_id": agent}, headers=alice.headers),
+                            201)["conversation_id"]
+    for _ in range(3):
+        envelope(api.post(f"/chat/conversations/{conversation}/messages",
+                          json={"content": "typed", "sender_type": "agent"}, headers=alice.headers), 201)
+    assert dashboard(api, alice)["most_active_agent"] is None
+    top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
+    assert top[agent]["total_conversations"] == 1 and top[agent]["success_rate"] == 0.0

@@ -78,13 +78,16 @@ class GlobalStats:
 
 
 def replies_by_agent():
-    """Every AI reply with the agent it belongs to (NULL when none), as a subquery."""
+    """Every AI reply with the agent it belongs to (NULL when none), as a subquery.
+
+    A reply is generated, so it has no sender; an assistant message with one was typed by that
+    user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply."""
     agent_id = func.coalesce(Message.meta["agent_id"].as_integer(), Chat.agent_id)
     return (
         select(Message.id, Message.chat_id, Message.status, Message.hidden, Chat.status.label("chat_status"),
                agent_id.label("agent_id"))
         .join(Chat, Chat.id == Message.chat_id)
-        .where(Message.role == "assistant")
+        .where(Message.role == "assistant", Message.sender_id.is_(None))
         .subquery()
     )
 
