@@ -177,6 +177,15 @@ def test_values_of_the_wrong_json_type_are_refused(api, alice, name, url, body, 
     assert words in response.text
 
 
+def test_names_of_only_spaces_are_refused(api, alice):
+    dataset = api.post("/datasets", json={"name": "   "}, headers=alice.headers)
+    assert dataset.status_code == 422 and "name" in dataset.text, dataset.text
+    conversation = api.post("/chat/conversations", json={}, headers=alice.headers).json()["data"]["conversation_id"]
+    attached = api.post(f"/chat/conversations/{conversation}/messages", headers=alice.headers,
+                        json={"content": "see file", "attachments": [{"file_name": "  "}]})
+    assert attached.status_code == 422 and "file_name" in attached.text, attached.text
+
+
 def test_fields_the_documents_define_are_accepted_even_when_the_server_sets_them(api, alice):
     chat = api.post("/api/v1/chats", json={"title": "t", "user_id": "999", "session_id": "888"}, headers=alice.headers)
     assert chat.status_code == 200, chat.text

@@ -208,6 +208,9 @@ def test_upstream_failure_is_an_error_event_then_done(api, alice, library, fake_
     error = of_type(received, "error")[0]
     assert error["error_code"] == "invalid_api_key" and error["error"]
     assert received[-1][1]["status"] == "FAILED"
+    # What done lists as citations also came as citation events (the partial text may cite them).
+    cited = [{k: c[k] for k in ("document_id", "chunk_index")} for c in of_type(received, "citation")]
+    assert cited and cited == [{k: c[k] for k in ("document_id", "chunk_index")} for c in received[-1][1]["citations"]]
 
 
 def test_keepalive_comment_while_slow(api, alice, fake_upstream, monkeypatch):

@@ -231,3 +231,7 @@ def test_a_killed_work_horse_leaves_its_document_failed(alice, settings):
 def status_of(doc_id: int) -> tuple[str, str | None]:
     with runtime.session() as db:
         return db.execute(select(Document.status, Document.error).where(Document.id == doc_id)).one()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_text():
+    assert extract("\ufeffHello".encode("utf-8"), "text/plain", max_pages=10, timeout_s=5) == ("Hello", None)

@@ -11,10 +11,10 @@ import json
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 from flask import request
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from web.errors import Unprocessable, validation_details
@@ -62,6 +62,16 @@ class RequestModel(InputModel):
 
 class QueryModel(InputModel):
     """The base of every query string: unknown parameters are ignored."""
+
+
+def not_blank(value: str) -> str:
+    """Text must say something (NUL characters are refused by every request model)."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NotBlank = Annotated[str, AfterValidator(not_blank)]
 
 
 def in_utc(value: datetime | None) -> datetime | None:

@@ -92,7 +92,7 @@ def too_slow(seconds: float) -> str:
 def extract(data: bytes, mime_type: str, max_pages: int, timeout_s: float) -> tuple[str, int | None]:
     """The text of the file and its page count (None for text files); Unreadable with the reason."""
     if mime_type != "application/pdf":
-        return data.decode("utf-8", errors="replace")[:MAX_TEXT_CHARS], None
+        return data.decode("utf-8-sig", errors="replace")[:MAX_TEXT_CHARS], None
     try:
         # A page tree of `max_pages` pages has fewer than 2 * `max_pages` nodes, unless it is built to hurt.
         with apply_configuration(page_tree_maximum_entries=2 * max_pages):

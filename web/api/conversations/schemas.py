@@ -1,25 +1,15 @@
 """Request bodies and query strings of the conversations API (002), with its defaults."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import NotBlank, QueryModel, RequestModel
 
 TITLE_MAX = 200  # the chats' title column (002's schema says 255; every surface shares the column)
 CONTENT_MAX = 50_000
-
-
-def readable(value: str) -> str:
-    """Text must say something (NUL characters are refused by every request model)."""
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Text = Annotated[str, AfterValidator(readable)]
 
 
 class Page(QueryModel):
@@ -37,14 +27,14 @@ class MessagesQuery(Page):
 
 
 class CreateConversationRequest(RequestModel):
-    title: Text = Field(default="New conversation", min_length=1, max_length=TITLE_MAX)
+    title: NotBlank = Field(default="New conversation", min_length=1, max_length=TITLE_MAX)
     agent_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     conversation_type: str = Field(default="chat", min_length=1, max_length=50)
     is_pinned: bool = False
 
 
 class UpdateConversationRequest(RequestModel):
-    title: Text | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
+    title: NotBlank | None = Field(default=None, min_length=1, max_length=TITLE_MAX)
     is_pinned: bool | None = None
     is_archived: bool | None = None
     status: Literal["active", "archived"] | None = None
@@ -72,26 +62,26 @@ class UpdateConversationRequest(RequestModel):
 
 
 class AttachmentIn(RequestModel):
-    file_name: str = Field(min_length=1, max_length=255)
+    file_name: NotBlank = Field(min_length=1, max_length=255)
     file_type: str | None = Field(default=None, max_length=100)
     file_size: int | None = Field(default=None, ge=0, le=MAX_KEY)
     file_path: str | None = Field(default=None, max_length=2000)
 
 
 class AddMessageRequest(RequestModel):
-    content: Text = Field(min_length=1, max_length=CONTENT_MAX)
+    content: NotBlank = Field(min_length=1, max_length=CONTENT_MAX)
     sender_type: Literal["user", "agent"] = "user"
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=10)
 
 
 class AiResponseRequest(RequestModel):
-    message: Text = Field(min_length=1, max_length=CONTENT_MAX)
+    message: NotBlank = Field(min_length=1, max_length=CONTENT_MAX)
     agent_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     include_context: bool = True
 
 
 class SearchQuery(Page):
-    query: Text = Field(min_length=1, max_length=500)
+    query: NotBlank = Field(min_length=1, max_length=500)
 
     @field_validator("query", mode="before")
     @classmethod
@@ -101,7 +91,7 @@ class SearchQuery(Page):
 
 
 class AgentRequest(RequestModel):
-    name: Text = Field(min_length=1, max_length=100)
+    name: NotBlank = Field(min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     model: str | None = Field(default=None, min_length=1, max_length=100)
     system_prompt: str | None = Field(default=None, max_length=20_000)
@@ -110,7 +100,7 @@ class AgentRequest(RequestModel):
 
 
 class AgentUpdate(RequestModel):
-    name: Text | None = Field(default=None, min_length=1, max_length=100)
+    name: NotBlank | None = Field(default=None, min_length=1, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     model: str | None = Field(default=None, min_length=1, max_length=100)
     system_prompt: str | None = Field(default=None, max_length=20_000)

@@ -93,11 +93,12 @@ def translate(event: dict[str, Any], final: Callable[[], dict[str, Any] | None])
         return []
     state = final() or {"content": event.get("message", {}).get("content", ""), "sources": [],
                         "status": event.get("message", {}).get("status", "FAILED")}
-    if kind == events.REPLY_ERROR:
-        return [("0", {"type": "error", "error": event.get("error"), "error_code": event.get("error_code")}),
-                (END, done(state))]
+    # A failed reply's partial text may cite too: its citations come before its error, as done lists them.
     cites = [(str(n), {"type": "citation", **citation(s), "relevance_score": s.get("relevance_score"), "marker": n + 1})
              for n, s in enumerate(state["sources"])]
+    if kind == events.REPLY_ERROR:
+        error = {"type": "error", "error": event.get("error"), "error_code": event.get("error_code")}
+        return cites + [(str(len(cites)), error), (END, done(state))]
     return cites + [(END, done(state))]
 
 

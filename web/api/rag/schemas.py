@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel, validate_json_object
+from web.api.parsing import NotBlank, QueryModel, RequestModel, validate_json_object
 from web.errors import Unprocessable, validation_details
 
 
@@ -85,7 +85,7 @@ class SessionsQuery(QueryModel):
 
 
 class DatasetIn(RequestModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: NotBlank = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     document_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
 
