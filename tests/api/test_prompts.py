@@ -65,3 +65,14 @@ def test_preview_by_id_and_inline(api, alice, fake_upstream):
     assert missing.status_code == 400 and "text" in missing.json()["detail"]
     both = api.post("/api/chat/prompts/preview", json={"prompt_id": pid, "content": "x"}, headers=alice.headers)
     assert both.status_code == 400
+
+
+def test_update_refuses_null_for_title_and_content(api, alice):
+    pid = api.post("/api/chat/prompts", json=PROMPT, headers=alice.headers).json()["id"]
+    for field in ("title", "content"):
+        refused = api.put(f"/api/chat/prompts/{pid}", json={field: None}, headers=alice.headers)
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["detail"]] == [["body", field]]
+    cleared = api.put(f"/api/chat/prompts/{pid}", json={"description": None, "scenario": None}, headers=alice.headers)
+    assert cleared.status_code == 200 and cleared.json()["description"] is None
+    assert cleared.json()["title"] == PROMPT["title"] and cleared.json()["content"] == PROMPT["content"]
