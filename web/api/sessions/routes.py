@@ -97,10 +97,9 @@ def switch_model():
     """Change a session's model; the history is kept and becomes the new model's context."""
     body = parse_body(SwitchModelRequest)
     db = get_db()
-    chat, _ = sessions.session_for(db, g.user, body.session_id)
+    chat, member = sessions.session_for(db, g.user, body.session_id)
     check_model(body.model)
-    chat.ai_model = body.model
-    db.commit()
+    sessions.switch_model(db, chat, member, body.model)
     return jsonify({"session_id": chat.id, "model": chat.ai_model,
                     "messages": sessions.transcript(db, [chat.id])[chat.id], "title": chat.title})
 
