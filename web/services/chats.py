@@ -76,6 +76,12 @@ def check_may_post_as(member: Participant, role: str, managers_only: tuple[str, 
         raise Forbidden(f"Only the chat's owner or admins can post {role.upper()} messages")
 
 
+def check_may_upload(member: Participant) -> None:
+    """403 for a participant without `can_upload_files`: an upload becomes every reply's context."""
+    if not member.can_upload_files:
+        raise Forbidden("Cannot upload files to this chat")
+
+
 def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, counted: int) -> None:
     """`counted` more messages in the chat, active and read by `member` at `now`.
 
