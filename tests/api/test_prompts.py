@@ -76,3 +76,11 @@ def test_update_refuses_null_for_title_and_content(api, alice):
     cleared = api.put(f"/api/chat/prompts/{pid}", json={"description": None, "scenario": None}, headers=alice.headers)
     assert cleared.status_code == 200 and cleared.json()["description"] is None
     assert cleared.json()["title"] == PROMPT["title"] and cleared.json()["content"] == PROMPT["content"]
+
+
+def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
+    fake_upstream.configure(reply="ok")
+    filled = api.post("/api/chat/prompts/preview", headers=alice.headers, json={
+        "content": "{{Review}} {text}", "variables": {"text": "template code {{user.name}} here"}})
+    assert filled.status_code == 200, filled.text
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
