@@ -84,3 +84,14 @@ def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
         "content": "{{Review}} {text}", "variables": {"text": "template code {{user.name}} here"}})
     assert filled.status_code == 200, filled.text
     assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
+
+
+def test_search_takes_percent_and_underscore_as_text(api, make_user):
+    bob = make_user("bob")
+    for title in ("50% off", "snake_case", "plain"):
+        api.post("/api/chat/prompts", json={**PROMPT, "title": title}, headers=bob.headers)
+    found = lambda text: [p["title"] for p in api.get(  # noqa: E731
+        "/api/chat/prompts", params={"search": text, "include_templates": "false"}, headers=bob.headers).json()["items"]]
+    assert found("%") == ["50% off"]
+    assert found("_") == ["snake_case"]
+    assert found("e_c") == ["snake_case"] and found("0%") == ["50% off"]

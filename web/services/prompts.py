@@ -25,9 +25,8 @@ def list_prompts(db: Session, user: User, scenario: str | None, include_template
     if scenario:
         query = query.where(Prompt.scenario == scenario)
     if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(Prompt.title).like(pattern), func.lower(Prompt.content).like(pattern),
-                                func.lower(func.coalesce(Prompt.description, "")).like(pattern)))
+        query = query.where(or_(*(func.lower(column).contains(search.lower(), autoescape=True)  # % and _ as text
+                                  for column in (Prompt.title, Prompt.content, func.coalesce(Prompt.description, "")))))
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.scalars(query.order_by(Prompt.is_template, Prompt.updated_at.desc(), Prompt.id.desc())
                       .limit(page_size).offset((page - 1) * page_size))
