@@ -95,3 +95,11 @@ def test_search_takes_percent_and_underscore_as_text(api, make_user):
     assert found("%") == ["50% off"]
     assert found("_") == ["snake_case"]
     assert found("e_c") == ["snake_case"] and found("0%") == ["50% off"]
+
+
+def test_preview_answers_an_unknown_model_with_400_like_stream(api, alice):
+    bogus = api.post("/api/chat/prompts/preview", json={"content": "hi", "model": "bogus"}, headers=alice.headers)
+    assert bogus.status_code == 400 and "bogus" in bogus.json()["detail"]
+    streamed = api.post("/v1/chat/stream", json={"model": "bogus", "messages": [{"role": "user", "content": "hi"}]},
+                        headers=alice.headers)
+    assert streamed.status_code == 400 and streamed.json()["detail"] == bogus.json()["detail"]

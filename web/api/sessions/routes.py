@@ -84,6 +84,7 @@ def whole_reply(chat, reply, cursor: str):
 
 
 def check_model(name: str) -> None:
+    """400 naming the valid models (the document's status for an invalid model on this surface)."""
     try:
         models.check_model(get_redis(), name, ["body", "model"])
     except Unprocessable as exc:
