@@ -1,5 +1,9 @@
-"""Fixtures of the API tests: the access-matrix world, built once for the modules that share it."""
+"""Fixtures of the API tests: the access-matrix world, built once for the modules that share it;
+sessions (001) shared with other participants."""
 from __future__ import annotations
+
+import uuid
+from typing import Callable
 
 import httpx
 import pytest
@@ -27,3 +31,19 @@ def access_world(server: str, fake_upstream) -> World:
 def bad_tokens(app, access_world: World) -> dict[str, str | None]:
     """The owner's tokens that must open nothing: none, malformed, forged, expired, revoked, refresh."""
     return access_resources.bad_tokens(app, access_world)
+
+
+@pytest.fixture
+def share_session(api: httpx.Client, make_chat) -> Callable[..., int]:
+    """A new session of `owner` (model gpt-3.5-turbo, temperature 0.7) with each of `members`
+    added through 000's participants API with the given rights; returns the session's id."""
+    def share(owner, *members, **rights) -> int:
+        chat = make_chat(owner, title=f"shared {uuid.uuid4().hex[:8]}", ai_model="gpt-3.5-turbo")
+        for member in members:
+            added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants",
+                             json={"user_id": member["id"], **rights}, headers=owner.headers)
+            assert added.status_code == 201, added.text
+        sessions = api.get("/v1/chat/history", headers=owner.headers).json()["sessions"]
+        return next(s["id"] for s in sessions if s["title"] == chat["title"])
+
+    return share

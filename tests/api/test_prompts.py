@@ -65,3 +65,41 @@ def test_preview_by_id_and_inline(api, alice, fake_upstream):
     assert missing.status_code == 400 and "text" in missing.json()["detail"]
     both = api.post("/api/chat/prompts/preview", json={"prompt_id": pid, "content": "x"}, headers=alice.headers)
     assert both.status_code == 400
+
+
+def test_update_refuses_null_for_title_and_content(api, alice):
+    pid = api.post("/api/chat/prompts", json=PROMPT, headers=alice.headers).json()["id"]
+    for field in ("title", "content"):
+        refused = api.put(f"/api/chat/prompts/{pid}", json={field: None}, headers=alice.headers)
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["detail"]] == [["body", field]]
+    cleared = api.put(f"/api/chat/prompts/{pid}", json={"description": None, "scenario": None}, headers=alice.headers)
+    assert cleared.status_code == 200 and cleared.json()["description"] is None
+    assert cleared.json()["title"] == PROMPT["title"] and cleared.json()["content"] == PROMPT["content"]
+
+
+def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
+    fake_upstream.configure(reply="ok")
+    filled = api.post("/api/chat/prompts/preview", headers=alice.headers, json={
+        "content": "{{Review}} {text}", "variables": {"text": "template code {{user.name}} here"}})
+    assert filled.status_code == 200, filled.text
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
+
+
+def test_search_takes_percent_and_underscore_as_text(api, make_user):
+    bob = make_user("bob")
+    for title in ("50% off", "snake_case", "plain"):
+        api.post("/api/chat/prompts", json={**PROMPT, "title": title}, headers=bob.headers)
+    found = lambda text: [p["title"] for p in api.get(  # noqa: E731
+        "/api/chat/prompts", params={"search": text, "include_templates": "false"}, headers=bob.headers).json()["items"]]
+    assert found("%") == ["50% off"]
+    assert found("_") == ["snake_case"]
+    assert found("e_c") == ["snake_case"] and found("0%") == ["50% off"]
+
+
+def test_preview_answers_an_unknown_model_with_400_like_stream(api, alice):
+    bogus = api.post("/api/chat/prompts/preview", json={"content": "hi", "model": "bogus"}, headers=alice.headers)
+    assert bogus.status_code == 400 and "bogus" in bogus.json()["detail"]
+    streamed = api.post("/v1/chat/stream", json={"model": "bogus", "messages": [{"role": "user", "content": "hi"}]},
+                        headers=alice.headers)
+    assert streamed.status_code == 400 and streamed.json()["detail"] == bogus.json()["detail"]

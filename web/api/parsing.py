@@ -86,6 +86,13 @@ def in_utc(value: datetime | None) -> datetime | None:
         raise ValueError("date-time out of range once in UTC") from None
 
 
+def not_null(value: Any) -> Any:
+    """An optional field of a partial update that, once given, must have a value: its column is NOT NULL."""
+    if value is None:
+        raise ValueError("cannot be null")
+    return value
+
+
 def invalid_body(msg: str, kind: str, status: int) -> NoReturn:
     raise Unprocessable([{"loc": ["body"], "msg": msg, "type": kind}], status=status)
 

@@ -18,9 +18,6 @@ from web.errors import BadRequest, Forbidden, NotFound
 from web.services import chats, replies
 from workers import events
 
-SYSTEM_POSTERS = ("OWNER", "ADMIN")
-
-
 def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str, *,
                    role: str, content_type: str, status: str, parent_id: int | None,
                    meta: dict[str, Any] | None) -> Message:
@@ -35,8 +32,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
         raise BadRequest("Chat is archived: set its status to ACTIVE to post")
     if not member.can_send_messages:
         raise Forbidden("Cannot send messages to this chat")
-    if role == "system" and member.role not in SYSTEM_POSTERS:
-        raise Forbidden("Only the chat's owner or admins can post SYSTEM messages")
+    chats.check_may_post_as(member, role)
     if parent_id is not None and visible_message(db, chat, parent_id) is None:
         raise BadRequest("parent_message_id must be a message of this chat")
     now = utcnow()

@@ -15,6 +15,7 @@ from web.errors import BadRequest, Conflict, Forbidden, NotFound
 VISIBLE = ("ACTIVE",)
 OPEN = ("ACTIVE", "ARCHIVED")  # what the surface that archives (003) still shows
 DIRECT_MAX_PARTICIPANTS = 2
+MANAGERS = ("OWNER", "ADMIN")
 
 
 def create_chat(db: Session, owner: User, **fields: Any) -> Chat:
@@ -58,6 +59,27 @@ def chat_for_member(db: Session, user: User, chat_key: str | int,
     if member is None:
         raise Forbidden("Access denied to this chat")
     return chat, member
+
+
+def manages(member: Participant) -> bool:
+    """The chat's owner or one of its admins: they decide what steers every member's replies."""
+    return member.role in MANAGERS
+
+
+def check_may_post_as(member: Participant, role: str, managers_only: tuple[str, ...] = ("system",)) -> None:
+    """403 unless the member may post a message of `role`.
+
+    SYSTEM messages steer the AI for everyone in the chat, so only its owner or admins post
+    them; a surface adds roles of its own (001: assistant messages, words put in the AI's mouth).
+    """
+    if role in managers_only and not manages(member):
+        raise Forbidden(f"Only the chat's owner or admins can post {role.upper()} messages")
+
+
+def check_may_upload(member: Participant) -> None:
+    """403 for a participant without `can_upload_files`: an upload becomes every reply's context."""
+    if not member.can_upload_files:
+        raise Forbidden("Cannot upload files to this chat")
 
 
 def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, counted: int) -> None:

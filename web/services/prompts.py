@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from models import Prompt, User
 from web.errors import BadRequest, Forbidden, NotFound
 
-# `{name}` is a variable; `{{` and `}}` are literal braces, as in Python's str.format.
-VARIABLE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+# `{name}` is a variable; `{{` and `}}` are literal braces, as in Python's str.format. Read
+# left to right in one pass, so a brace pair stands for one brace only in the template's own text.
+TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def visible(user: User):
@@ -24,9 +25,8 @@ def list_prompts(db: Session, user: User, scenario: str | None, include_template
     if scenario:
         query = query.where(Prompt.scenario == scenario)
     if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(Prompt.title).like(pattern), func.lower(Prompt.content).like(pattern),
-                                func.lower(func.coalesce(Prompt.description, "")).like(pattern)))
+        query = query.where(or_(*(func.lower(column).contains(search.lower(), autoescape=True)  # % and _ as text
+                                  for column in (Prompt.title, Prompt.content, func.coalesce(Prompt.description, "")))))
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = db.scalars(query.order_by(Prompt.is_template, Prompt.updated_at.desc(), Prompt.id.desc())
                       .limit(page_size).offset((page - 1) * page_size))
@@ -67,12 +67,13 @@ def delete_prompt(db: Session, prompt: Prompt) -> None:
 
 
 def render(content: str, variables: dict[str, Any]) -> str:
-    """Fill `{name}` placeholders; 400 naming every missing variable. Other braces stay as they are."""
-    missing = sorted({name for name in VARIABLE.findall(content) if name not in variables})
+    """Fill `{name}` placeholders and turn `{{`/`}}` into braces; 400 naming every missing variable.
+    Other braces stay as they are."""
+    missing = sorted({m.group(1) for m in TOKEN.finditer(content) if m.group(1) and m.group(1) not in variables})
     if missing:
         raise BadRequest(f"Missing variables: {', '.join(missing)}")
-    filled = VARIABLE.sub(lambda m: str(variables[m.group(1)]), content)
-    return filled.replace("{{", "{").replace("}}", "}")
+    # A value is put in as given: its own `{{` is text the user filled in, not an escape.
+    return TOKEN.sub(lambda m: str(variables[m.group(1)]) if m.group(1) else m.group()[0], content)
 
 
 def count_use(db: Session, prompt: Prompt) -> None:

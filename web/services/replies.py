@@ -30,23 +30,22 @@ RETRY_STREAM_S = 5
 def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
                  want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
-                 reply_meta: dict[str, Any] | None = None,
-                 start: Callable[..., None] | None = None) -> tuple[Message, Message | None]:
+                 reply_meta: dict[str, Any] | None = None, start: Callable[..., None] | None = None,
+                 reply_uuid: str | None = None) -> tuple[Message, Message | None]:
     """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
 
     `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
     chat's history, counters and later context. `reply_meta` is stored on the AI message for
     the job (e.g. `{"include_context": False}`). `start` replaces `start_reply` for replies
     that begin with another job (RAG retrieval), with the same arguments and failure rules.
+    `reply_uuid` names the reply when the caller took its stream slot first (`take_stream_slot`).
     """
-    if not content.strip():
-        raise BadRequest("Message content cannot be empty")
-    if not member.can_send_messages:
-        raise Forbidden("Cannot send messages to this chat")
+    check_content(content)
+    check_may_send(member)
     settings = runtime.current().settings
     if want_reply is None:
         want_reply = chat.ai_enabled
-    reply_uuid = new_uuid() if want_reply and role == "user" else None
+    reply_uuid = (reply_uuid or new_uuid()) if want_reply and role == "user" else None
     if reply_uuid is not None:
         take_stream_slot(redis, user, reply_uuid)
     try:
@@ -77,8 +76,23 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     return message, reply
 
 
+def check_content(content: str) -> None:
+    """400 for a blank message (callers storing several messages check them all first)."""
+    if not content.strip():
+        raise BadRequest("Message content cannot be empty")
+
+
+def check_may_send(member: Participant) -> None:
+    """403 for a participant without `can_send_messages` (a read-only channel member)."""
+    if not member.can_send_messages:
+        raise Forbidden("Cannot send messages to this chat")
+
+
 def take_stream_slot(redis: Redis, user: User, reply_uuid: str) -> None:
-    """One of the user's concurrent-reply slots, shared by every process and API surface."""
+    """One of the user's concurrent-reply slots, shared by every process and API surface.
+
+    Taking the slot of the same `reply_uuid` again keeps the one slot (a lease per reply).
+    """
     settings = runtime.current().settings
     if not stream_leases.acquire(redis, user.id, reply_uuid, limit=settings.max_concurrent_streams,
                                  ttl_s=settings.reply_job_timeout_s + 60):

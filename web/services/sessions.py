@@ -9,11 +9,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
-from web.errors import ApiError, NotFound
+from models.base import new_uuid
+from web.errors import ApiError, Forbidden, NotFound
 from web.services import chats, replies
-from workers import events
+from workers import events, stream_leases
 
 TITLE_CHARS = 60
+SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
+MANAGERS_ONLY_ROLES = ("system", "assistant")  # earlier messages only the owner or admins may send
 
 
 def session_for(db: Session, user: User, session_id: int) -> tuple[Chat, Participant]:
@@ -32,25 +35,72 @@ def title_from(messages: list[Any]) -> str:
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
     """Create or continue a session, store the request's messages, start the reply.
 
+    Every check (the messages, the member's rights, a concurrent-stream slot) comes before
+    anything is stored, so a refused request leaves no session, setting or message behind
+    (a client retrying it would otherwise store them twice).
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
-    settings = {"ai_model": body.model, "temperature": body.temperature}
-    if body.max_tokens is not None:
-        settings["max_tokens"] = body.max_tokens
-    if body.session_id is None:
-        chat = chats.create_chat(db, user, title=title_from(body.messages), **settings)
-        member = chats.participant(db, chat, user)
-    else:
-        chat, member = session_for(db, user, body.session_id)
-        for key, value in settings.items():
-            setattr(chat, key, value)
-        db.commit()
-    *earlier, last = body.messages
-    for message in earlier:
-        replies.post_message(db, redis, chat, member, user, message.content, role=message.role, want_reply=False)
-    cursor = events.last_event_id(redis, chat.id)
-    _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True)
+    chat, member = session_for(db, user, body.session_id) if body.session_id is not None else (None, None)
+    for message in body.messages:
+        replies.check_content(message.content)
+    if member is not None:  # a new session's sender is its owner, who may do all of it
+        check_member_request(chat, member, body)
+    reply_uuid = new_uuid()
+    replies.take_stream_slot(redis, user, reply_uuid)
+    try:
+        chat, member = store_settings(db, user, chat, member, body)
+        *earlier, last = body.messages
+        for message in earlier:
+            replies.post_message(db, redis, chat, member, user, message.content, role=message.role,
+                                 want_reply=False)
+        cursor = events.last_event_id(redis, chat.id)
+        _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
+                                        reply_uuid=reply_uuid)
+    except Exception:
+        stream_leases.release(redis, user.id, reply_uuid)
+        raise
     return chat, reply, cursor
+
+
+def check_member_request(chat: Chat, member: Participant, body: Any) -> None:
+    """403 before anything is stored: a member who may not send, a system or assistant message
+    from someone other than the owner or an admin, or a change of the session's settings."""
+    replies.check_may_send(member)
+    for message in body.messages:
+        chats.check_may_post_as(member, message.role, MANAGERS_ONLY_ROLES)
+    check_may_change(chat, member, {
+        name: getattr(body, name) for name in SETTINGS if name in body.model_fields_set})
+
+
+def check_may_change(chat: Chat, member: Participant, wanted: dict[str, Any]) -> None:
+    """The model, temperature and max_tokens are the session's, shared by all its members: only
+    its owner or admins change them (403). Anyone may send the values the session already has."""
+    if chats.manages(member):
+        return
+    changed = [name for name, value in wanted.items() if value is not None and getattr(chat, SETTINGS[name]) != value]
+    if changed:
+        raise Forbidden(f"Only the session's owner or admins can change its settings ({', '.join(changed)})")
+
+
+def store_settings(db: Session, user: User, chat: Chat | None, member: Participant | None,
+                   body: Any) -> tuple[Chat, Participant]:
+    """Create the session with the request's settings, or set them on the session (owner, admins)."""
+    settings = {SETTINGS[name]: getattr(body, name) for name in SETTINGS if getattr(body, name) is not None}
+    if chat is None:
+        chat = chats.create_chat(db, user, title=title_from(body.messages), **settings)
+        return chat, chats.participant(db, chat, user)
+    if chats.manages(member):  # others were refused unless their settings are the session's
+        for column, value in settings.items():
+            setattr(chat, column, value)
+        db.commit()
+    return chat, member
+
+
+def switch_model(db: Session, chat: Chat, member: Participant, model: str) -> None:
+    """Set the session's model (its owner or admins: 403 for other members)."""
+    check_may_change(chat, member, {"model": model})
+    chat.ai_model = model
+    db.commit()
 
 
 def transcript(db: Session, chat_ids: list[int]) -> dict[int, list[dict[str, str]]]:

@@ -67,8 +67,7 @@ def send_message(chat_id: str):
     chat, member = chats.chat_for_member(db, g.user, chat_id)
     if body.message_type == "AI":
         raise Forbidden("Only the assistant can post AI messages")
-    if body.message_type == "SYSTEM" and member.role not in ("OWNER", "ADMIN"):
-        raise Forbidden("Only the chat's owner or admins can post SYSTEM messages")
+    chats.check_may_post_as(member, ROLE_OF_TYPE[body.message_type])
     parent = history.message_in_chat(db, chat, body.reply_to_id) if body.reply_to_id else None
     if body.reply_to_id and parent is None:
         raise field_error(["body", "reply_to_id"], "reply_to_id must be a message of this chat")

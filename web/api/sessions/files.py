@@ -13,7 +13,7 @@ from web.db import get_db
 from web.errors import BadRequest
 from web.redis_client import get_redis
 from web.request_checks import takes_upload
-from web.services import documents, sessions
+from web.services import chats, documents, sessions
 
 UPLOAD_WAIT_S = 5
 
@@ -26,7 +26,8 @@ UPLOAD_WAIT_S = 5
 def upload(session_id: int):
     """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context."""
     db, redis = get_db(), get_redis()
-    chat, _ = sessions.session_for(db, g.user, session_id)
+    chat, member = sessions.session_for(db, g.user, session_id)
+    chats.check_may_upload(member)
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("Send the PDF as multipart form field 'file'")

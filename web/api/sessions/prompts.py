@@ -7,13 +7,14 @@ from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
 from web.api.sessions.answers import Preview, PromptDeleted, PromptOut, PromptPage
+from web.api.sessions.routes import check_model
 from web.api.sessions.schemas import PreviewRequest, PromptIn, PromptQuery, PromptUpdate
 from web.api.sessions.serializers import prompt_view
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest
 from web.redis_client import get_redis
-from web.services import models, prompts, upstreams
+from web.services import prompts, upstreams
 from workers import runtime
 
 
@@ -86,7 +87,7 @@ def preview():
     prompt = prompts.get_prompt(db, g.user, body.prompt_id) if body.prompt_id is not None else None
     text = prompts.render(prompt.content if prompt else body.content, body.variables)
     model = body.model or runtime.current().settings.default_ai_model
-    models.check_model(get_redis(), model, ["body", "model"])
+    check_model(model)  # 400, as /v1/chat/stream and switch-model answer an unknown model
     answer = upstreams.probe(get_redis(), "auto", {"message": text, "model": model, "temperature": 0.7})
     if "error_code" in answer:
         raise ApiError(answer["error"], status=400 if answer["error_code"] == "no_api_key" else 503)

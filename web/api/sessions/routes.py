@@ -95,6 +95,7 @@ def whole_reply(chat, reply, cursor: str):
 
 
 def check_model(name: str) -> None:
+    """400 naming the valid models (the document's status for an invalid model on this surface)."""
     try:
         models.check_model(get_redis(), name, ["body", "model"])
     except Unprocessable as exc:
@@ -108,10 +109,9 @@ def switch_model():
     """Change a session's model; the history is kept and becomes the new model's context."""
     body = parse_body(SwitchModelRequest)
     db = get_db()
-    chat, _ = sessions.session_for(db, g.user, body.session_id)
+    chat, member = sessions.session_for(db, g.user, body.session_id)
     check_model(body.model)
-    chat.ai_model = body.model
-    db.commit()
+    sessions.switch_model(db, chat, member, body.model)
     return jsonify({"session_id": chat.id, "model": chat.ai_model,
                     "messages": sessions.transcript(db, [chat.id])[chat.id], "title": chat.title})
 

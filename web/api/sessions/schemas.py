@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel, in_utc
+from web.api.parsing import QueryModel, RequestModel, in_utc, not_null
 
 
 class ChatMessageIn(RequestModel):
@@ -60,6 +60,9 @@ class PromptUpdate(RequestModel):
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] | None = None
+
+    # Left out, a field keeps its value; given as null it is refused (the columns are NOT NULL).
+    _not_null = field_validator("title", "content")(not_null)
 
 
 class PromptQuery(QueryModel):
