@@ -77,6 +77,19 @@ def test_access_rules(api, alice, make_user, make_chat):
     assert unknown.status_code == 404 and unknown.json()["detail"] == "Chat not found"
 
 
+def test_upper_case_uuids_in_paths_name_the_same_chat(api, alice, make_chat, connect):
+    chat = make_chat(alice)
+    upper = chat["id"].upper()
+    loaded = api.get(f"/api/v1/chat/chats/{upper}", headers=alice.headers)
+    assert loaded.status_code == 200 and loaded.json()["chat"]["id"] == chat["id"]
+    assert api.post(f"/api/v1/chat/chats/{upper}/messages", json={"content": "hi"},
+                    headers=alice.headers).status_code == 200
+    reply = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"][-1]
+    stop = api.post(f"/api/v1/chat/chats/{upper}/messages/{reply['id'].upper()}/stop", headers=alice.headers)
+    assert stop.status_code == 200 and stop.json()["message_id"] == reply["id"]
+    assert connect(upper, alice["access_token"]).next()["chat_id"] == chat["id"]
+
+
 def test_send_message_rules(api, alice, make_chat):
     chat = make_chat(alice)
     url = f"/api/v1/chat/chats/{chat['id']}/messages"
