@@ -2,7 +2,8 @@
 
 CLOSED → OPEN after `threshold` consecutive failures; OPEN → HALF_OPEN once `timeout_s`
 has passed, letting exactly one trial call through (a Redis lock); the trial's success
-closes the circuit, its failure opens it again.
+closes the circuit, its failure opens it again, and a trial that ends any other way must
+release the lock (`record_error` in workers.upstream does the three).
 """
 from __future__ import annotations
 
@@ -79,6 +80,15 @@ class CircuitBreaker:
             pipe.hset(self.key, mapping={"state": CLOSED, "failures": 0})
             pipe.delete(self.trial_key)
             pipe.execute()
+
+    def release_trial(self) -> None:
+        """The trial ended saying nothing about the service (stopped, or a local error): the next
+        call may try. Without this the lock would refuse every call until it expires."""
+        self.redis.delete(self.trial_key)
+
+    def trial_taken(self) -> bool:
+        """Is a HALF_OPEN trial under way, so that `allow()` refuses everyone else?"""
+        return bool(self.redis.exists(self.trial_key))
 
     def record_failure(self) -> None:
         self._record_failure(keys=[self.key, self.trial_key], args=[time.time(), self.threshold])

@@ -95,12 +95,18 @@ def parse_id(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+MAX_ID_PART = 2**64 - 1  # both parts of a Redis stream id are unsigned 64-bit integers
+
+
 def is_valid_id(event_id: str) -> bool:
-    try:
-        parse_id(event_id)
-    except ValueError:
-        return False
-    return True
+    """An id Redis takes as a stream position: ``N`` or ``N-M``, ASCII digits, each part below 2**64.
+
+    Checking the parse alone let a larger number through to Redis, which refuses it with an error.
+    """
+    ms, dash, seq = str(event_id).partition("-")
+    parts = (ms, seq) if dash else (ms,)
+    return all(part.isascii() and part.isdigit() and len(part) <= 20 and int(part) <= MAX_ID_PART
+               for part in parts)
 
 
 def last_event_id(redis: Redis, chat_id: int) -> str:

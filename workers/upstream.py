@@ -105,6 +105,21 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError))
 
 
+def record_error(guard: CircuitBreaker, exc: BaseException) -> None:
+    """Tell the breaker what a failed call says about the service.
+
+    An outage is a failure; an answer refusing the request (400, 401, 404) shows the service is
+    up, a success; anything else says nothing, but the call may have been the HALF_OPEN trial,
+    whose lock must not be kept (every other call would be refused although the service answers).
+    """
+    if is_outage(exc):
+        guard.record_failure()
+    elif isinstance(exc, openai.APIStatusError):
+        guard.record_success()
+    else:
+        guard.release_trial()
+
+
 def error_code(exc: BaseException) -> str:
     """A short, stable code for an upstream failure, as sent in `ai_error` events."""
     if isinstance(exc, UnsafeAddress) or isinstance(exc.__cause__, UnsafeAddress):

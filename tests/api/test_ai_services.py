@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REAL_SERVICES, wait_for
 from tests.fake_openai import FakeOpenAI
-from workers import runtime
+from workers import runtime, upstream
 
 
 @pytest.fixture
@@ -171,7 +171,9 @@ def test_ai_message_not_saved_to_history(api, alice, make_chat, fake_upstream):
 def test_ai_message_errors(api, alice, make_chat, fake_upstream, monkeypatch):
     chat = make_chat(alice)
     url = f"/api/v1/chat/chats/{chat['id']}/ai-message"
-    assert api.post(url, json={"message": ""}, headers=alice.headers).status_code == 422
+    for empty in ("", "   "):  # 400 as for /messages, not a 422 for ""
+        refused = api.post(url, json={"message": empty}, headers=alice.headers)
+        assert refused.status_code == 400 and refused.json()["detail"] == "Message content cannot be empty"
     settings = runtime.current().settings
     monkeypatch.setattr(settings, "ai_message_wait_s", 0.5)
     fake_upstream.configure(tokens=3, first_delay_ms=1500)
@@ -296,3 +298,64 @@ def test_health_of_an_unreachable_upstream_says_what_failed(api, alice, monkeypa
     service = health(api, alice)["service_health"]
     assert service["status"] == "unhealthy"
     assert service["error"].startswith("The AI service did not answer the model list request")
+
+
+def half_open(monkeypatch):
+    """Open the primary's circuit with a 1 s timeout and wait until it is HALF_OPEN; its breaker."""
+    rt = runtime.current()
+    monkeypatch.setattr(rt.settings, "breaker_timeout_s", 1)
+    guard = upstream.breaker(rt.redis, rt.settings, upstream.PRIMARY)
+    for _ in range(5):
+        guard.record_failure()
+    time.sleep(1.1)
+    assert guard.status().state == "HALF_OPEN"
+    return guard
+
+
+def test_trial_refused_by_the_upstream_releases_the_half_open_circuit(api, alice, make_chat, fake_upstream,
+                                                                     monkeypatch):
+    """A 400 answer shows the upstream is up: the next call goes through, not 503 until the lock expires."""
+    half_open(monkeypatch)
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/ai-message"
+    fake_upstream.configure(fail_status=400)
+    refused = api.post(url, json={"message": "trial"}, headers=alice.headers)
+    assert refused.status_code == 502 and refused.json()["error_code"] == "upstream_bad_request"
+    fake_upstream.configure(fail_status=None, tokens=2)
+    after = api.post(url, json={"message": "next"}, headers=alice.headers)
+    assert after.status_code == 200, after.text
+    assert health(api, alice)["circuit_breaker"]["state"] == "CLOSED"
+
+
+def test_trial_cut_mid_stream_releases_the_half_open_circuit(api, alice, make_chat, fake_upstream, monkeypatch):
+    """A stream that breaks off says nothing the breaker counts, but must not keep the trial's lock."""
+    half_open(monkeypatch)
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/ai-message"
+    fake_upstream.configure(tokens=5, fail_after=2)
+    cut = api.post(url, json={"message": "trial"}, headers=alice.headers)
+    assert cut.status_code == 502 and cut.json()["data"]["partial_content"] == "t0 t1 "
+    fake_upstream.configure(fail_after=None, tokens=2)
+    after = api.post(url, json={"message": "next"}, headers=alice.headers)
+    assert after.status_code == 200, after.text
+
+
+def test_probe_refused_by_the_upstream_releases_the_half_open_circuit(api, alice, fake_upstream, monkeypatch):
+    half_open(monkeypatch)
+    fake_upstream.configure(fail_status=404)
+    assert api.post("/api/v1/chat/langchain/test", json={"message": "hi"}, headers=alice.headers).status_code != 200
+    fake_upstream.configure(fail_status=None)
+    test = api.post("/api/v1/chat/langchain/test", json={"message": "hi"}, headers=alice.headers)
+    assert test.status_code == 200, test.text
+
+
+def test_ai_message_503_while_the_trial_runs_stores_nothing(api, alice, make_chat, monkeypatch):
+    """HALF_OPEN with the one trial under way refuses like OPEN: 503 and nothing stored."""
+    guard = half_open(monkeypatch)
+    assert guard.allow()  # another caller's trial
+    chat = make_chat(alice)
+    refused = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "x"}, headers=alice.headers)
+    assert refused.status_code == 503 and refused.json()["error_code"] == "langchain_service_unavailable"
+    assert refused.json()["service_info"]["circuit_breaker_state"] == "HALF_OPEN"
+    history = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()
+    assert history["messages"] == [] and history["chat"]["message_count"] == 0

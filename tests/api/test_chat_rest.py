@@ -1,6 +1,9 @@
 """The chat API's REST endpoints (000, endpoints 1-5 and 7) with documented shapes and errors."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from tests.conftest import wait_for
 
 CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
@@ -74,6 +77,19 @@ def test_access_rules(api, alice, make_user, make_chat):
     assert unknown.status_code == 404 and unknown.json()["detail"] == "Chat not found"
 
 
+def test_upper_case_uuids_in_paths_name_the_same_chat(api, alice, make_chat, connect):
+    chat = make_chat(alice)
+    upper = chat["id"].upper()
+    loaded = api.get(f"/api/v1/chat/chats/{upper}", headers=alice.headers)
+    assert loaded.status_code == 200 and loaded.json()["chat"]["id"] == chat["id"]
+    assert api.post(f"/api/v1/chat/chats/{upper}/messages", json={"content": "hi"},
+                    headers=alice.headers).status_code == 200
+    reply = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"][-1]
+    stop = api.post(f"/api/v1/chat/chats/{upper}/messages/{reply['id'].upper()}/stop", headers=alice.headers)
+    assert stop.status_code == 200 and stop.json()["message_id"] == reply["id"]
+    assert connect(upper, alice["access_token"]).next()["chat_id"] == chat["id"]
+
+
 def test_send_message_rules(api, alice, make_chat):
     chat = make_chat(alice)
     url = f"/api/v1/chat/chats/{chat['id']}/messages"
@@ -119,6 +135,32 @@ def test_participants_and_permissions(api, alice, make_user, make_chat):
     assert api.post(direct_url, json={"user_id": bob["id"]}, headers=alice.headers).status_code == 201
     third = api.post(direct_url, json={"user_id": carol["id"]}, headers=alice.headers)
     assert third.status_code == 400 and "DIRECT" in third.json()["detail"]
+
+
+def add_at_once(api, owner, url, user_ids):
+    """POST each user to `url` from its own thread, all released together; the statuses in order."""
+    start = threading.Barrier(len(user_ids))
+
+    def add(user_id):
+        start.wait()
+        return api.post(url, json={"user_id": user_id}, headers=owner.headers).status_code
+
+    with ThreadPoolExecutor(len(user_ids)) as pool:
+        return list(pool.map(add, user_ids))
+
+
+def test_concurrent_adds_keep_participants_unique_and_direct_chats_at_two(api, alice, make_user, make_chat):
+    bob = make_user("bob")
+    group = make_chat(alice, chat_type="GROUP")
+    url = f"/api/v1/chat/chats/{group['id']}/participants"
+    assert sorted(add_at_once(api, alice, url, [bob["id"]] * 6)) == [201] + [409] * 5
+    assert api.get(url, headers=alice.headers).json()["total_participants"] == 2
+
+    direct = make_chat(alice)
+    url = f"/api/v1/chat/chats/{direct['id']}/participants"
+    others = [make_user("guest")["id"] for _ in range(6)]
+    assert sorted(add_at_once(api, alice, url, others)) == [201] + [400] * 5
+    assert api.get(url, headers=alice.headers).json()["total_participants"] == 2
 
 
 def test_unknown_route_and_method_use_detail_body(api, alice):

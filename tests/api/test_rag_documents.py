@@ -26,6 +26,8 @@ def test_upload_pdf_then_read_document_and_chunks(api, alice):
     assert body["metadata"]["page_number"] == 2 and body["metadata"]["total_chunks"] == 2
     assert body["metadata"]["filename"] == "policy.pdf" and body["metadata"]["document_id"] == doc["id"]
     assert api.get(f"/documents/{doc['id']}/chunks/2", headers=alice.headers).status_code == 404
+    upper = api.get(f"/documents/{doc['id'].upper()}/chunks/1", headers=alice.headers)  # the same UUID
+    assert upper.status_code == 200 and upper.json()["document_id"] == doc["id"]
 
 
 def test_upload_text_and_markdown(api, alice):

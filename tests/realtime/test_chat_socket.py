@@ -186,6 +186,10 @@ def test_socket_rejects_bad_token_and_outsiders(alice, make_user, make_chat, con
     ws = connect("00000000-0000-0000-0000-000000000000", alice["access_token"])
     opcode, data = ws.ws.recv_data()
     assert opcode == 8 and int.from_bytes(data[:2], "big") == 4404
+    for cursor in ("99999999999999999999999-0", "0-18446744073709551616", "+1-0", "1-"):
+        ws = connect(chat["id"], alice["access_token"], query=f"last_event_id={cursor}")
+        opcode, data = ws.ws.recv_data()
+        assert opcode == 8 and int.from_bytes(data[:2], "big") == 4400, cursor  # not a Redis error
 
 
 def test_socket_accepts_authorization_header(alice, make_chat, connect):
@@ -202,6 +206,9 @@ def test_answers_to_client_frames(alice, make_chat, connect):
     assert ws.next()["error_code"] == "invalid_message"
     for frame, code in (({"type": "dance"}, "unknown_type"),
                         ({"type": "resume", "last_event_id": "x-y"}, "invalid_cursor"),
+                        ({"type": "resume", "last_event_id": "99999999999999999999999"}, "invalid_cursor"),
+                        ({"type": "resume", "last_event_id": "18446744073709551615-18446744073709551616"},
+                         "invalid_cursor"),
                         ({"type": "stop", "message_id": "unknown"}, "stop_failed")):
         ws.send(frame)
         error = ws.next()

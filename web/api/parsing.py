@@ -27,6 +27,20 @@ TOO_DEEP = f"JSON is nested more than {MAX_JSON_DEPTH} levels deep"
 M = TypeVar("M", bound=BaseModel)
 
 
+UUID_SHAPE = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+
+
+def canonical_uuids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A blueprint's url_value_preprocessor: UUID path parameters in lower case, as they are stored.
+
+    An upper-case UUID names the same chat or document (RFC 9562 compares them without case), so
+    it must not be 404.
+    """
+    for name, value in (values or {}).items():
+        if isinstance(value, str) and UUID_SHAPE.fullmatch(value):
+            values[name] = value.lower()
+
+
 def storable(value: Any) -> Any:
     """Refuse text PostgreSQL cannot store (NUL, lone surrogates), at any depth of a value."""
     pending = [value]

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -121,24 +122,51 @@ def participants_with_counts(db: Session, chat: Chat) -> list[tuple[Participant,
 
 def add_participant(db: Session, chat: Chat, actor: Participant, user: User | None, role: str,
                     can_send_messages: bool | None, can_upload_files: bool | None) -> Participant:
-    """Owners and admins add members; channel members only read unless allowed to post."""
+    """Owners and admins add members; channel members only read unless allowed to post.
+
+    The checks and the insert run under the chat's write lock, so two adds at once cannot
+    both pass them (the same user twice, or a third member of a DIRECT chat).
+    """
     if actor.role not in ("OWNER", "ADMIN"):
         raise Forbidden("Only the chat's owner or admins can add participants")
     if user is None or not user.is_active:
         raise NotFound("User not found")
     if role == "OWNER":
         raise BadRequest("A chat has one owner")
-    if participant(db, chat, user) is not None:
-        raise Conflict("User is already a participant")
-    if chat.chat_type == "DIRECT" and participant_count(db, chat) >= DIRECT_MAX_PARTICIPANTS:
-        raise BadRequest("A DIRECT chat has at most 2 participants; use a GROUP chat")
     if can_send_messages is None:
         can_send_messages = chat.chat_type != "CHANNEL" or role == "ADMIN"
     member = Participant(chat_id=chat.id, user_id=user.id, role=role, can_send_messages=can_send_messages,
                          can_upload_files=can_upload_files if can_upload_files is not None else can_send_messages)
-    db.add(member)
-    db.commit()
+    lock_chat(db, chat)
+    try:
+        check_room_for(db, chat, user)
+        db.add(member)
+        db.commit()
+    except IntegrityError:  # added meanwhile by a writer that did not take the lock
+        db.rollback()
+        raise Conflict("User is already a participant") from None
+    except Exception:
+        db.rollback()  # release the lock now, not at the end of the request
+        raise
     return member
+
+
+def lock_chat(db: Session, chat: Chat) -> None:
+    """Hold the chat's write lock until the transaction ends.
+
+    A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way, and
+    on SQLite (no row locks, where a read does not even start the transaction) only a write
+    takes the database's one write lock before the checks read.
+    """
+    db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at))
+
+
+def check_room_for(db: Session, chat: Chat, user: User) -> None:
+    """409 for a user already in the chat, 400 for a third member of a DIRECT chat."""
+    if participant(db, chat, user) is not None:
+        raise Conflict("User is already a participant")
+    if chat.chat_type == "DIRECT" and participant_count(db, chat) >= DIRECT_MAX_PARTICIPANTS:
+        raise BadRequest("A DIRECT chat has at most 2 participants; use a GROUP chat")
 
 
 def change_status(db: Session, chat: Chat, actor: Participant, status: str) -> Chat:

@@ -9,7 +9,7 @@ from redis import Redis
 
 from web.errors import ApiError
 from workers import queues, runtime, upstream
-from workers.breaker import CLOSED, OPEN
+from workers.breaker import CLOSED, HALF_OPEN, OPEN
 from workers.events import iso
 
 HEALTH_TIMEOUT_S = 5.0
@@ -65,7 +65,10 @@ def fallback_available(redis: Redis) -> bool:
 
 
 def primary_is_open(redis: Redis) -> bool:
-    return breaker_view(redis, upstream.PRIMARY)["state"] == OPEN
+    """Would the primary refuse a call now: OPEN, or HALF_OPEN with its one trial under way?"""
+    guard = upstream.breaker(redis, runtime.current().settings, upstream.PRIMARY)
+    state = guard.status().state
+    return state == OPEN or (state == HALF_OPEN and guard.trial_taken())
 
 
 def probe(redis: Redis, target: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -31,8 +31,8 @@ def test_completion(target: str, message: str, model: str, temperature: float,
             answer = upstream.client_for(source, settings.upstream_timeout_s).chat.completions.create(
                 model=settings.aliases().get(model, model), messages=prompt, temperature=temperature)
         except Exception as exc:
-            if source.guarded and upstream.is_outage(exc):
-                guard.record_failure()
+            if source.guarded:
+                upstream.record_error(guard, exc)
             code = upstream.error_code(exc)
             failure = {"error": upstream.ERROR_TEXT[code], "error_code": code}
             continue

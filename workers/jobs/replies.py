@@ -96,10 +96,12 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, prompt: list[dict[str, str]
             raise
         except Exception as exc:
             if run.finished:
-                return  # the stream was closed by a stop
+                if guard is not None:
+                    guard.release_trial()  # the stream was closed by a stop: no verdict on the service
+                return
             reply_metrics.upstream_call(rt.redis, source.name, "error")
-            if guard is not None and upstream.is_outage(exc):
-                guard.record_failure()
+            if guard is not None:
+                upstream.record_error(guard, exc)
             log.warning("reply %s failed on %s: %s", run.message_uuid, source.name, type(exc).__name__)
             failure = (source, exc)
             if run.content:

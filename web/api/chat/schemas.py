@@ -48,7 +48,8 @@ class AddParticipantRequest(RequestModel):
 
 
 class AiMessageRequest(RequestModel):
-    message: str = Field(min_length=1, max_length=50000)
+    # Empty is a 400 like blank (as for /messages), so only the upper bound is a validation error.
+    message: str = Field(max_length=50000)
     stream: bool = False
     save_to_history: bool = True
 

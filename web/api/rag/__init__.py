@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from web.api.parsing import canonical_uuids
+
 bp = Blueprint("rag", __name__)
+bp.url_value_preprocessor(canonical_uuids)
 
 from web.api.rag import chat, datasets, documents, health  # noqa: E402,F401  (register the views)
