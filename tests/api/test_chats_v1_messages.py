@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import time
 
+from models import Message
+from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+from workers import runtime
 
 MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
                   "parent_message_id", "reactions", "created_at", "updated_at"}
@@ -76,6 +79,31 @@ def test_post_message_errors(api, alice, make_user):
     archived = api.post(url, json={"content": "hi"}, headers=alice.headers)
     assert archived.status_code == 400 and "archived" in archived.json()["detail"]
     assert len(api.get(url, headers=alice.headers).json()) == 1  # an archived chat is still readable
+
+
+def test_pipeline_metadata_is_never_shown_nor_taken(api, alice, make_user):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    answer = post(api, alice, chat["id"], "an answer from alice's documents")
+    pipeline = {"requested_by": alice["user_id"], "prompt_message_id": 1, "rag": {"query": "q"},
+                "retrieved": [{"content": "alice's private chunk"}], "context_ids": ["c1"],
+                "relevance_score": 0.9, "search": {"mode": "hybrid"}}
+    with runtime.session() as db:  # as the reply pipeline leaves a RAG reply
+        db.get(Message, answer["id"]).meta = {**pipeline, "note": "kept"}
+        db.commit()
+    [shown] = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=bob.headers).json()
+    assert shown["message_metadata"] == {"note": "kept"}
+    react = api.post(f"/api/v1/messages/{answer['id']}/reactions", json={"reaction": "👍"}, headers=bob.headers)
+    assert react.json()["message_metadata"] == {"note": "kept"}
+
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    for key in sorted(INTERNAL_META):
+        sent = api.post(url, json={"content": "x", "message_metadata": {key: alice["user_id"], "note": 1}},
+                        headers=bob.headers)
+        assert sent.status_code == 400, key
+        assert sent.json() == {"detail": f"message_metadata cannot set {key}: these keys are the server's"}
+    assert len(api.get(url, headers=bob.headers).json()) == 1
 
 
 def test_list_messages_paging_and_threads(api, alice, make_user):

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
 from models.base import utcnow
+from models.message import INTERNAL_META
 from web.errors import BadRequest, Forbidden, NotFound
 from web.services import chats, replies
 from workers import events
@@ -39,6 +40,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
         raise Forbidden("Only the chat's owner or admins can post SYSTEM messages")
     if parent_id is not None and visible_message(db, chat, parent_id) is None:
         raise BadRequest("parent_message_id must be a message of this chat")
+    check_client_meta(meta)
     now = utcnow()
     sender = None if role == "assistant" else user
     message = Message(chat_id=chat.id, sender_id=sender.id if sender else None, role=role, content=content,
@@ -50,6 +52,14 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
     replies.publish(redis, chat, {"type": events.NEW_MESSAGE,
                                   "message": events.message_view(message, chat.uuid, sender.uuid if sender else None)})
     return message
+
+
+def check_client_meta(meta: dict[str, Any] | None) -> None:
+    """Refuse the reply pipeline's metadata keys from a client: the RAG surface reads
+    `requested_by` as the author of an AI message, so a client could pass as someone else."""
+    reserved = sorted(INTERNAL_META.intersection(meta or {}))
+    if reserved:
+        raise BadRequest(f"message_metadata cannot set {', '.join(reserved)}: these keys are the server's")
 
 
 def visible_message(db: Session, chat: Chat, message_id: int) -> Message | None:
