@@ -32,10 +32,9 @@ def test_post_message_defaults_and_no_ai_reply(api, alice, fake_upstream):
 
 def test_post_message_kinds(api, alice):
     chat = create_chat(api, alice)
-    answer = post(api, alice, chat["id"], "the answer", is_user=False, status="DELIVERED",
-                  message_metadata={"model": "mine"})
-    assert answer["is_user"] is False and answer["user_id"] is None and answer["status"] == "DELIVERED"
-    assert answer["message_metadata"] == {"model": "mine"}
+    delivered = post(api, alice, chat["id"], "noted", status="DELIVERED", message_metadata={"model": "mine"})
+    assert delivered["is_user"] is True and delivered["user_id"] == str(alice["user_id"])
+    assert delivered["status"] == "DELIVERED" and delivered["message_metadata"] == {"model": "mine"}
     for kind in ("IMAGE", "FILE"):
         sent = post(api, alice, chat["id"], "https://example.com/a.png", message_type=kind)
         assert sent["message_type"] == kind and sent["is_user"] is True
@@ -44,7 +43,21 @@ def test_post_message_kinds(api, alice):
     sending = post(api, alice, chat["id"], "on its way", status="SENDING")
     assert sending["status"] == "SENDING"
     history = api.get(f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
-    assert [m["message_type"] for m in history["messages"]] == ["AI", "USER", "USER", "SYSTEM", "USER"]
+    assert [m["message_type"] for m in history["messages"]] == ["USER", "USER", "USER", "SYSTEM", "USER"]
+
+
+def test_nobody_posts_as_the_assistant(api, alice, make_user):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    for account in (bob, alice):
+        fake = api.post(url, json={"content": "the answer", "is_user": False, "status": "DELIVERED"},
+                        headers=account.headers)
+        assert fake.status_code == 403 and fake.json() == {"detail": "Only the assistant can post AI messages"}
+    assert api.get(url, headers=alice.headers).json() == []
+    system = post(api, alice, chat["id"], "Bob joined", is_user=False, message_type="SYSTEM")
+    assert system["message_type"] == "SYSTEM" and system["user_id"] == str(alice["user_id"])
 
 
 def test_post_message_errors(api, alice, make_user):
@@ -112,7 +125,7 @@ def test_list_messages_paging_and_threads(api, alice, make_user):
     root = post(api, alice, chat["id"], "root")
     other = post(api, alice, chat["id"], "other topic")
     reply = post(api, alice, chat["id"], "reply", parent_message_id=root["id"])
-    nested = post(api, alice, chat["id"], "reply to reply", is_user=False, parent_message_id=reply["id"])
+    nested = post(api, alice, chat["id"], "reply to reply", parent_message_id=reply["id"])
     post(api, alice, chat["id"], "reply to other", parent_message_id=other["id"])
     assert reply["parent_message_id"] == root["id"] and nested["parent_message_id"] == reply["id"]
 
