@@ -6,6 +6,7 @@ import time
 from models import Message
 from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+from tests.conftest import wait_for
 from workers import runtime
 
 MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
@@ -175,6 +176,62 @@ def test_status_moves_forward_only(api, alice, make_user):
     assert invalid.status_code == 400 and invalid.json()["detail"][0]["loc"] == ["body", "status"]
     assert set_status(api, alice, 987654321, "READ").status_code == 404
     assert set_status(api, make_user("eve"), message["id"], "READ").status_code == 403
+
+
+def stored_status(message_id: int) -> str:
+    with runtime.session() as db:
+        return db.get(Message, message_id).status
+
+
+def test_an_ai_replys_outcome_is_kept(api, alice, make_user, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    bob = make_user("bob")
+    made = make_chat(alice, title=f"asked {time.time_ns()}", chat_type="GROUP")
+    add_member(api, alice, made, bob)
+    api.post(f"/api/v1/chat/chats/{made['id']}/messages", json={"content": "hi AI"}, headers=alice.headers)
+    chat = next(c for c in api.get("/api/v1/chats", headers=alice.headers).json() if c["title"] == made["title"])
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    reply = wait_for(lambda: (ms := api.get(url, headers=bob.headers).json())
+                     and len(ms) == 2 and ms[-1]["status"] == "DELIVERED" and ms[-1])
+    for status in ("DELIVERED", "READ", "READ"):  # acknowledged: 200, the outcome kept
+        marked = set_status(api, bob, reply["id"], status)
+        assert marked.status_code == 200 and marked.json()["status"] == "DELIVERED"
+        assert stored_status(reply["id"]) == "DELIVERED"
+    history = api.get(f"/api/v1/chat/chats/{made['id']}", headers=alice.headers).json()["messages"]
+    assert history[-1]["status"] == "DELIVERED"
+    for status in ("FAILED", "SENT"):
+        refused = set_status(api, alice, reply["id"], status)
+        assert refused.status_code == 400
+        assert refused.json() == {"detail": "An AI reply's status is its outcome: it can only be marked "
+                                            f"DELIVERED or READ, not {status}"}
+    for outcome in ("CANCELLED", "FAILED"):
+        with runtime.session() as db:
+            db.get(Message, reply["id"]).status = outcome
+            db.commit()
+        assert set_status(api, bob, reply["id"], "READ").status_code == 200
+        assert stored_status(reply["id"]) == outcome
+
+
+def test_only_the_sender_or_managers_mark_sent_or_failed(api, alice, make_user):
+    bob, reader = make_user("bob"), make_user("reader")
+    chat = create_chat(api, alice, chat_type="SYSTEM")
+    add_member(api, alice, chat, bob, can_send_messages=True)
+    add_member(api, alice, chat, reader)
+    alices = post(api, alice, chat["id"], status="SENDING")
+    for account in (reader, bob):
+        for status in ("FAILED", "SENT"):
+            refused = set_status(api, account, alices["id"], status)
+            assert refused.status_code == 403
+            assert refused.json() == {"detail": f"Only the message's sender or the chat's owner or admins can "
+                                                f"mark it {status}; others can mark it DELIVERED or READ"}
+    assert stored_status(alices["id"]) == "SENDING"
+    assert set_status(api, alice, alices["id"], "FAILED").json()["status"] == "FAILED"
+    acknowledged = post(api, alice, chat["id"], status="SENDING")
+    assert set_status(api, reader, acknowledged["id"], "DELIVERED").json()["status"] == "DELIVERED"
+    bobs = post(api, bob, chat["id"], status="SENDING")
+    assert set_status(api, alice, bobs["id"], "FAILED").json()["status"] == "FAILED"  # the owner may
+    own = post(api, bob, chat["id"], status="SENT")
+    assert set_status(api, bob, own["id"], "FAILED").json()["status"] == "FAILED"
 
 
 def test_read_updates_the_readers_last_read_at(api, alice, make_user):
