@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 from models import Message
 from models.message import INTERNAL_META
@@ -285,6 +286,20 @@ def test_reactions_per_user_and_idempotent(api, alice, make_user):
     assert api.delete(f"{url}/❤️", headers=eve.headers).status_code == 403
     assert api.post("/api/v1/messages/987654321/reactions", json={"reaction": "👍"},
                     headers=alice.headers).status_code == 404
+
+
+def test_every_reaction_added_can_be_removed(api, alice):
+    message = post(api, alice, create_chat(api, alice)["id"])
+    url = f"/api/v1/messages/{message['id']}/reactions"
+    for reaction in ("a/b", "/", ".", " .. "):
+        refused = api.post(url, json={"reaction": reaction}, headers=alice.headers)
+        assert refused.status_code == 400, reaction
+        assert refused.json()["detail"][0]["loc"] == ["body", "reaction"]
+        assert "cannot contain '/' nor be '.' or '..'" in refused.json()["detail"][0]["msg"]
+    for reaction in ("a.b", "...", "?", "#", "%", "%2F", "a b", "\\"):
+        assert api.post(url, json={"reaction": reaction}, headers=alice.headers).status_code == 200, reaction
+        removed = api.delete(f"{url}/{quote(reaction, safe='')}", headers=alice.headers)
+        assert removed.status_code == 200 and removed.json()["reactions"] == {}, reaction
 
 
 def test_messages_of_archived_and_deleted_chats(api, alice):

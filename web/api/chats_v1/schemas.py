@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from models.base import MAX_KEY
 from web.api.parsing import QueryModel, RequestModel
@@ -12,6 +12,18 @@ ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
 ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
 MessageType = Literal["TEXT", "IMAGE", "FILE", "SYSTEM"]
 MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "FAILED"]
+
+
+def removable(reaction: str) -> str:
+    """A reaction is removed by naming it in one URL segment: a "/" would split it, and URLs
+    drop the dot segments "." and ".." (encoded too), so such reactions could not be removed."""
+    if "/" in reaction or reaction in (".", ".."):
+        raise ValueError("a reaction cannot contain '/' nor be '.' or '..'")
+    return reaction
+
+
+Reaction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                     AfterValidator(removable)]
 
 
 class CreateChatRequest(RequestModel):
@@ -59,7 +71,7 @@ class UpdateMessageStatusRequest(RequestModel):
 
 
 class AddReactionRequest(RequestModel):
-    reaction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    reaction: Reaction
 
 
 class StatusFrame(BaseModel):
