@@ -70,7 +70,8 @@ def test_create_chat_with_fields(api, alice):
 
 def test_invalid_input_is_400_with_the_validation_list(api, alice):
     cases = [
-        ({"chat_type": "DIRECT"}, "chat_type"), ({"title": ""}, "title"), ({"title": "x" * 201}, "title"),
+        ({"chat_type": "DIRECT"}, "chat_type"), ({"title": ""}, "title"), ({"title": "   "}, "title"),
+        ({"title": "x" * 201}, "title"),
         ({"rag_enabled": "maybe"}, "rag_enabled"), ({"chat_metadata": "x"}, "chat_metadata"),
         ({"status": "DELETED"}, "status"),
     ]

@@ -46,6 +46,13 @@ def storable(value: Any) -> Any:
     return value
 
 
+def readable(value: str) -> str:
+    """Text must say something (NUL characters are refused by every request model)."""
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 class InputModel(BaseModel):
     """What every request model refuses: NaN and infinities, text PostgreSQL cannot store."""
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import QueryModel, RequestModel, readable
 
 ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
 ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
@@ -31,7 +31,7 @@ class CreateChatRequest(RequestModel):
     # they are the server's (the caller and the new chat's id) and are ignored.
     user_id: str | None = Field(default=None, exclude=True)
     session_id: str | None = Field(default=None, exclude=True)
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: Annotated[str, AfterValidator(readable)] | None = Field(default=None, min_length=1, max_length=200)
     rag_enabled: bool = False
     chat_type: ChatType = "PERSONAL"
     status: Literal["ACTIVE", "ARCHIVED"] = "ACTIVE"

@@ -6,17 +6,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import QueryModel, RequestModel, readable
 
 TITLE_MAX = 200  # the chats' title column (002's schema says 255; every surface shares the column)
 CONTENT_MAX = 50_000
-
-
-def readable(value: str) -> str:
-    """Text must say something (NUL characters are refused by every request model)."""
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
 
 
 Text = Annotated[str, AfterValidator(readable)]
