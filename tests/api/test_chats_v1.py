@@ -4,7 +4,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+from sqlalchemy import select
+
+from models import Chat, Participant
 from tests.conftest import wait_for
+from web.errors import NotFound
+from web.services import chats
+from workers import runtime
 
 CHAT_FIELDS = {"id", "user_id", "session_id", "title", "rag_enabled", "chat_type", "status", "chat_metadata",
                "message_count", "last_activity_at", "created_at", "updated_at"}
@@ -63,7 +70,8 @@ def test_create_chat_with_fields(api, alice):
 
 def test_invalid_input_is_400_with_the_validation_list(api, alice):
     cases = [
-        ({"chat_type": "DIRECT"}, "chat_type"), ({"title": ""}, "title"), ({"title": "x" * 201}, "title"),
+        ({"chat_type": "DIRECT"}, "chat_type"), ({"title": ""}, "title"), ({"title": "   "}, "title"),
+        ({"title": "x" * 201}, "title"),
         ({"rag_enabled": "maybe"}, "rag_enabled"), ({"chat_metadata": "x"}, "chat_metadata"),
         ({"status": "DELETED"}, "status"),
     ]
@@ -180,3 +188,19 @@ def test_chat_created_on_the_chat_api_is_listed_here(api, alice, make_chat, fake
         made = make_chat(alice, title=f"t {uuid.uuid4().hex[:6]}", chat_type=other_type)
         listed = api.get("/api/v1/chats", headers=alice.headers).json()
         assert next(c for c in listed if c["title"] == made["title"])["chat_type"] == shown
+
+
+
+def test_a_change_racing_a_delete_does_not_bring_the_chat_back(api, alice):
+    chat = create_chat(api, alice, chat_type="GROUP")
+    with runtime.session() as db:  # a PATCH to ARCHIVED that has read the chat ACTIVE and passed its checks
+        loaded = db.get(Chat, chat["id"])
+        member = db.scalar(select(Participant).where(Participant.chat_id == loaded.id,
+                                                     Participant.user_id == loaded.owner_id))
+        deleted = api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"}, headers=alice.headers)
+        assert deleted.status_code == 200 and deleted.json()["status"] == "DELETED"
+        with pytest.raises(NotFound):
+            chats.change_status(db, loaded, member, "ARCHIVED")
+    with runtime.session() as db:
+        assert db.get(Chat, chat["id"]).status == "DELETED"
+    assert api.get(f"/api/v1/chats/{chat['id']}", headers=alice.headers).status_code == 404

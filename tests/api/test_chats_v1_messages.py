@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
+from models import Message
+from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+from tests.conftest import wait_for
+from workers import runtime
 
 MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
                   "parent_message_id", "reactions", "created_at", "updated_at"}
@@ -29,10 +34,9 @@ def test_post_message_defaults_and_no_ai_reply(api, alice, fake_upstream):
 
 def test_post_message_kinds(api, alice):
     chat = create_chat(api, alice)
-    answer = post(api, alice, chat["id"], "the answer", is_user=False, status="DELIVERED",
-                  message_metadata={"model": "mine"})
-    assert answer["is_user"] is False and answer["user_id"] is None and answer["status"] == "DELIVERED"
-    assert answer["message_metadata"] == {"model": "mine"}
+    delivered = post(api, alice, chat["id"], "noted", status="DELIVERED", message_metadata={"model": "mine"})
+    assert delivered["is_user"] is True and delivered["user_id"] == str(alice["user_id"])
+    assert delivered["status"] == "DELIVERED" and delivered["message_metadata"] == {"model": "mine"}
     for kind in ("IMAGE", "FILE"):
         sent = post(api, alice, chat["id"], "https://example.com/a.png", message_type=kind)
         assert sent["message_type"] == kind and sent["is_user"] is True
@@ -41,7 +45,21 @@ def test_post_message_kinds(api, alice):
     sending = post(api, alice, chat["id"], "on its way", status="SENDING")
     assert sending["status"] == "SENDING"
     history = api.get(f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
-    assert [m["message_type"] for m in history["messages"]] == ["AI", "USER", "USER", "SYSTEM", "USER"]
+    assert [m["message_type"] for m in history["messages"]] == ["USER", "USER", "USER", "SYSTEM", "USER"]
+
+
+def test_nobody_posts_as_the_assistant(api, alice, make_user):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    for account in (bob, alice):
+        fake = api.post(url, json={"content": "the answer", "is_user": False, "status": "DELIVERED"},
+                        headers=account.headers)
+        assert fake.status_code == 403 and fake.json() == {"detail": "Only the assistant can post AI messages"}
+    assert api.get(url, headers=alice.headers).json() == []
+    system = post(api, alice, chat["id"], "Bob joined", is_user=False, message_type="SYSTEM")
+    assert system["message_type"] == "SYSTEM" and system["user_id"] == str(alice["user_id"])
 
 
 def test_post_message_errors(api, alice, make_user):
@@ -78,13 +96,38 @@ def test_post_message_errors(api, alice, make_user):
     assert len(api.get(url, headers=alice.headers).json()) == 1  # an archived chat is still readable
 
 
+def test_pipeline_metadata_is_never_shown_nor_taken(api, alice, make_user):
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    answer = post(api, alice, chat["id"], "an answer from alice's documents")
+    pipeline = {"requested_by": alice["user_id"], "prompt_message_id": 1, "rag": {"query": "q"},
+                "retrieved": [{"content": "alice's private chunk"}], "context_ids": ["c1"],
+                "relevance_score": 0.9, "search": {"mode": "hybrid"}}
+    with runtime.session() as db:  # as the reply pipeline leaves a RAG reply
+        db.get(Message, answer["id"]).meta = {**pipeline, "note": "kept"}
+        db.commit()
+    [shown] = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=bob.headers).json()
+    assert shown["message_metadata"] == {"note": "kept"}
+    react = api.post(f"/api/v1/messages/{answer['id']}/reactions", json={"reaction": "👍"}, headers=bob.headers)
+    assert react.json()["message_metadata"] == {"note": "kept"}
+
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    for key in sorted(INTERNAL_META):
+        sent = api.post(url, json={"content": "x", "message_metadata": {key: alice["user_id"], "note": 1}},
+                        headers=bob.headers)
+        assert sent.status_code == 400, key
+        assert sent.json() == {"detail": f"message_metadata cannot set {key}: these keys are the server's"}
+    assert len(api.get(url, headers=bob.headers).json()) == 1
+
+
 def test_list_messages_paging_and_threads(api, alice, make_user):
     chat = create_chat(api, alice)
     url = f"/api/v1/chats/{chat['id']}/messages"
     root = post(api, alice, chat["id"], "root")
     other = post(api, alice, chat["id"], "other topic")
     reply = post(api, alice, chat["id"], "reply", parent_message_id=root["id"])
-    nested = post(api, alice, chat["id"], "reply to reply", is_user=False, parent_message_id=reply["id"])
+    nested = post(api, alice, chat["id"], "reply to reply", parent_message_id=reply["id"])
     post(api, alice, chat["id"], "reply to other", parent_message_id=other["id"])
     assert reply["parent_message_id"] == root["id"] and nested["parent_message_id"] == reply["id"]
 
@@ -134,6 +177,62 @@ def test_status_moves_forward_only(api, alice, make_user):
     assert invalid.status_code == 400 and invalid.json()["detail"][0]["loc"] == ["body", "status"]
     assert set_status(api, alice, 987654321, "READ").status_code == 404
     assert set_status(api, make_user("eve"), message["id"], "READ").status_code == 403
+
+
+def stored_status(message_id: int) -> str:
+    with runtime.session() as db:
+        return db.get(Message, message_id).status
+
+
+def test_an_ai_replys_outcome_is_kept(api, alice, make_user, make_chat, fake_upstream):
+    fake_upstream.configure(tokens=2)
+    bob = make_user("bob")
+    made = make_chat(alice, title=f"asked {time.time_ns()}", chat_type="GROUP")
+    add_member(api, alice, made, bob)
+    api.post(f"/api/v1/chat/chats/{made['id']}/messages", json={"content": "hi AI"}, headers=alice.headers)
+    chat = next(c for c in api.get("/api/v1/chats", headers=alice.headers).json() if c["title"] == made["title"])
+    url = f"/api/v1/chats/{chat['id']}/messages"
+    reply = wait_for(lambda: (ms := api.get(url, headers=bob.headers).json())
+                     and len(ms) == 2 and ms[-1]["status"] == "DELIVERED" and ms[-1])
+    for status in ("DELIVERED", "READ", "READ"):  # acknowledged: 200, the outcome kept
+        marked = set_status(api, bob, reply["id"], status)
+        assert marked.status_code == 200 and marked.json()["status"] == "DELIVERED"
+        assert stored_status(reply["id"]) == "DELIVERED"
+    history = api.get(f"/api/v1/chat/chats/{made['id']}", headers=alice.headers).json()["messages"]
+    assert history[-1]["status"] == "DELIVERED"
+    for status in ("FAILED", "SENT"):
+        refused = set_status(api, alice, reply["id"], status)
+        assert refused.status_code == 400
+        assert refused.json() == {"detail": "An AI reply's status is its outcome: it can only be marked "
+                                            f"DELIVERED or READ, not {status}"}
+    for outcome in ("CANCELLED", "FAILED"):
+        with runtime.session() as db:
+            db.get(Message, reply["id"]).status = outcome
+            db.commit()
+        assert set_status(api, bob, reply["id"], "READ").status_code == 200
+        assert stored_status(reply["id"]) == outcome
+
+
+def test_only_the_sender_or_managers_mark_sent_or_failed(api, alice, make_user):
+    bob, reader = make_user("bob"), make_user("reader")
+    chat = create_chat(api, alice, chat_type="SYSTEM")
+    add_member(api, alice, chat, bob, can_send_messages=True)
+    add_member(api, alice, chat, reader)
+    alices = post(api, alice, chat["id"], status="SENDING")
+    for account in (reader, bob):
+        for status in ("FAILED", "SENT"):
+            refused = set_status(api, account, alices["id"], status)
+            assert refused.status_code == 403
+            assert refused.json() == {"detail": f"Only the message's sender or the chat's owner or admins can "
+                                                f"mark it {status}; others can mark it DELIVERED or READ"}
+    assert stored_status(alices["id"]) == "SENDING"
+    assert set_status(api, alice, alices["id"], "FAILED").json()["status"] == "FAILED"
+    acknowledged = post(api, alice, chat["id"], status="SENDING")
+    assert set_status(api, reader, acknowledged["id"], "DELIVERED").json()["status"] == "DELIVERED"
+    bobs = post(api, bob, chat["id"], status="SENDING")
+    assert set_status(api, alice, bobs["id"], "FAILED").json()["status"] == "FAILED"  # the owner may
+    own = post(api, bob, chat["id"], status="SENT")
+    assert set_status(api, bob, own["id"], "FAILED").json()["status"] == "FAILED"
 
 
 def test_read_updates_the_readers_last_read_at(api, alice, make_user):
@@ -187,6 +286,20 @@ def test_reactions_per_user_and_idempotent(api, alice, make_user):
     assert api.delete(f"{url}/❤️", headers=eve.headers).status_code == 403
     assert api.post("/api/v1/messages/987654321/reactions", json={"reaction": "👍"},
                     headers=alice.headers).status_code == 404
+
+
+def test_every_reaction_added_can_be_removed(api, alice):
+    message = post(api, alice, create_chat(api, alice)["id"])
+    url = f"/api/v1/messages/{message['id']}/reactions"
+    for reaction in ("a/b", "/", ".", " .. "):
+        refused = api.post(url, json={"reaction": reaction}, headers=alice.headers)
+        assert refused.status_code == 400, reaction
+        assert refused.json()["detail"][0]["loc"] == ["body", "reaction"]
+        assert "cannot contain '/' nor be '.' or '..'" in refused.json()["detail"][0]["msg"]
+    for reaction in ("a.b", "...", "?", "#", "%", "%2F", "a b", "\\"):
+        assert api.post(url, json={"reaction": reaction}, headers=alice.headers).status_code == 200, reaction
+        removed = api.delete(f"{url}/{quote(reaction, safe='')}", headers=alice.headers)
+        assert removed.status_code == 200 and removed.json()["reactions"] == {}, reaction
 
 
 def test_messages_of_archived_and_deleted_chats(api, alice):

@@ -58,7 +58,7 @@ def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
                     headers=alice.headers).status_code == 200
     keyed = api.post("/api/v1/chats", json={"title": "Keyed", "chat_metadata": {"memory_key": "mk-1"}},
                      headers=alice.headers).json()
-    note = {"search": "mine", "error_code": 5, "status": "odd", "note": 1}
+    note = {"error_code": 5, "status": "odd", "note": 1}
     assert api.post(f"/api/v1/chats/{keyed['id']}/messages", json={"content": "hi", "message_metadata": note},
                     headers=alice.headers).status_code == 200
     sessions = {s["title"]: s for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]}

@@ -1,7 +1,7 @@
 """Messages stored as the client sent them (no AI reply), threads, and one message's access check.
 
-The 003 surface records messages from either side of a conversation (`is_user` true or
-false) with their own type and delivery status; `replies.post_message` always stores a
+The 003 surface records user and system messages with their own type and delivery status
+(AI messages come only from the reply pipeline); `replies.post_message` always stores a
 user's message and may start a reply, so these are stored here with the same rules.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
 from models.base import utcnow
+from models.message import INTERNAL_META
 from web.errors import BadRequest, Forbidden, NotFound
 from web.services import chats, replies
 from workers import events
@@ -23,8 +24,9 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
                    meta: dict[str, Any] | None) -> Message:
     """Store a message as sent and announce it (`new_message`); never starts an AI reply.
 
-    A user message is sent by `user`; an assistant message has no sender; a system message
-    is posted by the chat's owner or an admin, as on the chat API.
+    A user message is sent by `user`; a system message is posted by the chat's owner or an
+    admin, as on the chat API. Nobody posts as the assistant: a fake reply would be fed to the
+    model as its own turn and counted as an answer.
     """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
@@ -32,20 +34,30 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
         raise BadRequest("Chat is archived: set its status to ACTIVE to post")
     if not member.can_send_messages:
         raise Forbidden("Cannot send messages to this chat")
+    if role == "assistant":
+        raise Forbidden("Only the assistant can post AI messages")
     chats.check_may_post_as(member, role)
     if parent_id is not None and visible_message(db, chat, parent_id) is None:
         raise BadRequest("parent_message_id must be a message of this chat")
+    check_client_meta(meta)
     now = utcnow()
-    sender = None if role == "assistant" else user
-    message = Message(chat_id=chat.id, sender_id=sender.id if sender else None, role=role, content=content,
+    message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content,
                       content_type=content_type, status=status, parent_id=parent_id, meta=meta,
                       created_at=now, updated_at=now)
     db.add(message)
     chats.record_posts(db, chat, member, now, counted=1)  # its UPDATE flushes the message first
     db.commit()
     replies.publish(redis, chat, {"type": events.NEW_MESSAGE,
-                                  "message": events.message_view(message, chat.uuid, sender.uuid if sender else None)})
+                                  "message": events.message_view(message, chat.uuid, user.uuid)})
     return message
+
+
+def check_client_meta(meta: dict[str, Any] | None) -> None:
+    """Refuse the reply pipeline's metadata keys from a client: the RAG surface reads
+    `requested_by` as the author of an AI message, so a client could pass as someone else."""
+    reserved = sorted(INTERNAL_META.intersection(meta or {}))
+    if reserved:
+        raise BadRequest(f"message_metadata cannot set {', '.join(reserved)}: these keys are the server's")
 
 
 def visible_message(db: Session, chat: Chat, message_id: int) -> Message | None:

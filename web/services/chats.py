@@ -170,10 +170,21 @@ def check_room_for(db: Session, chat: Chat, user: User) -> None:
 
 
 def change_status(db: Session, chat: Chat, actor: Participant, status: str) -> Chat:
-    """Archive, restore or delete a chat; only its owner or admins may. DELETED is final."""
+    """Archive, restore or delete a chat; only its owner or admins may. DELETED is final.
+
+    The update is conditional on the chat not being DELETED: a change racing a delete (both
+    read the chat before either wrote) answers 404, as for a chat already deleted, instead of
+    bringing it back.
+    """
     if actor.role not in ("OWNER", "ADMIN"):
         raise Forbidden("Only the chat's owner or admins can change its status")
-    if chat.status != status:
-        chat.status = status
-        db.commit()
+    if chat.status == status:
+        return chat
+    done = db.execute(update(Chat).where(Chat.id == chat.id, Chat.status != "DELETED")
+                      .values(status=status, updated_at=utcnow()))
+    if done.rowcount != 1:
+        db.rollback()
+        raise NotFound("Chat not found")
+    db.commit()
+    db.refresh(chat)
     return chat

@@ -1,7 +1,11 @@
 """Delivery status of a message: SENDING → SENT → DELIVERED → READ, or FAILED; never backwards.
 
 Any participant of the chat may move a message forward (skipping steps is allowed: a read
-message was delivered). READ also records that the reader has read the chat up to now.
+message was delivered); only its sender or the chat's owner or admins may mark it SENT or
+FAILED (the sending side's statuses), the others acknowledge it (DELIVERED, READ).
+An AI reply's status is its outcome (DELIVERED, CANCELLED or FAILED), which other surfaces
+and analytics read: DELIVERED and READ on it are acknowledged without replacing it.
+READ also records that the reader has read the chat up to now.
 Each change is announced on the chat's event stream as `message_status_changed`.
 """
 from __future__ import annotations
@@ -12,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
 from models.base import utcnow
-from web.errors import BadRequest
+from web.errors import BadRequest, Forbidden
 from web.services import replies
 from workers import events
 
@@ -22,6 +26,8 @@ ORDER = ("SENDING", "SENT", "DELIVERED", "READ")
 FAILABLE = ("SENDING", "SENT")
 # A stopped AI reply is final with the text streamed so far: it counts as delivered.
 EFFECTIVE = {"CANCELLED": "DELIVERED"}
+ACKNOWLEDGED = ("DELIVERED", "READ")  # what readers say of a message (the only marks on an AI reply)
+MANAGERS = ("OWNER", "ADMIN")  # who may set the sending side's statuses besides the sender
 ATTEMPTS = 3
 
 
@@ -47,6 +53,11 @@ def change_status(db: Session, redis: Redis, chat: Chat, member: Participant, me
     The update is conditional on the status read, so two concurrent changes can never
     leave a message further back than either of them set it.
     """
+    if message.role == "assistant":
+        return acknowledge_reply(db, member, message, status)
+    if status not in ACKNOWLEDGED and message.sender_id != user.id and member.role not in MANAGERS:
+        raise Forbidden(f"Only the message's sender or the chat's owner or admins can mark it {status}; "
+                        "others can mark it DELIVERED or READ")
     for _ in range(ATTEMPTS):
         db.refresh(message)
         previous = message.status
@@ -68,6 +79,21 @@ def change_status(db: Session, redis: Redis, chat: Chat, member: Participant, me
     db.refresh(message)
     if changed:
         replies.publish(redis, chat, status_event(chat, message, user, previous))
+    return message
+
+
+def acknowledge_reply(db: Session, member: Participant, message: Message, status: str) -> Message:
+    """DELIVERED or READ on an AI reply: recorded for the reader (READ: `last_read_at`), the
+    reply's stored outcome kept, so a READ never hides a CANCELLED or FAILED reply nor takes a
+    DELIVERED one out of the analytics; anything else is 400."""
+    db.refresh(message)
+    if message.status == "PROCESSING":
+        raise BadRequest("This AI reply is still being generated; its status cannot be changed yet")
+    if status not in ACKNOWLEDGED:
+        raise BadRequest(f"An AI reply's status is its outcome: it can only be marked DELIVERED or READ, not {status}")
+    if status == "READ":
+        member.last_read_at = utcnow()
+        db.commit()
     return message
 
 

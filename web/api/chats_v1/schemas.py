@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import NotBlank, QueryModel, RequestModel
 
 ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
 ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
@@ -14,12 +14,24 @@ MessageType = Literal["TEXT", "IMAGE", "FILE", "SYSTEM"]
 MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "FAILED"]
 
 
+def removable(reaction: str) -> str:
+    """A reaction is removed by naming it in one URL segment: a "/" would split it, and URLs
+    drop the dot segments "." and ".." (encoded too), so such reactions could not be removed."""
+    if "/" in reaction or reaction in (".", ".."):
+        raise ValueError("a reaction cannot contain '/' nor be '.' or '..'")
+    return reaction
+
+
+Reaction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                     AfterValidator(removable)]
+
+
 class CreateChatRequest(RequestModel):
     # `user_id` and `session_id` are fields of the document's Chat, so a client may send them;
     # they are the server's (the caller and the new chat's id) and are ignored.
     user_id: str | None = Field(default=None, exclude=True)
     session_id: str | None = Field(default=None, exclude=True)
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: NotBlank | None = Field(default=None, min_length=1, max_length=200)
     rag_enabled: bool = False
     chat_type: ChatType = "PERSONAL"
     status: Literal["ACTIVE", "ARCHIVED"] = "ACTIVE"
@@ -59,7 +71,7 @@ class UpdateMessageStatusRequest(RequestModel):
 
 
 class AddReactionRequest(RequestModel):
-    reaction: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    reaction: Reaction
 
 
 class StatusFrame(BaseModel):

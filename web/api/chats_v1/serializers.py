@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from models import Chat, Message
+from models.message import INTERNAL_META
 from workers.events import iso
 
 CHAT_TYPE_OUT = {"DIRECT": "PERSONAL", "GROUP": "GROUP", "CHANNEL": "SYSTEM"}
@@ -64,6 +65,14 @@ def reactions_view(reactions: dict[str, list[int]]) -> dict[str, list[str]]:
     return {reaction: [str(user_id) for user_id in users] for reaction, users in reactions.items()}
 
 
+def message_metadata(message: Message) -> dict[str, Any] | None:
+    """The message's metadata without the reply pipeline's keys: they name who asked and hold
+    the text of the asker's private document chunks, which other members must not read."""
+    if message.meta is None:
+        return None
+    return {key: value for key, value in message.meta.items() if key not in INTERNAL_META}
+
+
 def message_view(message: Message, reactions: dict[str, list[int]]) -> dict[str, Any]:
     return {
         "id": message.id,
@@ -73,7 +82,7 @@ def message_view(message: Message, reactions: dict[str, list[int]]) -> dict[str,
         "is_user": message.role == "user",
         "message_type": message_type(message),
         "status": message_status(message.status),
-        "message_metadata": message.meta,
+        "message_metadata": message_metadata(message),
         "parent_message_id": message.parent_id,
         "reactions": reactions_view(reactions),
         "created_at": iso(message.created_at),

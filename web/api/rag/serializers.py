@@ -5,15 +5,15 @@ import re
 from typing import Any
 
 from models import Dataset, Document, DocumentChunk, Message
+from models.message import INTERNAL_META
 from web.services.rag_documents import FILE_TYPES, status
 from web.services.rag_sessions import SessionInfo, citation
 from workers.events import iso
 
 CITE_MARK = re.compile(r"\[(\d{1,3})\]")
-# Kept on a message for the pipeline; shown as their own fields or not at all.
-INTERNAL_META = ("requested_by", "prompt_message_id", "retrieved", "context_ids", "relevance_score", "rag")
-# Set from the message itself: a client's metadata keys of these names are not shown.
-OWN_META = ("status", "model", "search", "error_code")
+# Set from the message itself: a client's metadata keys of these names are not shown. The
+# pipeline's INTERNAL_META are shown as their own fields (`search` only on a RAG reply) or not at all.
+OWN_META = frozenset({"status", "model", "error_code"})
 
 
 def document_view(doc: Document, chunk_count: int, dataset_ids: list[str], content: str | None = None) -> dict:
@@ -86,7 +86,7 @@ def cited(message: Message) -> list[dict[str, Any]] | None:
 def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]) -> dict[str, Any]:
     meta = message.meta or {}
     author = message.sender_id if message.role == "user" else meta.get("requested_by")
-    shown = {k: v for k, v in meta.items() if k not in INTERNAL_META + OWN_META}
+    shown = {k: v for k, v in meta.items() if k not in INTERNAL_META | OWN_META}
     shown.update(status=message.status, model=message.model)
     if message.sources is not None and "search" in meta:  # a RAG reply: retrieval recorded both
         shown["search"] = meta["search"]
