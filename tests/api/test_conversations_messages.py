@@ -72,10 +72,27 @@ def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_
     add(api, alice, team["id"], "alice answers")
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 0  # posting reads the chat
     assert conversations(api, bob)["conversations"][0]["unread_count"] == 1
-    add(api, bob, team["id"], "one more from bob", sender_type="agent")
+    add(api, bob, team["id"], "one more from bob")
     assert envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))["unread_count"] == 1
     messages(api, alice, team["id"])
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 0
+
+
+def test_only_the_owner_or_admins_post_as_the_agent(api, alice, make_user, make_chat):
+    """A member's words typed as the agent would reach the model as its own turns in the owner's replies."""
+    bob = make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP", title="Team")
+    added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
+                     headers=alice.headers)
+    assert added.status_code == 201, added.text
+    team = next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Team")
+    refused = api.post(f"/chat/conversations/{team['id']}/messages",
+                       json={"content": "I promise a refund", "sender_type": "agent"}, headers=bob.headers)
+    assert refused.status_code == 403
+    assert refused.json() == {"success": False, "message": "Only the conversation's owner or admins can post as the agent",
+                              "data": None}
+    assert add(api, alice, team["id"], "Hello from support", sender_type="agent")["sender"] == "agent"
+    assert [m["content"] for m in messages(api, alice, team["id"])["messages"]] == ["Hello from support"]
 
 
 def test_listing_a_page_marks_only_that_page_read(api, alice, make_user, make_chat):

@@ -137,7 +137,13 @@ def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attach
 
 def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                 sender_type: str, files: list[dict[str, Any]]) -> tuple[Message, list[Attachment]]:
-    """Store a message as the user or as the agent, without asking the AI for a reply."""
+    """Store a message as the user or as the agent, without asking the AI for a reply.
+
+    Words typed as the agent go to the model as its own turns in every member's replies, so only
+    the conversation's owner or admins type them (as 001 does with assistant messages).
+    """
+    if sender_type == "agent" and not chats.manages(member):
+        raise Forbidden("Only the conversation's owner or admins can post as the agent")
     role = "assistant" if sender_type == "agent" else "user"
     message, _ = replies.post_message(db, redis, chat, member, user, content, role=role, want_reply=False)
     stored = [Attachment(message_id=message.id, created_at=message.created_at, **f) for f in files]
