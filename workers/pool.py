@@ -19,7 +19,7 @@ from rq import SimpleWorker, worker_registration
 from rq.registry import DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.worker import WorkerStatus
 from rq.serializers import JSONSerializer
-from rq.timeouts import TimerDeathPenalty
+from workers.death_penalty import RepeatingTimerDeathPenalty
 
 from workers import queues
 from workers.logs import JobLogContext
@@ -34,7 +34,7 @@ NO_MAINTENANCE_S = 10 * 365 * 24 * 3600
 
 
 class ThreadWorker(JobLogContext, SimpleWorker):
-    death_penalty_class = TimerDeathPenalty
+    death_penalty_class = RepeatingTimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
         """Signals belong to the process (see `ThreadPool.stop`), not to each thread."""
@@ -54,7 +54,7 @@ class ThreadWorker(JobLogContext, SimpleWorker):
                 continue  # another worker is on it
             options = {"connection": queue.connection, "job_class": queue.job_class, "serializer": queue.serializer}
             FinishedJobRegistry(queue.name, **options).cleanup()
-            StartedJobRegistry(queue.name, death_penalty_class=TimerDeathPenalty, **options).cleanup(
+            StartedJobRegistry(queue.name, death_penalty_class=RepeatingTimerDeathPenalty, **options).cleanup(
                 exception_handlers=self._exc_handlers)
             FailedJobRegistry(queue.name, **options).cleanup()
             DeferredJobRegistry(queue.name, **options).cleanup()
