@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from workers.logs import new_request_id
@@ -17,6 +19,7 @@ from workers.logs import new_request_id
 log = logging.getLogger(__name__)
 
 Renderer = Callable[[int, Any], Response]
+RETRY_UNREACHABLE_S = 5  # Retry-After when Redis or the database cannot be reached
 
 
 class ApiError(Exception):
@@ -135,6 +138,18 @@ def init_app(app: Flask) -> None:
     def _http(exc: HTTPException) -> Response:
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
         return render(exc.code or 500, exc.description, headers)
+
+    @app.errorhandler(RedisConnectionError)
+    @app.errorhandler(RedisTimeoutError)
+    @app.errorhandler(OperationalError)
+    def _unreachable(exc: Exception) -> Response:
+        """A service we depend on is down or overloaded: a 503 a client may retry, not a bug's 500."""
+        request_id = g.get("request_id") or new_request_id()
+        service = "the database" if isinstance(exc, OperationalError) else "Redis"
+        log.error("%s unreachable (request %s) on %s %s: %s", service, request_id, request.method, request.path,
+                  type(exc).__name__)
+        return render(503, f"Service temporarily unavailable: {service} could not be reached; try again "
+                           f"(request id {request_id})", {"Retry-After": str(RETRY_UNREACHABLE_S)})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

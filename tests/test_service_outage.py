@@ -1,0 +1,91 @@
+"""When Redis or the database cannot be reached, requests get a 503 a client may retry, not a 500."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REAL_SERVICES, wait_for
+from tests.test_metrics_web_process import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(not REAL_SERVICES or not shutil.which("redis-server"),
+                                reason="a web process on real services, beside a Redis server of its own")
+
+
+def start_redis(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout == b"PONG\n",
+             timeout=10, what="redis-server up")
+    return process
+
+
+def start_web(settings, database_url: str, redis_url: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "DATABASE_URL": database_url,
+           "REDIS_URL": redis_url, "SECRET_KEY": settings.secret_key}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "web:create_app()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(base + "/api/v1/auth/me", timeout=2).status_code == 401
+        except httpx.HTTPError:
+            return False
+
+    wait_for(ready, timeout=60, interval=0.2, what="gunicorn up")
+    return process, base
+
+
+@pytest.fixture
+def stopped():
+    processes: list[subprocess.Popen] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def unavailable(response: httpx.Response, service: str) -> str:
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    return f"Service temporarily unavailable: {service} could not be reached; try again (request id " \
+           f"{response.headers['X-Request-ID']})"
+
+
+def test_redis_down_is_a_503_until_it_is_back(settings, alice, stopped):
+    redis_port = free_port()
+    redis = start_redis(redis_port)
+    stopped.append(redis)
+    web, base = start_web(settings, settings.database_url, f"redis://127.0.0.1:{redis_port}/0")
+    stopped.append(web)
+    assert httpx.get(base + "/api/v1/auth/me", headers=alice.headers).status_code == 200
+
+    redis.terminate()
+    redis.wait()
+    me = httpx.get(base + "/api/v1/auth/me", headers=alice.headers)
+    assert me.json() == {"detail": unavailable(me, "Redis")}
+    listed = httpx.get(base + "/chat/conversations", headers=alice.headers)  # 002 answers in its envelope
+    assert listed.json() == {"success": False, "message": unavailable(listed, "Redis"), "data": None}
+
+    stopped.append(start_redis(redis_port))
+    assert httpx.get(base + "/api/v1/auth/me", headers=alice.headers).status_code == 200
+
+
+def test_an_unreachable_database_is_a_503(settings, alice, stopped):
+    redis_port = free_port()
+    stopped.append(start_redis(redis_port))
+    web, base = start_web(settings, f"postgresql://postgres@127.0.0.1:{free_port()}/parley",
+                          f"redis://127.0.0.1:{redis_port}/0")
+    stopped.append(web)
+    me = httpx.get(base + "/api/v1/auth/me", headers=alice.headers)
+    assert me.json() == {"detail": unavailable(me, "the database")}
