@@ -59,6 +59,21 @@ def test_best_matches_first_then_newest(api, alice):
     assert ranked[1]["message_id"] > ranked[2]["message_id"]  # equal rank: newest first
 
 
+def test_chinese_japanese_and_korean_words_are_found_inside_longer_runs(api, alice):
+    """Both text-search parsers take an unspaced run of these scripts as one word."""
+    conversation_id = create(api, alice)
+    for line in ("我们明天开会讨论预算", "明天见", "会議は午後三時からです", "내일 회의를 합니다", "Budget meeting 預算"):
+        add(api, alice, conversation_id, line)
+    assert contents(search(api, alice, "开会")) == ["我们明天开会讨论预算"]
+    assert contents(search(api, alice, "明天")) == ["明天见", "我们明天开会讨论预算"]  # newest first
+    assert contents(search(api, alice, "预算 明天")) == ["我们明天开会讨论预算"]  # every word
+    assert contents(search(api, alice, "午後")) == ["会議は午後三時からです"]
+    assert contents(search(api, alice, "회의")) == ["내일 회의를 합니다"]
+    assert contents(search(api, alice, "預算 BUDGET")) == ["Budget meeting 預算"]  # case-insensitive
+    assert search(api, alice, "会议")["total"] == 0
+    assert search(api, alice, "_算")["total"] == 0  # _ is text, not a LIKE wildcard
+
+
 def test_query_syntax_phrases_or_and_exclusion(api, alice, shop):
     assert contents(search(api, alice, '"help with my order"')) == ["I need help with my order"]
     assert search(api, alice, '"order help"')["total"] == 0

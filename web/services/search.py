@@ -6,6 +6,10 @@ table `messages_fts` (porter stemming), ranked by `bm25`. Both read the same que
 and no query is a syntax error: words (all must match, in any of their forms: "orders"
 finds "order"), "quoted phrases", `OR` between alternatives and `-word` to exclude; every
 other character only separates words.
+
+Both parsers take a run of Chinese, Japanese or Korean characters as one word, so a query
+holding such characters is matched by substrings instead: every word of it must appear in
+the message (case-insensitive), newest first.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ ENGLISH = literal_column("'english'::regconfig")  # a constant, so the expressio
 FTS = table("messages_fts", column("rowid"))
 CHUNK = re.compile(r'(-?)"([^"]*)"?|(\S+)')  # -?"a phrase" (closing quote optional) or a bare chunk
 WORD = re.compile(r"\w+")
+# Kana, CJK ideographs (and their extension A and compatibility forms) and Hangul syllables.
+UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @dataclass
@@ -75,7 +81,11 @@ def visible_messages(user: User) -> Select:
 
 def search_messages(db: Session, user: User, query: str, limit: int, offset: int) -> tuple[list[Message], int]:
     """The page of matching messages, best first (then newest), and how many match in all."""
-    if db.get_bind().dialect.name == "postgresql":
+    if UNSPACED_SCRIPT.search(query):
+        words = WORD.findall(query)
+        matches = visible_messages(user).where(*(Message.content.icontains(w, autoescape=True) for w in words))
+        best_first = (Message.id.desc(),)
+    elif db.get_bind().dialect.name == "postgresql":
         wanted = func.websearch_to_tsquery(ENGLISH, query)
         vector = func.to_tsvector(ENGLISH, Message.content)
         matches = visible_messages(user).where(vector.op("@@")(wanted))
