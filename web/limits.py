@@ -10,7 +10,8 @@ from workers.settings import Settings
 
 
 def rate_key() -> str:
-    """The user behind the request's token; the client address when there is no valid token."""
+    """The user behind the request's token, found as the view finds it (a URL token only on the
+    routes that read one); the client address when there is no valid token."""
     token = request_token()
     if token:
         try:

@@ -2,7 +2,10 @@
 
 The documents put tokens in different places: `Authorization: Bearer`, `?token=` (chat
 WebSocket) and `?auth_token=` (RAG SSE). flask-jwt-extended reads one query-string name,
-so every protected view goes through this one lookup instead.
+so every protected view goes through this one lookup instead. A token in the URL leaks into
+proxy logs, browser history and Referer headers, so only the views marked
+`query_token_allowed` (WebSockets and EventSource streams, whose browser clients cannot send
+a header) read one; elsewhere it is ignored and the 401 says why.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from functools import wraps
 from typing import Any, Callable
 
 import jwt as pyjwt
-from flask import g, request
+from flask import current_app, g, request
 from flask_jwt_extended import decode_token
 
 from models import User
@@ -20,21 +23,51 @@ from web.errors import Unauthorized
 from web.redis_client import get_redis
 
 QUERY_TOKEN_NAMES = ("token", "auth_token")
+URL_TOKEN_IGNORED = ("Send the access token in the Authorization header: a token in the URL is only read "
+                     "by WebSocket and event-stream routes")
 
 
 def revoked_key(jti: str) -> str:
     return f"parley:revoked:{jti}"
 
 
+def query_token_allowed(view: Callable) -> Callable:
+    """Let `view` read the token from `?token=` / `?auth_token=` too: for WebSocket and
+    event-stream views only, whose browser clients (WebSocket, EventSource) cannot set a header."""
+    view.query_token_allowed = True
+    return view
+
+
+def reads_query_token(view: Callable | None) -> bool:
+    """Whether `view` is marked `query_token_allowed`."""
+    return getattr(view, "query_token_allowed", False)
+
+
+def view_reads_query_token() -> bool:
+    """Whether the view this request matched reads a token from the URL (none matched: no)."""
+    return reads_query_token(current_app.view_functions.get(request.endpoint))
+
+
+def query_token() -> str | None:
+    return next((request.args[name] for name in QUERY_TOKEN_NAMES if request.args.get(name)), None)
+
+
 def request_token() -> str | None:
+    """The Bearer token of the Authorization header; else the URL's, on views that read it."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    for name in QUERY_TOKEN_NAMES:
-        if request.args.get(name):
-            return request.args[name]
+    if view_reads_query_token():
+        return query_token()
     return None
+
+
+def missing_token_reason() -> str:
+    """Why a request has no token: none was sent, or it was sent in a URL this view does not read."""
+    if query_token() and not view_reads_query_token():
+        return URL_TOKEN_IGNORED
+    return "Not authenticated"
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -48,7 +81,7 @@ def claims_of(token: str) -> dict[str, Any]:
 def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
     """Decode and check a token; raise Unauthorized with a reason a client can act on."""
     if not token:
-        raise Unauthorized("Not authenticated", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(missing_token_reason(), headers={"WWW-Authenticate": "Bearer"})
     try:
         claims = claims_of(token)
     except pyjwt.ExpiredSignatureError:

@@ -11,6 +11,7 @@ from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
 from web.api.socket_access import open_chat_socket
+from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
@@ -25,6 +26,7 @@ def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @sock.route("/chats/<chat_id>/ws", bp=bp)
+@query_token_allowed
 @emits(frames.Welcome, "`welcome`: the first frame, with the position the socket starts from.")
 @emits(frames.NewMessage, "`new_message`: a message was posted (on any surface).")
 @emits(frames.ReplyStart, "`ai_response_start`: an AI reply begins.")

@@ -21,6 +21,7 @@ from web.api.chats_v1.schemas import StatusFrame
 from web.api.chats_v1.serializers import message_status, message_view
 from web.api.described import emits
 from web.api.socket_access import open_chat_socket
+from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
@@ -47,6 +48,7 @@ class ChatsSocket(ChatSocket):
 
 
 @sock.route("/chats/<int:chat_id>/ws", bp=bp)
+@query_token_allowed
 @emits(Welcome, "`welcome`: the first frame.")
 @emits(NewMessage, "`new_message`: a message posted on any surface (an AI reply once, when it has ended).")
 @emits(MessageStatusChanged, "`message_status_changed`: anyone moved a message's status.")

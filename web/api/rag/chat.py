@@ -11,7 +11,7 @@ from web.api.parsing import parse_query, read_json_object
 from web.api.rag import answers, bp, relay
 from web.api.rag.schemas import SendQuery, SendRequest, SessionsQuery, parse_send
 from web.api.rag.serializers import message_view, session_view
-from web.auth.tokens import login_required
+from web.auth.tokens import login_required, query_token_allowed
 from web.db import get_db
 from web.errors import BadRequest
 from web.redis_client import get_redis
@@ -52,6 +52,7 @@ def send():
 
 
 @bp.get("/chat/send")
+@query_token_allowed
 @accepts(query=SendQuery, invalid=400)
 @responds(414, media_type="text/html", description="A URL longer than the HTTP server reads (the server's own "
                                                     "page; gunicorn answers 400 past 4 KiB): send long messages by POST")
