@@ -113,6 +113,21 @@ def test_keyword_only_search(corpus, monkeypatch):
     assert result.hits[0]["relevance_score"] == 1.0 and "keywords only" in result.notes[0]
 
 
+def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeypatch):
+    """Chinese, Japanese and Korean are written without spaces: a word is found inside a longer run."""
+    owner = make_user("reader")
+    for name, content in {"meeting.txt": "我们明天开会讨论预算。", "zoo.txt": "动物园里有斑马和企鹅。",
+                          "train.txt": "電車は午後三時に出発します。"}.items():
+        upload_ready(api, owner, name, content.encode())
+    with runtime.session() as db:
+        scope = Scope(db.scalar(select(User.id).where(User.uuid == owner["id"])))
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
+    assert [h["filename"] for h in run(scope, "开会")] == ["meeting.txt"]
+    assert [h["filename"] for h in run(scope, "企鹅在哪里")] == ["zoo.txt"]  # some of the query's pairs
+    assert [h["filename"] for h in run(scope, "午後")] == ["train.txt"]
+    assert run(scope, "会议") == []
+
+
 def test_split_page_windows_and_overlap():
     text = " ".join(f"w{i}" for i in range(25))
     pieces = split_page(3, text, size=10, overlap=4)

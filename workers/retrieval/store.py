@@ -74,7 +74,7 @@ def keyword_matches(db: Session, scope: Scope, query_terms: list[str], limit: in
     """(chunk id, keyword rank) of the chunks containing any query word, best first."""
     if not query_terms:
         return []
-    if is_postgresql(db):
+    if is_postgresql(db) and not text.unspaced(query_terms):
         document = func.to_tsvector(sql_text("'english'::regconfig"), DocumentChunk.content)
         query = func.to_tsquery(sql_text("'english'::regconfig"), " | ".join(query_terms))
         rank = func.ts_rank_cd(document, query)

@@ -6,6 +6,9 @@ import re
 from collections import Counter
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Scripts written without spaces (kana, CJK ideographs, Hangul syllables): a run of them is
+# read as its overlapping character pairs, so a word is found inside a longer run.
+UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 STOPWORDS = frozenset(
     "a an and are as at be but by can do does did for from has have how i if in into is it its me my no not of "
     "on or our so than that the their them then there these they this to was we were what when where which who "
@@ -15,7 +18,29 @@ STOPWORDS = frozenset(
 
 
 def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    found = []
+    for word in WORD.findall(text.lower()):
+        found.extend(split_unspaced(word) if UNSPACED.search(word) else (word,))
+    return found
+
+
+def split_unspaced(word: str) -> list[str]:
+    """A word holding unspaced scripts: its other parts whole, each unspaced run as character pairs."""
+    parts, at = [], 0
+    for run in UNSPACED.finditer(word):
+        if run.start() > at:
+            parts.append(word[at:run.start()])
+        chars = run.group()
+        parts.extend([chars] if len(chars) == 1 else [chars[i:i + 2] for i in range(len(chars) - 1)])
+        at = run.end()
+    if at < len(word):
+        parts.append(word[at:])
+    return parts
+
+
+def unspaced(query_terms: list[str]) -> bool:
+    """Whether any term is of an unspaced script (PostgreSQL's parser keeps such runs whole)."""
+    return any(UNSPACED.search(t) for t in query_terms)
 
 
 def terms(text: str) -> list[str]:
