@@ -71,6 +71,10 @@ def test_chinese_japanese_and_korean_words_are_found_inside_longer_runs(api, ali
     assert contents(search(api, alice, "회의")) == ["내일 회의를 합니다"]
     assert contents(search(api, alice, "預算 BUDGET")) == ["Budget meeting 預算"]  # case-insensitive
     assert search(api, alice, "会议")["total"] == 0
+    assert contents(search(api, alice, "明天 -预算")) == ["明天见"]  # the same query syntax
+    assert contents(search(api, alice, "开会 OR 午後")) == ["会議は午後三時からです", "我们明天开会讨论预算"]
+    assert contents(search(api, alice, '"明天开会"')) == ["我们明天开会讨论预算"]
+    assert search(api, alice, "・")["total"] == 0  # no words: nothing, as any query without words
     assert search(api, alice, "_算")["total"] == 0  # _ is text, not a LIKE wildcard
 
 

@@ -9,14 +9,14 @@ other character only separates words.
 
 Both parsers take a run of Chinese, Japanese or Korean characters as one word, so a query
 holding such characters is matched by substrings instead: every word of it must appear in
-the message (case-insensitive), newest first.
+the message (case-insensitive), with the same syntax, newest first.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import Select, column, func, literal_column, select, table, text
+from sqlalchemy import ColumnElement, Select, and_, column, func, literal_column, not_, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
@@ -38,12 +38,8 @@ class Alternative:
     unwanted: list[str] = field(default_factory=list)
 
 
-def fts5_query(query: str) -> str:
-    """The FTS5 expression for a web-search style query; '' when it has no words.
-
-    Each term is an FTS5 string of \\w characters only, so nothing the user types is read as
-    FTS5 syntax.
-    """
+def parse(query: str) -> list[Alternative]:
+    """The query's alternatives (split by OR); each term is a word or a phrase of \\w words."""
     alternatives = [Alternative()]
     for match in CHUNK.finditer(query):
         negate, phrase, chunk = match.group(1) == "-", match.group(2), match.group(3)
@@ -55,17 +51,33 @@ def fts5_query(query: str) -> str:
         words = WORD.findall(phrase if phrase is not None else chunk)
         if not words:
             continue
-        terms = [f'"{" ".join(words)}"'] if phrase is not None else [f'"{w}"' for w in words]
+        terms = [" ".join(words)] if phrase is not None else words
         (alternatives[-1].unwanted if negate else alternatives[-1].wanted).extend(terms)
+    return [alt for alt in alternatives if alt.wanted]  # a lone exclusion matches nothing
+
+
+def fts5_query(query: str) -> str:
+    """The FTS5 expression for a web-search style query; '' when it has no words.
+
+    Each term is an FTS5 string of \\w characters only, so nothing the user types is read as
+    FTS5 syntax.
+    """
     parts = []
-    for alt in alternatives:
-        if not alt.wanted:
-            continue  # nothing to look for: a lone exclusion matches nothing
-        expr = " AND ".join(alt.wanted)
+    for alt in parse(query):
+        expr = " AND ".join(f'"{term}"' for term in alt.wanted)
         for term in alt.unwanted:
-            expr = f"({expr}) NOT {term}"
+            expr = f'({expr}) NOT "{term}"'
         parts.append(f"({expr})")
     return " OR ".join(parts)
+
+
+def substring_condition(query: str) -> ColumnElement[bool] | None:
+    """The query read by substrings (case-insensitive, LIKE wildcards taken as text); None when
+    it has no words."""
+    alternatives = [and_(*(Message.content.icontains(t, autoescape=True) for t in alt.wanted),
+                         *(not_(Message.content.icontains(t, autoescape=True)) for t in alt.unwanted))
+                    for alt in parse(query)]
+    return or_(*alternatives) if alternatives else None
 
 
 def visible_messages(user: User) -> Select:
@@ -82,8 +94,10 @@ def visible_messages(user: User) -> Select:
 def search_messages(db: Session, user: User, query: str, limit: int, offset: int) -> tuple[list[Message], int]:
     """The page of matching messages, best first (then newest), and how many match in all."""
     if UNSPACED_SCRIPT.search(query):
-        words = WORD.findall(query)
-        matches = visible_messages(user).where(*(Message.content.icontains(w, autoescape=True) for w in words))
+        condition = substring_condition(query)
+        if condition is None:
+            return [], 0
+        matches = visible_messages(user).where(condition)
         best_first = (Message.id.desc(),)
     elif db.get_bind().dialect.name == "postgresql":
         wanted = func.websearch_to_tsquery(ENGLISH, query)
