@@ -125,6 +125,7 @@ def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeyp
     assert [h["filename"] for h in run(scope, "开会")] == ["meeting.txt"]
     assert [h["filename"] for h in run(scope, "企鹅在哪里")] == ["zoo.txt"]  # some of the query's pairs
     assert [h["filename"] for h in run(scope, "午後")] == ["train.txt"]
+    assert [h["filename"] for h in run(scope, "鹅")] == ["zoo.txt"]  # one character, inside a run
     assert run(scope, "会议") == []
 
 

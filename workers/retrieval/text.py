@@ -17,21 +17,24 @@ STOPWORDS = frozenset(
 )
 
 
-def words(text: str) -> list[str]:
+def words(text: str, query: bool = False) -> list[str]:
+    """The words of a text; a run of an unspaced script as its character pairs and (except in a
+    query) its characters, so a one-character query word is found inside a run too."""
     found = []
     for word in WORD.findall(text.lower()):
-        found.extend(split_unspaced(word) if UNSPACED.search(word) else (word,))
+        found.extend(split_unspaced(word, with_chars=not query) if UNSPACED.search(word) else (word,))
     return found
 
 
-def split_unspaced(word: str) -> list[str]:
+def split_unspaced(word: str, with_chars: bool) -> list[str]:
     """A word holding unspaced scripts: its other parts whole, each unspaced run as character pairs."""
     parts, at = [], 0
     for run in UNSPACED.finditer(word):
         if run.start() > at:
             parts.append(word[at:run.start()])
         chars = run.group()
-        parts.extend([chars] if len(chars) == 1 else [chars[i:i + 2] for i in range(len(chars) - 1)])
+        pairs = [chars[i:i + 2] for i in range(len(chars) - 1)]
+        parts.extend(pairs + list(chars) if with_chars else pairs or [chars])
         at = run.end()
     if at < len(word):
         parts.append(word[at:])
@@ -45,7 +48,7 @@ def unspaced(query_terms: list[str]) -> bool:
 
 def terms(text: str) -> list[str]:
     """The distinct content words of a query, in order."""
-    return list(dict.fromkeys(w for w in words(text) if w not in STOPWORDS))
+    return list(dict.fromkeys(w for w in words(text, query=True) if w not in STOPWORDS))
 
 
 def coverage(query_terms: list[str], text: str) -> float:
