@@ -9,14 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import REAL_SERVICES, wait_for
 from tests.test_metrics_web_process import free_port
+from web.errors import lost_connection
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not REAL_SERVICES or not shutil.which("redis-server"),
-                                reason="a web process on real services, beside a Redis server of its own")
+beside_own_redis = pytest.mark.skipif(not REAL_SERVICES or not shutil.which("redis-server"),
+                                      reason="a web process on real services, beside a Redis server of its own")
 
 
 def start_redis(port: int) -> subprocess.Popen:
@@ -62,6 +65,7 @@ def unavailable(response: httpx.Response, service: str) -> str:
            f"{response.headers['X-Request-ID']})"
 
 
+@beside_own_redis
 def test_redis_down_is_a_503_until_it_is_back(settings, alice, stopped):
     redis_port = free_port()
     redis = start_redis(redis_port)
@@ -81,6 +85,7 @@ def test_redis_down_is_a_503_until_it_is_back(settings, alice, stopped):
     assert httpx.get(base + "/api/v1/auth/me", headers=alice.headers).status_code == 200
 
 
+@beside_own_redis
 def test_an_unreachable_database_is_a_503(settings, alice, stopped):
     redis_port = free_port()
     stopped.append(start_redis(redis_port))
@@ -89,3 +94,21 @@ def test_an_unreachable_database_is_a_503(settings, alice, stopped):
     stopped.append(web)
     me = httpx.get(base + "/api/v1/auth/me", headers=alice.headers)
     assert me.json() == {"detail": unavailable(me, "the database")}
+
+
+def operational_error(url: str, statement: str) -> OperationalError:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(statement))
+    except OperationalError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError("no OperationalError")
+
+
+def test_only_a_lost_connection_is_an_outage(tmp_path):
+    """SQLite reports SQL mistakes as OperationalError too: those stay 500s (bugs), not 503s."""
+    assert not lost_connection(operational_error("sqlite://", "SELECT nope FROM nothing"))
+    assert lost_connection(operational_error(f"sqlite:///{tmp_path}/missing/dir/parley.db", "SELECT 1"))

@@ -118,6 +118,11 @@ def render(status: int, detail: Any, headers: dict[str, str] | None = None) -> R
     return response
 
 
+def lost_connection(exc: OperationalError) -> bool:
+    """Whether the database could not be connected to (no statement ran) or dropped the connection."""
+    return exc.statement is None or exc.connection_invalidated
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
@@ -143,7 +148,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RedisTimeoutError)
     @app.errorhandler(OperationalError)
     def _unreachable(exc: Exception) -> Response:
-        """A service we depend on is down or overloaded: a 503 a client may retry, not a bug's 500."""
+        """A service we depend on is down: a 503 a client may retry, not a bug's 500. Other
+        database errors of that class (an SQL mistake on SQLite, a deadlock) stay 500s."""
+        if isinstance(exc, OperationalError) and not lost_connection(exc):
+            return _unexpected(exc)
         request_id = g.get("request_id") or new_request_id()
         service = "the database" if isinstance(exc, OperationalError) else "Redis"
         log.error("%s unreachable (request %s) on %s %s: %s", service, request_id, request.method, request.path,
