@@ -8,6 +8,7 @@ release the lock (`record_error` in workers.upstream does the three).
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,14 @@ if failures >= tonumber(ARGV[2]) or state == 'HALF_OPEN' or state == 'OPEN' then
   redis.call('DEL', KEYS[2])
 end
 return failures
+"""
+
+# Release the trial lock only if this caller holds it.
+_RELEASE_OWN_TRIAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
@@ -53,6 +62,8 @@ class CircuitBreaker:
         self.key = f"parley:breaker:{name}"
         self.trial_key = f"{self.key}:trial"
         self._record_failure = redis.register_script(_RECORD_FAILURE)
+        self._release_own_trial = redis.register_script(_RELEASE_OWN_TRIAL)
+        self._trial_token: str | None = None  # set when this caller won the HALF_OPEN trial
 
     def status(self) -> BreakerStatus:
         raw = {_text(k): _text(v) for k, v in self.redis.hgetall(self.key).items()}
@@ -70,8 +81,10 @@ class CircuitBreaker:
             return True
         if state == OPEN:
             return False
-        if self.redis.set(self.trial_key, "1", nx=True, ex=max(self.timeout_s, 1)):
+        token = uuid.uuid4().hex
+        if self.redis.set(self.trial_key, token, nx=True, ex=max(self.timeout_s, 1)):
             self.redis.hset(self.key, "state", HALF_OPEN)
+            self._trial_token = token
             return True
         return False
 
@@ -82,9 +95,13 @@ class CircuitBreaker:
             pipe.execute()
 
     def release_trial(self) -> None:
-        """The trial ended saying nothing about the service (stopped, or a local error): the next
-        call may try. Without this the lock would refuse every call until it expires."""
-        self.redis.delete(self.trial_key)
+        """The trial ended saying nothing about the service (stopped, a local error, the job's
+        time limit): the next call may try. Without this the lock would refuse every call until it
+        expires. Only the caller that won the trial releases it: a call let through while CLOSED
+        that ends during another's trial leaves that trial alone."""
+        if self._trial_token is not None:
+            self._release_own_trial(keys=[self.trial_key], args=[self._trial_token])
+            self._trial_token = None
 
     def trial_taken(self) -> bool:
         """Is a HALF_OPEN trial under way, so that `allow()` refuses everyone else?"""

@@ -93,6 +93,8 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, prompt: list[dict[str, str]
         try:
             fields = stream_from(run, rt, source, prompt, params)
         except JobTimeoutException:
+            if guard is not None:
+                guard.release_trial()  # the reply's own time limit: no verdict on the service
             raise
         except Exception as exc:
             if run.finished:
