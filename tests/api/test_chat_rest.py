@@ -24,7 +24,7 @@ def test_create_chat_defaults_and_shape(api, alice):
 
 def test_create_chat_validation(api, alice):
     cases = [
-        ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({}, "title"),
+        ({"title": ""}, "title"), ({"title": "   "}, "title"), ({"title": "x" * 201}, "title"), ({}, "title"),
         ({"title": "t", "description": "d" * 1001}, "description"),
         ({"title": "t", "chat_type": "PERSONAL"}, "chat_type"),
         ({"title": "t", "temperature": 1.5}, "temperature"),
