@@ -98,6 +98,14 @@ def parse_id(event_id: str) -> tuple[int, int]:
 MAX_ID_PART = 2**64 - 1  # both parts of a Redis stream id are unsigned 64-bit integers
 
 
+def is_ascii_number(text: str) -> bool:
+    """1-20 ASCII digits, which int() always reads: a part of a client's event id or cursor.
+
+    str.isdigit() alone also takes digits such as "²" (a header byte 0xB2), which int() refuses.
+    """
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
 def is_valid_id(event_id: str) -> bool:
     """An id Redis takes as a stream position: ``N`` or ``N-M``, ASCII digits, each part below 2**64.
 
@@ -105,8 +113,7 @@ def is_valid_id(event_id: str) -> bool:
     """
     ms, dash, seq = str(event_id).partition("-")
     parts = (ms, seq) if dash else (ms,)
-    return all(part.isascii() and part.isdigit() and len(part) <= 20 and int(part) <= MAX_ID_PART
-               for part in parts)
+    return all(is_ascii_number(part) and int(part) <= MAX_ID_PART for part in parts)
 
 
 def last_event_id(redis: Redis, chat_id: int) -> str:

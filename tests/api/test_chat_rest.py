@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from models.message import INTERNAL_META
 from tests.conftest import wait_for
 
 CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
@@ -23,7 +24,7 @@ def test_create_chat_defaults_and_shape(api, alice):
 
 def test_create_chat_validation(api, alice):
     cases = [
-        ({"title": ""}, "title"), ({"title": "x" * 201}, "title"), ({}, "title"),
+        ({"title": ""}, "title"), ({"title": "   "}, "title"), ({"title": "x" * 201}, "title"), ({}, "title"),
         ({"title": "t", "description": "d" * 1001}, "description"),
         ({"title": "t", "chat_type": "PERSONAL"}, "chat_type"),
         ({"title": "t", "temperature": 1.5}, "temperature"),
@@ -107,6 +108,19 @@ def test_send_message_rules(api, alice, make_chat):
     assert child.status_code == 200
     system = api.post(url, json={"content": "be nice", "message_type": "SYSTEM"}, headers=alice.headers)
     assert system.status_code == 200 and system.json()["message_type"] == "SYSTEM"
+
+
+def test_send_message_refuses_pipeline_metadata(api, alice, make_user, make_chat):
+    # `requested_by` is read as an AI message's author by the RAG API: a client must not set it.
+    bob = make_user("bob")
+    chat = make_chat(alice)
+    url = f"/api/v1/chat/chats/{chat['id']}/messages"
+    for key in sorted(INTERNAL_META):
+        sent = api.post(url, json={"content": "x", "message_type": "SYSTEM",
+                                   "message_metadata": {key: bob["id"], "note": 1}}, headers=alice.headers)
+        assert sent.status_code == 400, key
+        assert sent.json() == {"detail": f"message_metadata cannot set {key}: these keys are the server's"}
+    assert api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"] == []
 
 
 def test_participants_and_permissions(api, alice, make_user, make_chat):

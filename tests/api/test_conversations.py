@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from models import Chat
 from web.api.conversations.envelope import PREFIXES
+from web.services import conversations as conversation_service
 from workers import runtime
 
 
@@ -108,6 +110,28 @@ def test_delete_hides_the_conversation_everywhere(api, alice):
     assert conversations(api, alice)["total"] == 0
     assert api.get(f"/api/v1/chat/chats/{chat_uuid}", headers=alice.headers).status_code == 404
     envelope(api.delete(f"/chat/conversations/{conversation_id}", headers=alice.headers), 404)
+
+
+@pytest.mark.parametrize("body", [{"is_archived": True}, {"status": "active"}, {"title": "Renamed"}])
+def test_an_update_racing_a_delete_does_not_bring_the_conversation_back(api, alice, monkeypatch, body):
+    conversation_id = create(api, alice, title="Doomed")
+    load = conversation_service.conversation_for_member
+
+    def load_then_deleted_elsewhere(db, user, conversation_id):
+        found = load(db, user, conversation_id)  # the PUT has read the chat ACTIVE and passed its checks
+        with runtime.session() as other:
+            other.get(Chat, conversation_id).status = "DELETED"
+            other.commit()
+        return found
+
+    monkeypatch.setattr(conversation_service, "conversation_for_member", load_then_deleted_elsewhere)
+    raced = api.put(f"/chat/conversations/{conversation_id}", json=body, headers=alice.headers)
+    monkeypatch.undo()
+    envelope(raced, 404)
+    gone = api.put(f"/chat/conversations/{conversation_id}", json=body, headers=alice.headers)
+    assert raced.json() == gone.json()
+    with runtime.session() as db:
+        assert db.get(Chat, conversation_id).status == "DELETED"
 
 
 def test_a_conversation_is_a_chat_of_the_other_surfaces(api, alice, make_chat):

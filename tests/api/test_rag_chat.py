@@ -132,6 +132,18 @@ def test_bad_last_event_id(api, alice):
                     ).status_code == 404
 
 
+def test_last_event_id_with_a_non_ascii_digit_is_a_bad_id(api, alice, fake_upstream):
+    # A header byte 0xB2 reads as "²", which str.isdigit() takes and int() refuses.
+    fake_upstream.configure(tokens=2)
+    _, received = send(api, alice, "hello")
+    reply_uuid, stream_id, _ = received[-2][0].split(":")
+    for index in (b"\xb2", b"1\xb2"):
+        header = reply_uuid.encode() + b":" + stream_id.encode() + b":" + index
+        response = api.post("/chat/send", json={"message": "x"}, headers={**alice.headers, "Last-Event-ID": header})
+        assert response.status_code == 400, index
+        assert response.json() == {"detail": "Last-Event-ID is not an event id of /chat/send"}
+
+
 @pytest.mark.parametrize("options, field", [
     ({"k": 0}, "k"), ({"score_threshold": 1.5}, "score_threshold"), ({"search_type": "FUZZY"}, "search_type"),
     ({"lambda_mult": -0.1}, "lambda_mult"), ({"fetch_k": 0}, "fetch_k"), ({"colour": "red"}, "colour"),

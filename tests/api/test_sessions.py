@@ -71,6 +71,25 @@ def test_reconnect_with_last_event_id_gets_the_rest(api, alice, fake_upstream):
     assert len(api.get("/v1/chat/history", headers=alice.headers).json()["sessions"][0]["messages"]) == 2
 
 
+def test_last_event_id_with_a_non_ascii_digit_is_read_like_one_with_a_letter(api, alice, fake_upstream):
+    # A header byte 0xB2 reads as "²", which str.isdigit() takes and int() refuses (it was a 500).
+    fake_upstream.configure(tokens=2)
+    _, received = stream(api, alice, body())
+    session_id, reply_uuid, stream_id = received[0].id.split(":")[:3]
+
+    def answer(last_event_id: bytes):
+        response = api.post("/v1/chat/stream", json=body(), headers={**alice.headers, "Last-Event-ID": last_event_id})
+        data = [line for line in response.text.splitlines() if line.startswith("data:")]
+        return response.status_code, data if response.status_code == 200 else response.json()
+
+    resumed = f":{reply_uuid}:{stream_id}".encode()
+    assert answer(b"\xb2" + resumed) == answer(b"x" + resumed) == (404, {"detail": "Chat session not found"})
+    assert answer(b"9223372036854775808" + resumed) == (404, {"detail": "Chat session not found"})
+    # The token part is not one of this API's: the header is ignored and a new reply streams.
+    resumed = f"{session_id}:{reply_uuid}:{stream_id}:".encode()
+    assert answer(resumed + b"\xb2") == answer(resumed + b"x") == (200, ["data: t0 ", "data: t1 ", "data: [DONE]"])
+
+
 def test_a_stopping_process_ends_the_stream_and_the_client_resumes(api, alice, fake_upstream, monkeypatch):
     """SIGTERM in gunicorn calls close_all: the stream ends without [DONE], with a retry hint."""
     from web.realtime import going_away

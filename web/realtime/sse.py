@@ -102,7 +102,7 @@ def parse_last_event_id(value: str) -> tuple[str, str, str, int | None] | None:
     if len(parts) not in (3, 4) or not events.is_valid_id(parts[2]):
         return None
     if len(parts) == 4:
-        if not parts[3].isdigit():
+        if not events.is_ascii_number(parts[3]):
             return None
         return parts[0], parts[1], parts[2], int(parts[3]) + 1
     return parts[0], parts[1], parts[2], None

@@ -180,11 +180,22 @@ def change_status(db: Session, chat: Chat, actor: Participant, status: str) -> C
         raise Forbidden("Only the chat's owner or admins can change its status")
     if chat.status == status:
         return chat
+    if not write_unless_deleted(db, chat, {"status": status}):
+        raise NotFound("Chat not found")
+    return chat
+
+
+def write_unless_deleted(db: Session, chat: Chat, values: dict[str, Any]) -> bool:
+    """Write `values` (and `updated_at`) to the chat and commit, unless it is DELETED by now.
+
+    One conditional UPDATE, so a change racing a delete (both read the chat before either
+    wrote) cannot bring the chat back. False (rolled back) when the chat was deleted.
+    """
     done = db.execute(update(Chat).where(Chat.id == chat.id, Chat.status != "DELETED")
-                      .values(status=status, updated_at=utcnow()))
+                      .values(**values, updated_at=utcnow()))
     if done.rowcount != 1:
         db.rollback()
-        raise NotFound("Chat not found")
+        return False
     db.commit()
     db.refresh(chat)
-    return chat
+    return True

@@ -92,14 +92,15 @@ def require_manager(member: Participant) -> None:
 
 
 def update_conversation(db: Session, user: User, chat: Chat, member: Participant, changes: dict[str, Any]) -> Chat:
-    """Apply `changes` (title, is_pinned, status ACTIVE/ARCHIVED, agent_id) by an owner or admin."""
+    """Apply `changes` (title, is_pinned, status ACTIVE/ARCHIVED, agent_id) by an owner or admin.
+
+    A chat deleted since it was read is 404, as one deleted before: the change never brings it back.
+    """
     require_manager(member)
     if changes.get("agent_id") is not None:
         agents.usable_agent(db, user, changes["agent_id"])
-    for name, value in changes.items():
-        setattr(chat, name, value)
-    chat.updated_at = utcnow()
-    db.commit()
+    if not chats.write_unless_deleted(db, chat, changes):
+        raise NotFound(f"Conversation {chat.id} not found")
     return chat
 
 

@@ -15,7 +15,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import Forbidden, field_error
 from web.redis_client import get_redis
-from web.services import chats, history, models, replies, users
+from web.services import chat_messages, chats, history, models, replies, users
 from workers import events
 
 ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
@@ -68,6 +68,7 @@ def send_message(chat_id: str):
     if body.message_type == "AI":
         raise Forbidden("Only the assistant can post AI messages")
     chats.check_may_post_as(member, ROLE_OF_TYPE[body.message_type])
+    chat_messages.check_client_meta(body.message_metadata)
     parent = history.message_in_chat(db, chat, body.reply_to_id) if body.reply_to_id else None
     if body.reply_to_id and parent is None:
         raise field_error(["body", "reply_to_id"], "reply_to_id must be a message of this chat")

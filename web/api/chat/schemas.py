@@ -6,11 +6,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel
+from web.api.parsing import NotBlank, QueryModel, RequestModel
 
 
 class CreateChatRequest(RequestModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: NotBlank = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=1000)
     chat_type: Literal["DIRECT", "GROUP", "CHANNEL"] = "DIRECT"
     ai_model: str = Field(default="gpt-3.5-turbo", min_length=1, max_length=100)

@@ -16,7 +16,7 @@ from web.db import get_db
 from web.errors import BadRequest
 from web.redis_client import get_redis
 from web.services import rag_chat, rag_sessions
-from workers import runtime
+from workers import events, runtime
 
 
 SEND_EVENTS = {
@@ -99,7 +99,7 @@ def resume(last_event_id: str) -> Response:
     chat, reply = rag_chat.reply_for(get_db(), g.user, position.reply_uuid)
     if position.index == relay.END:
         return Response(status=204)
-    seen_index = position.index if position.index.isdigit() else None
+    seen_index = position.index if events.is_ascii_number(position.index) else None
     return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [])
 
 

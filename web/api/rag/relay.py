@@ -47,7 +47,9 @@ class Position:
 def parse_event_id(value: str) -> Position | None:
     """A `Last-Event-ID` of this API, or None when it is not one."""
     parts = value.split(":")
-    if len(parts) != 3 or not events.is_valid_id(parts[1]) or not (parts[2] in (SESSION, END) or parts[2].isdigit()):
+    if len(parts) != 3 or not events.is_valid_id(parts[1]):
+        return None
+    if parts[2] not in (SESSION, END) and not events.is_ascii_number(parts[2]):
         return None
     try:
         uuid.UUID(parts[0])

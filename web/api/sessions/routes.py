@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, g, jsonify, request
 
+from models.base import MAX_KEY
 from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
@@ -50,7 +51,9 @@ def stream():
 def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | None) -> Response:
     """A reconnect with `Last-Event-ID` continues the same reply from there."""
     db = get_db()
-    chat, _ = sessions.session_for(db, g.user, int(session_id) if session_id.isdigit() else -1)
+    # Not a session id: 404 (past the 32-bit keys too; SQLite cannot even bind a number past 2**63).
+    key = int(session_id) if events.is_ascii_number(session_id) and int(session_id) <= MAX_KEY else -1
+    chat, _ = sessions.session_for(db, g.user, key)
     reply = history.message_in_chat(db, chat, reply_uuid)
     if reply is None:
         raise BadRequest("Last-Event-ID does not name a reply of this session")

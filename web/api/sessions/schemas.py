@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import QueryModel, RequestModel, in_utc, not_null
+from web.api.parsing import NotBlank, QueryModel, RequestModel, in_utc, not_null
 
 
 class ChatMessageIn(RequestModel):
@@ -47,7 +47,7 @@ class HistoryQuery(QueryModel):
 
 
 class PromptIn(RequestModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: NotBlank = Field(min_length=1, max_length=200)
     content: str = Field(min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
@@ -55,7 +55,7 @@ class PromptIn(RequestModel):
 
 
 class PromptUpdate(RequestModel):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: NotBlank | None = Field(default=None, min_length=1, max_length=200)
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
