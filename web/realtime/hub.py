@@ -62,9 +62,11 @@ class Hub:
 
     def subscribe(self, key: str, cursor: str, sink: queue.Queue) -> Subscription:
         """Deliver every entry of `key` after `cursor` to `sink`, now and as they arrive."""
-        sub = Subscription(self, key, cursor, sink)
         with self._lock:
             backlog = self._read_range(key, cursor)
+            if not backlog:
+                cursor = self._not_past_the_end(key, cursor)
+            sub = Subscription(self, key, cursor, sink)
             if backlog:
                 sub.offer(backlog)
             new_key = key not in self._cursors
@@ -89,6 +91,18 @@ class Hub:
     def subscriber_count(self) -> dict[str, int]:
         with self._lock:
             return {key: len(subs) for key, subs in self._subs.items()}
+
+    def _not_past_the_end(self, key: str, cursor: str) -> str:
+        """`cursor`, or the stream's last id when the cursor is past it ("0-0" for no stream).
+
+        A client's cursor can be ahead of the stream: made up, or kept across a Redis reset
+        that started the ids again. Read from there, it would miss every new entry; as the
+        hub's cursor for the key (taken from its first subscriber), it would do that to every
+        client of the chat in this process.
+        """
+        last = self._redis.xrevrange(key, count=1)
+        end = _text(last[0][0]) if last else "0-0"
+        return end if events.parse_id(cursor) > events.parse_id(end) else cursor
 
     def _read_range(self, key: str, cursor: str) -> list[Entry]:
         raw = self._redis.xrange(key, min=f"({cursor}", max="+")
