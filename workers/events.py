@@ -166,7 +166,12 @@ def message_view(message: Any, chat_uuid: str, sender_uuid: str | None) -> dict[
     }
 
 
-def end_after(redis: Redis, chat_id: int, reply_uuid: str, cursor: str) -> bool:
-    """Whether the reply's end (complete or error) is in its chat's stream after `cursor`."""
-    return any(decode(fields).get("type") in REPLY_END_TYPES and event_message_id(decode(fields)) == reply_uuid
+def reply_events_after(redis: Redis, chat_id: int, reply_uuid: str, cursor: str) -> bool:
+    """Whether the reply has events in its chat's stream after `cursor`.
+
+    A reply ended in the database with none left after a client's cursor is over for that
+    client. With some left, they must still be sent: the worker stores the reply before it
+    publishes its end, so a reconnect in between would otherwise lose its last tokens.
+    """
+    return any(event_message_id(decode(fields)) == reply_uuid
                for _, fields in redis.xrange(chat_stream_key(chat_id), min=f"({cursor}", max="+"))

@@ -8,9 +8,12 @@ import time
 
 import pytest
 from httpx_sse import connect_sse
+from sqlalchemy import select
 
+from models import Chat
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
 from tests.pdfs import text_pdf
+from workers import events as stream_events
 from workers import queues, runtime
 
 FRANCE = "The capital of France is Paris. It lies on the Seine."
@@ -113,6 +116,25 @@ def test_resume_with_last_event_id_then_204_after_done(api, alice, library, fake
     assert after_done.status_code == 204
     detail = api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]  # posted once
+
+
+def test_a_reconnect_between_the_stored_reply_and_its_end_event_gets_the_last_tokens(api, alice, fake_upstream,
+                                                                                  monkeypatch):
+    """The worker stores a reply, then publishes its end: a reconnect in between (simulated by
+    removing the end event) must still get the tokens it had not seen before its done."""
+    monkeypatch.setattr(runtime.current().settings, "reply_chunk_window_ms", 5000)  # t1-t5 share an entry
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=6)
+    response, received = send(api, alice, "hello")
+    tokens = [(event_id, p["token"]) for event_id, p in received if p["type"] == "token"]
+    assert [t for _, t in tokens] == [f"t{i} " for i in range(6)] and received[-1][1]["type"] == "done"
+    end_id = received[-1][0].split(":")[1]
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == response.headers["X-Session-Id"]))
+    runtime.current().redis.xdel(stream_events.chat_stream_key(chat_id), end_id)
+    _, rest = send(api, alice, "x", headers={"Last-Event-ID": tokens[0][0]})  # after t0, alone in its entry
+    assert [p.get("token") for _, p in rest if p["type"] == "token"] == ["t1 ", "t2 ", "t3 ", "t4 ", "t5 "]
+    assert rest[-1][1]["type"] == "done"
 
 
 def test_resume_inside_the_citations(api, alice, library, fake_upstream):

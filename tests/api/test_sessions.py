@@ -126,6 +126,24 @@ def test_tokens_sent_together_are_events_of_their_own(api, alice, fake_upstream,
     assert [e.data for e in seen + rest] == [f"t{i} " for i in range(6)] + ["[DONE]"]
 
 
+def test_a_reconnect_between_the_stored_reply_and_its_end_event_gets_the_last_tokens(api, alice, fake_upstream,
+                                                                                  monkeypatch):
+    """The worker stores a reply, then publishes its end: a reconnect in between (simulated by
+    removing the end event) must still get the tokens it had not seen, not only [DONE]."""
+    monkeypatch.setattr(runtime.current().settings, "reply_chunk_window_ms", 5000)  # t1-t5 share an entry
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    fake_upstream.configure(tokens=6)
+    response, seen = stream(api, alice, body())
+    assert [e.data for e in seen] == [f"t{i} " for i in range(6)] + ["[DONE]"]
+    redis, session_id = runtime.current().redis, int(response.headers["X-Session-Id"])
+    key = events.chat_stream_key(session_id)
+    end_id = seen[-1].id.split(":")[2]
+    assert events.decode(redis.xrange(key, min=end_id, max=end_id)[0][1])["type"] == events.REPLY_COMPLETE
+    redis.xdel(key, end_id)
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": seen[2].id})  # after t2
+    assert [e.data for e in rest] == ["t3 ", "t4 ", "t5 ", "[DONE]"]
+
+
 def test_client_disconnect_still_stores_reply(api, alice, fake_upstream):
     fake_upstream.configure(tokens=15, delay_ms=20)
     with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:

@@ -129,7 +129,7 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
                     if index == END:
                         return
     state = final()
-    if state is not None and not events.end_after(redis, chat_id, reply_uuid, cursor):
+    if state is not None and not events.reply_events_after(redis, chat_id, reply_uuid, cursor):
         yield json_frame(event_id(reply_uuid, cursor, END), done(state))
         return
     inbox: queue.Queue = queue.Queue()

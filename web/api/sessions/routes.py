@@ -57,8 +57,9 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
     reply = history.message_in_chat(db, chat, reply_uuid)
     if reply is None:
         raise BadRequest("Last-Event-ID does not name a reply of this session")
-    if reply.status != "PROCESSING" and not events.end_after(get_redis(), chat.id, reply_uuid, cursor):
-        return sse_ended(chat.id)  # a reconnect after its [DONE] (or after its end left the stream)
+    unsent_from = cursor if seen_tokens is None else events.id_before(cursor)  # that entry's rest too
+    if reply.status != "PROCESSING" and not events.reply_events_after(get_redis(), chat.id, reply_uuid, unsent_from):
+        return sse_ended(chat.id)  # a reconnect after its [DONE] (or after its events left the stream)
     return sse_response(chat.id, reply_uuid, cursor, seen_tokens)
 
 
