@@ -42,23 +42,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def gunicorn(settings, tmp_path):
+def start_gunicorn(env: dict[str, str], stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """`web:create_app()` under gunicorn on a free port with `env` added; (process, base URL) once it answers."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-           "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url, "SECRET_KEY": settings.secret_key}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "web:create_app()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "web:create_app()"], cwd=ROOT,
+                               env={**os.environ, "PORT": str(port), **env},
+                               stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     base = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         try:
-            return httpx.get(base + "/api/v1/models", timeout=2).status_code == 401
+            return httpx.get(base + "/api/v1/auth/me", timeout=2).status_code == 401
         except httpx.HTTPError:
             return False
 
     try:
-        wait_for(ready, timeout=60, interval=0.2)
+        wait_for(ready, timeout=60, interval=0.2, what="gunicorn up")
+    except AssertionError:
+        process.kill()
+        process.communicate()
+        raise
+    return process, base
+
+
+@pytest.fixture
+def gunicorn(settings, tmp_path):
+    process, base = start_gunicorn({"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+                                    "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+                                    "SECRET_KEY": settings.secret_key}, stderr=subprocess.PIPE)
+    try:
         yield process, base
     finally:
         if process.poll() is None:

@@ -1,11 +1,8 @@
 """When Redis or the database cannot be reached, requests get a 503 a client may retry, not a 500."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +10,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import REAL_SERVICES, wait_for
-from tests.test_metrics_web_process import free_port
+from tests.test_metrics_web_process import free_port, start_gunicorn
 from web.errors import lost_connection
-
-ROOT = Path(__file__).resolve().parents[1]
 
 beside_own_redis = pytest.mark.skipif(not REAL_SERVICES or not shutil.which("redis-server"),
                                       reason="a web process on real services, beside a Redis server of its own")
@@ -31,21 +26,8 @@ def start_redis(port: int) -> subprocess.Popen:
 
 
 def start_web(settings, database_url: str, redis_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1", "DATABASE_URL": database_url,
-           "REDIS_URL": redis_url, "SECRET_KEY": settings.secret_key}
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "web:create_app()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(base + "/api/v1/auth/me", timeout=2).status_code == 401
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout=60, interval=0.2, what="gunicorn up")
-    return process, base
+    return start_gunicorn({"WEB_CONCURRENCY": "1", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                           "SECRET_KEY": settings.secret_key})
 
 
 @pytest.fixture

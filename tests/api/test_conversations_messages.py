@@ -58,13 +58,18 @@ def test_message_errors(api, alice, make_user):
     envelope(api.get(url, params={"limit": 201}, headers=alice.headers), 422)
 
 
-def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_chat):
+def team_with_bob(api, alice, make_user, make_chat):
+    """Bob, and alice's GROUP chat "Team" (as a 002 conversation) with him as a member."""
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP", title="Team")
     added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
                      headers=alice.headers)
     assert added.status_code == 201, added.text
-    team = next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Team")
+    return bob, next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Team")
+
+
+def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_chat):
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
     for n in range(3):
         add(api, bob, team["id"], f"from bob {n}")
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 3
@@ -80,12 +85,7 @@ def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_
 
 def test_only_the_owner_or_admins_post_as_the_agent(api, alice, make_user, make_chat):
     """A member's words typed as the agent would reach the model as its own turns in the owner's replies."""
-    bob = make_user("bob")
-    chat = make_chat(alice, chat_type="GROUP", title="Team")
-    added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
-                     headers=alice.headers)
-    assert added.status_code == 201, added.text
-    team = next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Team")
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
     refused = api.post(f"/chat/conversations/{team['id']}/messages",
                        json={"content": "I promise a refund", "sender_type": "agent"}, headers=bob.headers)
     assert refused.status_code == 403

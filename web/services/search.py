@@ -20,14 +20,13 @@ from sqlalchemy import ColumnElement, Select, and_, column, func, literal_column
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
+from workers.retrieval.text import UNSPACED
 
 VISIBLE = ("ACTIVE", "ARCHIVED")
 ENGLISH = literal_column("'english'::regconfig")  # a constant, so the expression index matches
 FTS = table("messages_fts", column("rowid"))
 CHUNK = re.compile(r'(-?)"([^"]*)"?|(\S+)')  # -?"a phrase" (closing quote optional) or a bare chunk
 WORD = re.compile(r"\w+")
-# Kana, CJK ideographs (and their extension A and compatibility forms) and Hangul syllables.
-UNSPACED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @dataclass
@@ -93,7 +92,7 @@ def visible_messages(user: User) -> Select:
 
 def search_messages(db: Session, user: User, query: str, limit: int, offset: int) -> tuple[list[Message], int]:
     """The page of matching messages, best first (then newest), and how many match in all."""
-    if UNSPACED_SCRIPT.search(query):
+    if UNSPACED.search(query):
         condition = substring_condition(query)
         if condition is None:
             return [], 0
