@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+import sqlalchemy.event
 from httpx_sse import connect_sse
 from sqlalchemy import select
 
@@ -256,7 +257,20 @@ def test_keepalive_comment_while_slow(api, alice, fake_upstream, monkeypatch):
     assert ": keep-alive" in raw and payloads[-1]["type"] == "done"
 
 
-def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream):
+@pytest.fixture
+def sessions_created():
+    """The titles of the chats inserted while the test runs, even ones deleted again."""
+    titles: list[str] = []
+
+    def record(mapper, connection, chat):
+        titles.append(chat.title)
+
+    sqlalchemy.event.listen(Chat, "after_insert", record)
+    yield titles
+    sqlalchemy.event.remove(Chat, "after_insert", record)
+
+
+def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream, sessions_created):
     fake_upstream.configure(tokens=3, first_delay_ms=1500)
     carol = make_user("carol")
     streams = [api.stream("POST", "/chat/send", json={"message": f"m{i}"}, headers=carol.headers) for i in range(10)]
@@ -265,6 +279,7 @@ def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream):
         assert all(r.status_code == 200 for r in opened)
         over = api.post("/chat/send", json={"message": "one too many"}, headers=carol.headers)
         assert over.status_code == 429 and over.headers["Retry-After"] == "5"
+        assert "one too many" not in sessions_created  # refused before a session existed
         assert "Retry-After" not in opened[0].headers
     finally:
         for s in streams:

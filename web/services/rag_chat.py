@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
+from models.base import new_uuid
 from web.errors import ApiError, NotFound, ServiceUnavailable
 from web.services import chats, rag_datasets, replies
-from workers import events, queues, runtime
+from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
 TITLE_CHARS = 60
@@ -48,8 +49,16 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
     """Store the message in a new or existing session and start retrieval, then the reply."""
     dataset = rag_datasets.dataset_for(db, user, dataset_id) if dataset_id else None
     new_session = session_id is None
+    reply_uuid = new_uuid()
     if new_session:
-        chat = chats.create_chat(db, user, title=title_from(message), rag_enabled=True)
+        # A message refused for too many replies streaming creates no session, not even one
+        # that another request could list before it is deleted again.
+        replies.take_stream_slot(redis, user, reply_uuid)
+        try:
+            chat = chats.create_chat(db, user, title=title_from(message), rag_enabled=True)
+        except Exception:
+            stream_leases.release(redis, user.id, reply_uuid)
+            raise
         member = chats.participant(db, chat, user)
     else:
         chat, member = session_for(db, user, session_id)
@@ -57,10 +66,11 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
     rag = {"query": message, "search_options": search_options, "dataset_id": dataset.id if dataset else None}
     try:
         _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
-                                        reply_meta={"rag": rag}, start=start_retrieval)
-    except ApiError:
+                                        reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid)
+    except Exception:
         if new_session and not db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
-            db.delete(chat)  # nothing was stored in it: no empty session is left behind
+            stream_leases.release(redis, user.id, reply_uuid)
+            db.delete(chat)  # the message was not stored (a database error): no empty session is left
             db.commit()
         raise
     return StartedReply(chat, reply, cursor, new_session)
