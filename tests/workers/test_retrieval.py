@@ -1,7 +1,11 @@
 """Search types on the configured database (SQLite+numpy, or PostgreSQL+pgvector), reranking, chunking."""
 from __future__ import annotations
 
-import httpx
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -9,7 +13,6 @@ from sqlalchemy import select
 from models import User
 from tests.api.rag_helpers import upload_ready
 from workers import runtime
-from workers.retrieval import rerank as reranking
 from workers.retrieval.chunking import chunk_pages, split_page
 from workers.retrieval.scoring import fuse, mmr
 from workers.retrieval.search import SearchOptions, search
@@ -79,29 +82,49 @@ def test_local_rerank_blends_semantic_and_keyword_scores(corpus):
     assert hits[0]["relevance_score"] == pytest.approx(0.5 * plain[0]["relevance_score"] + 0.5, abs=1e-3)
 
 
-def test_rerank_endpoint(corpus, monkeypatch):
+@pytest.fixture
+def rerank_server():
+    """A `/v1/rerank` endpoint over real HTTP that puts the zoo first; yields the requests it got."""
+    sent: list[dict] = []
+
+    class Rerank(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            sent.append({"path": self.path, "authorization": self.headers.get("Authorization"), **body})
+            answer = json.dumps({"results": [{"index": i, "relevance_score": 0.99 if "zebra" in doc else 0.01}
+                                             for i, doc in enumerate(body["documents"])]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Rerank)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.sent = sent
+    yield server
+    server.shutdown()
+
+
+def test_rerank_endpoint(corpus, monkeypatch, rerank_server):
     settings = runtime.current().settings
-    monkeypatch.setattr(settings, "rerank_url", "http://rerank.test/v1/rerank")
-    sent = []
-
-    def fake_post(url, json, headers, timeout):
-        sent.append(json)
-        zoo = next(i for i, doc in enumerate(json["documents"]) if "zebra" in doc)
-        results = [{"index": i, "relevance_score": 0.99 if i == zoo else 0.01} for i in range(len(json["documents"]))]
-        return httpx.Response(200, json={"results": results}, request=httpx.Request("POST", url))
-
-    monkeypatch.setattr(reranking.httpx, "post", fake_post)
+    monkeypatch.setattr(settings, "rerank_url", f"http://127.0.0.1:{rerank_server.server_port}/v1/rerank")
+    monkeypatch.setattr(settings, "rerank_api_key", "rerank-key")
     hits = run(corpus, "capital of France", k=1, score_threshold=0.0, rerank=True)
     assert hits[0]["filename"] == "zoo.txt" and hits[0]["relevance_score"] == 0.99
-    assert sent[0]["query"] == "capital of France" and len(sent[0]["documents"]) == 4
+    [sent] = rerank_server.sent
+    assert sent["path"] == "/v1/rerank" and sent["authorization"] == "Bearer rerank-key"
+    assert sent["query"] == "capital of France" and len(sent["documents"]) == 4
 
-    def broken(url, json, headers, timeout):
-        raise httpx.ConnectError("down")
-
-    monkeypatch.setattr(reranking.httpx, "post", broken)
-    with runtime.session() as db:
-        result = search(db, settings, corpus, "capital gastronomy",
-                        SearchOptions(k=1, score_threshold=0.0, rerank=True))
+    with socket.socket() as closed:  # a port nothing listens on: the endpoint is down
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setattr(settings, "rerank_url", f"http://127.0.0.1:{closed.getsockname()[1]}/v1/rerank")
+        with runtime.session() as db:
+            result = search(db, settings, corpus, "capital gastronomy",
+                            SearchOptions(k=1, score_threshold=0.0, rerank=True))
     assert result.hits[0]["filename"] == "lyon.txt" and "re-scored locally" in result.notes[0]
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
-
 from workers.retrieval import text
 from workers.retrieval.scoring import Ranked
 from workers.settings import Settings
@@ -25,15 +23,17 @@ class RerankFailed(Exception):
 
 
 def with_endpoint(settings: Settings, query: str, ranked: list[Ranked]) -> list[Ranked]:
+    import httpx2  # here, not at the top: the web tier imports this module (see workers/public_client.py)
+
     headers = {"Authorization": f"Bearer {settings.rerank_api_key}"} if settings.rerank_api_key else {}
     body = {"model": settings.rerank_model, "query": query, "documents": [r.content for r in ranked],
             "top_n": len(ranked)}
     try:
-        answer = httpx.post(settings.rerank_url, json=body, headers=headers, timeout=TIMEOUT_S)
+        answer = httpx2.post(settings.rerank_url, json=body, headers=headers, timeout=TIMEOUT_S)
         answer.raise_for_status()
         results = answer.json()["results"]
         scores = {int(item["index"]): float(item["relevance_score"]) for item in results}
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+    except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise RerankFailed(type(exc).__name__) from exc
     rescored = [r.with_score(scores[i]) for i, r in enumerate(ranked) if i in scores]
     return sorted(rescored, key=lambda r: -r.score)
