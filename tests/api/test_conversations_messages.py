@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from models import Message, SessionSpan
 from tests.api.test_conversations import backdate, conversations, create, envelope
+from tests.conftest import wait_for
 
 
 def add(api, account, conversation_id, content="Hello", **body):
@@ -79,6 +80,25 @@ def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_
     assert conversations(api, bob)["conversations"][0]["unread_count"] == 1
     add(api, bob, team["id"], "one more from bob")
     assert envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))["unread_count"] == 1
+    messages(api, alice, team["id"])
+    assert conversations(api, alice)["conversations"][0]["unread_count"] == 0
+
+
+def test_a_reply_still_being_written_when_listed_is_unread_once_it_ends(api, alice, make_user, make_chat,
+                                                                      fake_upstream):
+    """The reply and its question share a time: listing the question must not count the reply as read."""
+    fake_upstream.configure(reply="Here is the answer", first_delay_ms=600)
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    chat_uuid = next(c for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()
+                     if c["title"] == "Team")["id"]
+    posted = api.post(f"/api/v1/chat/chats/{chat_uuid}/messages", json={"content": "Question"}, headers=bob.headers)
+    assert posted.status_code == 200, posted.text
+    listed = messages(api, alice, team["id"])["messages"]
+    assert [(m["content"], m["status"]) for m in listed][-1] == ("", "processing")
+    assert conversations(api, alice)["conversations"][0]["unread_count"] == 1  # bob's question, until it ends
+    wait_for(lambda: messages(api, bob, team["id"])["messages"][-1]["status"] == "delivered", what="the reply")
+    assert conversations(api, alice)["conversations"][0]["unread_count"] == 2  # the question and the reply
+    assert conversations(api, bob)["conversations"][0]["unread_count"] == 0  # he listed it finished
     messages(api, alice, team["id"])
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 0
 

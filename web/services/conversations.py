@@ -120,11 +120,21 @@ def list_messages(db: Session, chat: Chat, member: Participant, limit: int,
     page = list(db.scalars(select(Message).where(visible).order_by(Message.id).limit(limit).offset(offset)))
     total = db.scalar(select(func.count(Message.id)).where(visible)) or 0
     files = attachments_of(db, [m.id for m in page])
-    newest = max((m.created_at for m in page), default=None)
+    newest = read_up_to(page)
     if newest is not None and (member.last_read_at is None or newest > member.last_read_at):
         member.last_read_at = newest
         db.commit()
     return page, files, total
+
+
+def read_up_to(page: list[Message]) -> datetime | None:
+    """The time up to which a listed page is read: its newest message's, but before any reply still
+    being written (it shares its question's time, and must count as unread once it ends)."""
+    newest = max((m.created_at for m in page), default=None)
+    unfinished = [m.created_at for m in page if m.status == "PROCESSING"]
+    if newest is not None and unfinished:
+        newest = min(newest, min(unfinished) - timedelta(microseconds=1))
+    return newest
 
 
 def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attachment]]:
