@@ -97,6 +97,16 @@ def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
     assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
 
 
+def test_preview_writes_json_values_as_json(api, alice, fake_upstream):
+    """Variables arrive as JSON: a number, true, null, a list or an object is written as JSON, not as Python."""
+    fake_upstream.configure(reply="ok")
+    filled = api.post("/api/chat/prompts/preview", headers=alice.headers, json={
+        "content": "{n} {f} {b} {z} {l} {d}",
+        "variables": {"n": 3, "f": 1.5, "b": True, "z": None, "l": ["a", "é"], "d": {"k": "v"}}})
+    assert filled.status_code == 200, filled.text
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == '3 1.5 true null ["a", "é"] {"k": "v"}'
+
+
 def test_search_takes_percent_and_underscore_as_text(api, make_user):
     bob = make_user("bob")
     for title in ("50% off", "snake_case", "plain"):
