@@ -84,5 +84,7 @@ def as_text(value: Any) -> str:
 
 
 def count_use(db: Session, prompt: Prompt) -> None:
-    db.execute(update(Prompt).where(Prompt.id == prompt.id).values(usage_count=Prompt.usage_count + 1))
+    """One more use; using a prompt is not editing it, so `updated_at` keeps its value (no `onupdate`)."""
+    db.execute(update(Prompt).where(Prompt.id == prompt.id)
+               .values(usage_count=Prompt.usage_count + 1, updated_at=Prompt.updated_at))
     db.commit()
