@@ -97,6 +97,31 @@ def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
     assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
 
 
+def test_preview_writes_json_values_as_json(api, alice, fake_upstream):
+    """Variables arrive as JSON: a number, true, null, a list or an object is written as JSON, not as Python."""
+    fake_upstream.configure(reply="ok")
+    filled = api.post("/api/chat/prompts/preview", headers=alice.headers, json={
+        "content": "{n} {f} {b} {z} {l} {d}",
+        "variables": {"n": 3, "f": 1.5, "b": True, "z": None, "l": ["a", "é"], "d": {"k": "v"}}})
+    assert filled.status_code == 200, filled.text
+    assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == '3 1.5 true null ["a", "é"] {"k": "v"}'
+
+
+def test_a_preview_counts_the_use_without_updating_the_prompt(api, make_user, fake_upstream):
+    """Using a prompt is not editing it (the document's listed prompt: usage_count 5, updated_at = created_at)."""
+    fake_upstream.configure(reply="ok")
+    bob = make_user("bob")
+    used = api.post("/api/chat/prompts", json=PROMPT, headers=bob.headers).json()
+    newer = api.post("/api/chat/prompts", json={**PROMPT, "title": "Newer"}, headers=bob.headers).json()
+    previewed = api.post("/api/chat/prompts/preview", json={"prompt_id": used["id"], "variables": {"text": "t"}},
+                         headers=bob.headers)
+    assert previewed.status_code == 200, previewed.text
+    after = api.get(f"/api/chat/prompts/{used['id']}", headers=bob.headers).json()
+    assert after["usage_count"] == 1 and after["updated_at"] == used["updated_at"]
+    listed = api.get("/api/chat/prompts?include_templates=false", headers=bob.headers).json()["items"]
+    assert [p["id"] for p in listed] == [newer["id"], used["id"]]
+
+
 def test_search_takes_percent_and_underscore_as_text(api, make_user):
     bob = make_user("bob")
     for title in ("50% off", "snake_case", "plain"):

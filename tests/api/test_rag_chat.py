@@ -356,3 +356,9 @@ def test_only_chunks_the_model_was_given_are_cited(api, alice, fake_upstream):
     cited = of_type(received, "citation")
     assert 0 < given < 50 and len(cited) == given == len(received[-1][1]["citations"])
     assert [c["marker"] for c in cited] == list(range(1, given + 1))
+    # The stored context is the same chunks: context_ids and the best score are of those given.
+    detail = api.get(f"/chat/sessions/{received[0][1]['session_id']}", headers=alice.headers).json()
+    reply, context = detail["messages"][-1], detail["session"]["last_context"]
+    assert len(reply["sources"]) == len(reply["context_ids"]) == len(context["context_ids"]) == given
+    assert reply["context_ids"] == context["context_ids"]
+    assert reply["relevance_score"] == context["relevance_score"] == max(s["relevance_score"] for s in reply["sources"])

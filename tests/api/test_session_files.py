@@ -5,6 +5,7 @@ from httpx_sse import connect_sse
 
 from tests.conftest import wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
+from workers import queues
 
 
 def new_session(api, account):
@@ -78,3 +79,16 @@ def test_upload_needs_can_upload_files(api, alice, make_user, share_session, fak
     assert api.get(f"/api/chat/sessions/{session_id}/files", headers=alice.headers).json()["files"] == []
     session_id = share_session(alice, writer, can_upload_files=True)
     assert upload(api, writer, session_id, text_pdf(["Shared notes."])).status_code == 200
+
+
+def test_upload_when_the_queue_is_down_is_503_and_leaves_no_pending_file(api, alice, monkeypatch):
+    session_id = new_session(api, alice)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(queues, "enqueue_document", down)
+    response = upload(api, alice, session_id, text_pdf(["Parsed later, or never."]))
+    assert response.status_code == 503, response.text
+    [file] = api.get(f"/api/chat/sessions/{session_id}/files", headers=alice.headers).json()["files"]
+    assert file["status"] == "FAILED" and "again" in file["error"]

@@ -136,6 +136,25 @@ def test_keyword_only_search(corpus, monkeypatch):
     assert result.hits[0]["relevance_score"] == 1.0 and "keywords only" in result.notes[0]
 
 
+def test_keyword_only_hits_are_ranked_by_their_keyword_coverage(api, make_user, monkeypatch):
+    """The shown score is the share of the query's words a chunk holds: the best share comes first, not the
+    chunk that repeats one rare word most (which BM25 and ts_rank_cd put first)."""
+    owner = make_user("reader")
+    texts = {"penguins.txt": "penguin " * 12 + "notes", "both.txt": "otters and a zebra at the zoo",
+             **{f"other{i}.txt": f"otters zebra report {i}" for i in range(3)}}
+    for name, content in texts.items():
+        upload_ready(api, owner, name, content.encode())
+    with runtime.session() as db:
+        scope = Scope(db.scalar(select(User.id).where(User.uuid == owner["id"])))
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
+    for search_type in ("SIMILARITY", "HYBRID", "MMR"):
+        hits = run(scope, "penguin otters zebra", search_type=search_type, k=5)
+        scores = [h["relevance_score"] for h in hits]
+        assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(2 / 3, abs=1e-3), hits
+        assert hits[-1]["filename"] == "penguins.txt"
+        assert run(scope, "penguin otters zebra", search_type=search_type, k=1)[0]["filename"] != "penguins.txt"
+
+
 def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeypatch):
     """Chinese, Japanese and Korean are written without spaces: a word is found inside a longer run."""
     owner = make_user("reader")

@@ -1,14 +1,18 @@
 """Uploaded files: check, store, hand to the parser, read back."""
 from __future__ import annotations
 
+import logging
+
 from redis import Redis
 from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Chat, Document, User
-from web.errors import ApiError, BadRequest, NotFound
+from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from workers import queues, runtime
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 PDF_MAGIC = b"%PDF-"
@@ -34,7 +38,13 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
                    mime_type="application/pdf", file_size=len(data), data=data)
     db.add(doc)
     db.commit()
-    parse_job(redis, doc)
+    try:
+        parse_job(redis, doc)
+    except Exception:
+        log.exception("could not enqueue the parsing of document %s", doc.uuid)
+        doc.status, doc.error = "FAILED", "Processing could not be started; upload the file again"
+        db.commit()
+        raise ServiceUnavailable("The file was stored, but its processing could not be started; try again") from None
     return doc
 
 

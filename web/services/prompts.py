@@ -1,6 +1,7 @@
 """Prompt templates (001): CRUD, `{name}` variables, previews run by a worker."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -73,9 +74,17 @@ def render(content: str, variables: dict[str, Any]) -> str:
     if missing:
         raise BadRequest(f"Missing variables: {', '.join(missing)}")
     # A value is put in as given: its own `{{` is text the user filled in, not an escape.
-    return TOKEN.sub(lambda m: str(variables[m.group(1)]) if m.group(1) else m.group()[0], content)
+    return TOKEN.sub(lambda m: as_text(variables[m.group(1)]) if m.group(1) else m.group()[0], content)
+
+
+def as_text(value: Any) -> str:
+    """A variable's value as the client wrote it: a string as is, any other JSON value as JSON
+    (`true`, `null`, `["a"]`, not Python's `True`, `None`, `['a']`)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def count_use(db: Session, prompt: Prompt) -> None:
-    db.execute(update(Prompt).where(Prompt.id == prompt.id).values(usage_count=Prompt.usage_count + 1))
+    """One more use; using a prompt is not editing it, so `updated_at` keeps its value (no `onupdate`)."""
+    db.execute(update(Prompt).where(Prompt.id == prompt.id)
+               .values(usage_count=Prompt.usage_count + 1, updated_at=Prompt.updated_at))
     db.commit()

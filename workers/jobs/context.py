@@ -91,7 +91,11 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
         budget -= estimate_tokens(files)
     sources, given = retrieved_context(reply, budget // 2)
     if reply.sources and given < len(reply.sources):
-        reply.sources = reply.sources[:given]  # cite only what the model was given (the caller stores it)
+        # Cite only what the model was given, and say so in the context's ids and best score (the caller stores it).
+        reply.sources = reply.sources[:given]
+        meta = reply.meta or {}
+        reply.meta = {**meta, "context_ids": (meta.get("context_ids") or [])[:given],
+                      "relevance_score": max((s["relevance_score"] for s in reply.sources), default=None)}
     if sources:
         system = f"{system}\n\n{sources}" if system else sources
         budget -= estimate_tokens(sources)

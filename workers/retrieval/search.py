@@ -49,7 +49,7 @@ def search(db: Session, settings: Settings, scope: store.Scope, query: str, opti
     query_vector, model = embed_query(settings, query, notes)
     pool = max(options.fetch_k, options.k) if options.rerank else options.k
     if query_vector is None:
-        ranked = by_keywords(db, scope, query, pool)
+        ranked = by_keywords(db, scope, query, max(options.fetch_k, pool))
     elif options.search_type == "HYBRID":
         ranked = hybrid(db, scope, query, query_vector, model, options)
     elif options.search_type == "MMR":
@@ -82,10 +82,13 @@ def similar(db: Session, scope: store.Scope, query_vector: np.ndarray, model: st
 
 
 def by_keywords(db: Session, scope: store.Scope, query: str, limit: int) -> list[Ranked]:
+    """The `limit` best keyword matches ordered by their score, keyword coverage (ties in keyword-rank order):
+    the database's rank alone puts a chunk repeating one rare query word above one holding most of them."""
     query_terms = text.terms(query)
     found = store.keyword_matches(db, scope, query_terms, limit)
     rows = store.chunk_rows(db, [chunk_id for chunk_id, _ in found])
-    return [Ranked(chunk_id, text.coverage(query_terms, rows[chunk_id]["content"])) for chunk_id, _ in found]
+    ranked = [Ranked(chunk_id, text.coverage(query_terms, rows[chunk_id]["content"])) for chunk_id, _ in found]
+    return sorted(ranked, key=lambda r: -r.score)
 
 
 def hybrid(db: Session, scope: store.Scope, query: str, query_vector: np.ndarray, model: str,
