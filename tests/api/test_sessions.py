@@ -56,6 +56,18 @@ def test_continue_session_and_context(api, alice, fake_upstream):
     assert sent["temperature"] == 1.5 and sent["max_tokens"] == 50
 
 
+def test_settings_left_out_keep_the_sessions(api, alice, fake_upstream):
+    """The owner continuing a session without temperature or max_tokens keeps its settings."""
+    fake_upstream.configure(tokens=1)
+    response, _ = stream(api, alice, body("first", temperature=1.5, max_tokens=40))
+    session_id = int(response.headers["X-Session-Id"])
+    stream(api, alice, body("more", session_id=session_id))
+    sent = fake_upstream.completions[-1]["body"]
+    assert sent["temperature"] == 1.5 and sent["max_tokens"] == 40
+    stream(api, alice, body("cooler", session_id=session_id, temperature=0.7))
+    assert fake_upstream.completions[-1]["body"]["temperature"] == 0.7
+
+
 def test_reconnect_with_last_event_id_gets_the_rest(api, alice, fake_upstream):
     fake_upstream.configure(tokens=20, delay_ms=20)
     seen = []

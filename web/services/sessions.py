@@ -84,14 +84,16 @@ def check_may_change(chat: Chat, member: Participant, wanted: dict[str, Any]) ->
 
 def store_settings(db: Session, user: User, chat: Chat | None, member: Participant | None,
                    body: Any) -> tuple[Chat, Participant]:
-    """Create the session with the request's settings, or set them on the session (owner, admins)."""
+    """Create the session with the request's settings, or set the ones the request names on the
+    session (owner, admins): a setting left out keeps the session's, for every member alike."""
     settings = {SETTINGS[name]: getattr(body, name) for name in SETTINGS if getattr(body, name) is not None}
     if chat is None:
         chat = chats.create_chat(db, user, title=title_from(body.messages), **settings)
         return chat, chats.participant(db, chat, user)
     if chats.manages(member):  # others were refused unless their settings are the session's
-        for column, value in settings.items():
-            setattr(chat, column, value)
+        for name in SETTINGS.keys() & body.model_fields_set:
+            if getattr(body, name) is not None:
+                setattr(chat, SETTINGS[name], getattr(body, name))
         db.commit()
     return chat, member
 
