@@ -39,6 +39,15 @@ def test_stream_tokens_then_done(api, alice, fake_upstream):
                                    {"role": "assistant", "content": "t0 t1 t2 t3 "}]
 
 
+def test_a_title_is_the_first_user_message_on_one_line(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    response, _ = stream(api, alice, body("  Line one\nline   two\t" + "x" * 80))
+    session_id = int(response.headers["X-Session-Id"])
+    session = next(s for s in api.get("/v1/chat/history", headers=alice.headers).json()["sessions"]
+                   if s["id"] == session_id)
+    assert session["title"] == "Line one line two " + "x" * 41 + "…" and len(session["title"]) == 60
+
+
 def test_token_with_newline_survives(api, alice, fake_upstream):
     fake_upstream.configure(reply="line one\nline two\n\nend")
     _, events = stream(api, alice, body())

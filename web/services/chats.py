@@ -17,6 +17,13 @@ VISIBLE = ("ACTIVE",)
 OPEN = ("ACTIVE", "ARCHIVED")  # what the surface that archives (003) still shows
 DIRECT_MAX_PARTICIPANTS = 2
 MANAGERS = ("OWNER", "ADMIN")
+TITLE_CHARS = 60  # a title made from a first message (001 and 004 sessions)
+
+
+def title_from(message: str) -> str:
+    """A chat title from its first message: whitespace runs as one space, TITLE_CHARS at most."""
+    first = " ".join(message.split())
+    return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 def create_chat(db: Session, owner: User, **fields: Any) -> Chat:

@@ -20,8 +20,6 @@ from web.services import chats, rag_datasets, replies
 from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
-TITLE_CHARS = 60
-
 
 @dataclass
 class StartedReply:
@@ -39,11 +37,6 @@ def session_for(db: Session, user: User, session_id: str) -> tuple[Chat, Partici
         raise NotFound("Chat session not found") from exc
 
 
-def title_from(message: str) -> str:
-    first = " ".join(message.split())
-    return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
-
-
 def start(db: Session, redis: Redis, user: User, message: str, session_id: str | None,
           search_options: dict[str, Any], dataset_id: str | None) -> StartedReply:
     """Store the message in a new or existing session and start retrieval, then the reply."""
@@ -55,7 +48,7 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
         # that another request could list before it is deleted again.
         replies.take_stream_slot(redis, user, reply_uuid)
         try:
-            chat = chats.create_chat(db, user, title=title_from(message), rag_enabled=True)
+            chat = chats.create_chat(db, user, title=chats.title_from(message), rag_enabled=True)
         except Exception:
             stream_leases.release(redis, user.id, reply_uuid)
             raise

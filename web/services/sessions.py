@@ -14,7 +14,6 @@ from web.errors import ApiError, Forbidden, NotFound
 from web.services import chats, replies
 from workers import events, stream_leases
 
-TITLE_CHARS = 60
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
 MANAGERS_ONLY_ROLES = ("system", "assistant")  # earlier messages only the owner or admins may send
 
@@ -25,11 +24,6 @@ def session_for(db: Session, user: User, session_id: int) -> tuple[Chat, Partici
         return chats.chat_for_member(db, user, session_id)
     except ApiError as exc:
         raise NotFound("Chat session not found") from exc
-
-
-def title_from(messages: list[Any]) -> str:
-    first = next((m.content for m in messages if m.role == "user"), "New chat").strip()
-    return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
@@ -88,7 +82,8 @@ def store_settings(db: Session, user: User, chat: Chat | None, member: Participa
     session (owner, admins): a setting left out keeps the session's, for every member alike."""
     settings = {SETTINGS[name]: getattr(body, name) for name in SETTINGS if getattr(body, name) is not None}
     if chat is None:
-        chat = chats.create_chat(db, user, title=title_from(body.messages), **settings)
+        first = next((m.content for m in body.messages if m.role == "user"), "New chat")
+        chat = chats.create_chat(db, user, title=chats.title_from(first), **settings)
         return chat, chats.participant(db, chat, user)
     if chats.manages(member):  # others were refused unless their settings are the session's
         for name in SETTINGS.keys() & body.model_fields_set:
