@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -40,6 +41,9 @@ class Embedding(TypeDecorator):
         return np.frombuffer(value, dtype=np.float32)
 
 
+UNSPACED_TERMS = JSON().with_variant(ARRAY(Text), "postgresql")
+
+
 class DocumentChunk(PublicIdMixin, Base):
     __tablename__ = "document_chunks"
     __table_args__ = (UniqueConstraint("document_id", "chunk_index"),)
@@ -54,4 +58,7 @@ class DocumentChunk(PublicIdMixin, Base):
     embedding: Mapped[np.ndarray | None] = deferred(mapped_column(Embedding()))
     embedding_model: Mapped[str | None] = mapped_column(String(100))
     embedding_dim: Mapped[int | None] = mapped_column(Integer)
+    # The characters and character pairs of its Chinese, Japanese and Korean runs
+    # (workers.retrieval.text.unspaced_terms); PostgreSQL's keyword search finds them by a GIN index.
+    unspaced_terms: Mapped[list[str] | None] = deferred(mapped_column(UNSPACED_TERMS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,9 +14,10 @@ from workers import runtime
 
 # Message search lives only in the migrations (0005): SQLite's FTS5 table and its shadow
 # tables, PostgreSQL's expression GIN index. Nothing else may exist without a model.
-# Chunk search (0006) likewise: PostgreSQL's partial HNSW and full-text expression indexes.
-SEARCH_OBJECTS = ("messages_fts", "ix_messages_content_fts",
-                  "ix_document_chunks_hnsw_", "ix_document_chunks_content_fts")
+# Chunk search (0006, 0008) likewise: PostgreSQL's partial HNSW, full-text and unspaced-script
+# expression indexes.
+SEARCH_OBJECTS = ("messages_fts", "ix_messages_content_fts", "ix_document_chunks_hnsw_",
+                  "ix_document_chunks_content_fts", "ix_document_chunks_unspaced_terms")
 
 
 def models_only(obj, name, type_, reflected, compare_to) -> bool:

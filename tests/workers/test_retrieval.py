@@ -9,14 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text as sql_text
 
-from models import User
+from models import DocumentChunk, User
 from tests.api.rag_helpers import upload_ready
+from tests.conftest import REAL_SERVICES
 from workers import runtime
 from workers.retrieval.chunking import chunk_pages, split_page
 from workers.retrieval.scoring import fuse, mmr
 from workers.retrieval.search import SearchOptions, search
-from workers.retrieval.store import Scope
+from workers.retrieval.store import Scope, shares_a_pair
 
 DOCS = {
     "paris.txt": "Paris is the capital of France and sits on the river Seine.",
@@ -29,8 +31,8 @@ DOCS = {
 @pytest.fixture
 def corpus(api, make_user):
     owner = make_user("reader")
-    for name, text in DOCS.items():
-        upload_ready(api, owner, name, text.encode())
+    for name, content in DOCS.items():
+        upload_ready(api, owner, name, content.encode())
     with runtime.session() as db:
         user_id = db.scalar(select(User.id).where(User.uuid == owner["id"]))
     return Scope(user_id)
@@ -159,7 +161,7 @@ def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeyp
     """Chinese, Japanese and Korean are written without spaces: a word is found inside a longer run."""
     owner = make_user("reader")
     for name, content in {"meeting.txt": "我们明天开会讨论预算。", "zoo.txt": "动物园里有斑马和企鹅。",
-                          "train.txt": "電車は午後三時に出発します。"}.items():
+                          "train.txt": "電車は午後三時に出発します。", "budget.txt": "The budget is due."}.items():
         upload_ready(api, owner, name, content.encode())
     with runtime.session() as db:
         scope = Scope(db.scalar(select(User.id).where(User.uuid == owner["id"])))
@@ -169,6 +171,27 @@ def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeyp
     assert [h["filename"] for h in run(scope, "午後")] == ["train.txt"]
     assert [h["filename"] for h in run(scope, "鹅")] == ["zoo.txt"]  # one character, inside a run
     assert run(scope, "会议") == []
+    assert {h["filename"] for h in run(scope, "预算 budget", k=5)} == {"meeting.txt", "budget.txt"}
+
+
+@pytest.mark.skipif(not REAL_SERVICES, reason="PostgreSQL's index for unspaced scripts (migration 0008)")
+def test_postgresql_finds_unspaced_words_through_an_index():
+    """The query's condition is the indexed column: the planner can use the index, no full scan."""
+    with runtime.session() as db:
+        db.execute(sql_text("SET LOCAL enable_seqscan = off"))
+        query = select(DocumentChunk.id).where(shares_a_pair(["企鹅", "鹅"]))
+        plan = "\n".join(db.execute(sql_text("EXPLAIN " + str(query.compile(
+            dialect=db.get_bind().dialect, compile_kwargs={"literal_binds": True})))).scalars())
+        assert "ix_document_chunks_unspaced_terms" in plan, plan
+
+
+def test_a_chunk_stores_its_unspaced_characters_and_pairs(api, make_user):
+    owner = make_user("reader")
+    upload_ready(api, owner, "mixed.txt", "Zoo: 斑马和企鹅 live here.".encode())
+    with runtime.session() as db:
+        stored = db.scalars(select(DocumentChunk.unspaced_terms).join(User, User.id == DocumentChunk.owner_id)
+                            .where(User.uuid == owner["id"])).all()
+    assert stored == [sorted({"斑", "马", "和", "企", "鹅", "斑马", "马和", "和企", "企鹅"})]
 
 
 def test_split_page_windows_and_overlap():

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models import Document, DocumentChunk
 from models.base import utcnow
 from workers import embedding, queues, runtime
+from workers.retrieval import text
 from workers.retrieval.chunking import Piece, chunk_pages, pdf_pages
 from workers.settings import Settings
 
@@ -78,7 +79,8 @@ def store(db: Session, document_id: int, owner_id: int, start_page: int, pieces:
         db.add(DocumentChunk(document_id=document_id, owner_id=owner_id, chunk_index=first + i,
                              page_number=piece.page_number, content=piece.content, token_count=piece.token_count,
                              embedding=vector, embedding_model=model if vector is not None else None,
-                             embedding_dim=len(vector) if vector is not None else None))
+                             embedding_dim=len(vector) if vector is not None else None,
+                             unspaced_terms=text.unspaced_terms(piece.content)))
 
 
 def finish(db: Session, document_id: int, model: str | None, problem: str | None) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import ColumnElement, cast, func, select, text as sql_text
+from sqlalchemy import ARRAY, ColumnElement, Text, cast, func, or_, select, text as sql_text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -74,15 +74,34 @@ def keyword_matches(db: Session, scope: Scope, query_terms: list[str], limit: in
     """(chunk id, keyword rank) of the chunks containing any query word, best first."""
     if not query_terms:
         return []
-    if is_postgresql(db) and not text.unspaced(query_terms):
-        document = func.to_tsvector(sql_text("'english'::regconfig"), DocumentChunk.content)
-        query = func.to_tsquery(sql_text("'english'::regconfig"), " | ".join(query_terms))
+    if not is_postgresql(db):
+        rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where())).all()
+        return best_by_bm25(query_terms, rows, len(rows), limit)
+    unspaced = [t for t in query_terms if text.UNSPACED.search(t)]
+    spaced = [t for t in query_terms if t not in unspaced]
+    document = func.to_tsvector(sql_text("'english'::regconfig"), DocumentChunk.content)
+    query = func.to_tsquery(sql_text("'english'::regconfig"), " | ".join(spaced))
+    if not unspaced:
         rank = func.ts_rank_cd(document, query)
         rows = db.execute(select(DocumentChunk.id, rank).where(*scope.where(), document.op("@@")(query))
                           .order_by(rank.desc(), DocumentChunk.id).limit(limit)).all()
         return [(row[0], float(row[1])) for row in rows]
-    rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where())).all()
-    scores = text.bm25(query_terms, [row[1] for row in rows])
+    # Chinese, Japanese or Korean words: the chunks sharing a character pair with the query (the
+    # index of migration 0008), or another of its words, are scored in Python.
+    holding = or_(shares_a_pair(unspaced), document.op("@@")(query)) if spaced else shares_a_pair(unspaced)
+    rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where(), holding)).all()
+    in_scope = db.scalar(select(func.count()).select_from(DocumentChunk).where(*scope.where())) or 0
+    return best_by_bm25(query_terms, rows, in_scope, limit)
+
+
+def shares_a_pair(unspaced_terms: list[str]) -> ColumnElement[bool]:
+    """PostgreSQL: the chunk holds one of these characters or character pairs (migration 0008's index)."""
+    return DocumentChunk.unspaced_terms.op("&&")(cast(unspaced_terms, ARRAY(Text)))
+
+
+def best_by_bm25(query_terms: list[str], rows: list[Any], corpus_size: int, limit: int) -> list[tuple[int, float]]:
+    """The `limit` best of (chunk id, content) rows by BM25 among `corpus_size` chunks."""
+    scores = text.bm25(query_terms, [row[1] for row in rows], corpus_size=corpus_size)
     ranked = sorted(((rows[i][0], s) for i, s in enumerate(scores) if s > 0), key=lambda item: (-item[1], item[0]))
     return ranked[:limit]
 

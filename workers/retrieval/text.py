@@ -41,9 +41,11 @@ def split_unspaced(word: str, with_chars: bool) -> list[str]:
     return parts
 
 
-def unspaced(query_terms: list[str]) -> bool:
-    """Whether any term is of an unspaced script (PostgreSQL's parser keeps such runs whole)."""
-    return any(UNSPACED.search(t) for t in query_terms)
+def unspaced_terms(text: str) -> list[str] | None:
+    """The distinct characters and character pairs of a text's unspaced runs (None without any):
+    what a chunk is indexed by for queries in those scripts."""
+    found = sorted({w for w in words(text) if UNSPACED.fullmatch(w)})
+    return found or None
 
 
 def terms(text: str) -> list[str]:
@@ -59,14 +61,18 @@ def coverage(query_terms: list[str], text: str) -> float:
     return sum(1 for t in query_terms if t in present) / len(query_terms)
 
 
-def bm25(query_terms: list[str], documents: list[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
-    """Okapi BM25 of each document for the query (SQLite's keyword ranking)."""
+def bm25(query_terms: list[str], documents: list[str], k1: float = 1.2, b: float = 0.75,
+         corpus_size: int | None = None) -> list[float]:
+    """Okapi BM25 of each document for the query (SQLite's keyword ranking, and PostgreSQL's for
+    unspaced scripts). `documents` may be the corpus's documents holding a query word, with
+    `corpus_size` the whole corpus's: the average length is then theirs."""
     bags = [Counter(words(d)) for d in documents]
     if not bags or not query_terms:
         return [0.0] * len(documents)
+    total = max(corpus_size or 0, len(bags))
     avg = sum(sum(bag.values()) for bag in bags) / len(bags) or 1.0
     having = {term: sum(1 for bag in bags if term in bag) for term in query_terms}
-    idf = {term: math.log(1 + (len(bags) - n + 0.5) / (n + 0.5)) for term, n in having.items()}
+    idf = {term: math.log(1 + (total - n + 0.5) / (n + 0.5)) for term, n in having.items()}
     scores = []
     for bag in bags:
         length, score = sum(bag.values()), 0.0
