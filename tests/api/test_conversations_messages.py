@@ -115,6 +115,26 @@ def test_only_the_owner_or_admins_post_as_the_agent(api, alice, make_user, make_
     assert [m["content"] for m in messages(api, alice, team["id"])["messages"]] == ["Hello from support"]
 
 
+def test_nobody_posts_to_an_archived_conversation(api, alice, fake_upstream):
+    """An archived chat takes no messages on any surface (003 answers 400) until it is active again."""
+    conversation_id = create(api, alice)
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"is_archived": True}, headers=alice.headers))
+    refused = api.post(f"/chat/conversations/{conversation_id}/messages", json={"content": "hi"},
+                       headers=alice.headers)
+    envelope(refused, 400)
+    assert "archived" in refused.json()["message"]
+    asked = api.post(f"/chat/conversations/{conversation_id}/ai-response", json={"message": "hi"},
+                     headers=alice.headers)
+    envelope(asked, 400)
+    assert fake_upstream.completions == []
+    assert messages(api, alice, conversation_id)["total"] == 0
+    assert api.post(f"/api/v1/chats/{conversation_id}/messages", json={"content": "hi"},
+                    headers=alice.headers).status_code == 400
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"is_archived": False}, headers=alice.headers))
+    add(api, alice, conversation_id, "back again")
+    assert messages(api, alice, conversation_id)["total"] == 1
+
+
 def test_listing_a_page_marks_only_that_page_read(api, alice, make_user, make_chat):
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP", title="Paged")

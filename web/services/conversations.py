@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
 from models.base import utcnow
-from web.errors import ApiError, Forbidden, NotFound
+from web.errors import ApiError, BadRequest, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.services import agents, chats, replies
 from workers import events, runtime, upstream
@@ -146,6 +146,13 @@ def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attach
     return found
 
 
+def check_open(chat: Chat) -> None:
+    """400 for an archived conversation: it stays readable, but nobody posts to it on any surface
+    (as on the chats API, 003) until it is active again."""
+    if chat.status != "ACTIVE":
+        raise BadRequest("Conversation is archived: unarchive it to post")
+
+
 def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                 sender_type: str, files: list[dict[str, Any]]) -> tuple[Message, list[Attachment]]:
     """Store a message as the user or as the agent, without asking the AI for a reply.
@@ -153,6 +160,7 @@ def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user
     Words typed as the agent go to the model as its own turns in every member's replies, so only
     the conversation's owner or admins type them (as 001 does with assistant messages).
     """
+    check_open(chat)
     if sender_type == "agent" and not chats.manages(member):
         raise Forbidden("Only the conversation's owner or admins can post as the agent")
     role = "assistant" if sender_type == "agent" else "user"
@@ -168,6 +176,7 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
            agent: Agent | None, include_context: bool) -> Message:
     """Store the user's message, have `agent` (else the chat's own AI) reply through the workers,
     and wait for the reply: 504 when it takes too long (it is still stored when it ends)."""
+    check_open(chat)
     reply_meta: dict[str, Any] = {"agent_id": agent.id} if agent else {}
     if not include_context:
         reply_meta["include_context"] = False
