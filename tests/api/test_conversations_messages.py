@@ -180,3 +180,16 @@ def test_session_history_spans_and_gaps(api, alice):
     add(api, alice, conversation_id, "still here")
     last = envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))["sessions"][-1]
     assert last["messages_count"] == 2 and last["duration_minutes"] == 12
+
+
+def test_messages_posted_at_once_make_one_session_counting_them_all(api, alice, make_user, make_chat):
+    """Each post counts in the chat's current session under the chat's write lock, on SQLite too
+    (where SELECT ... FOR UPDATE locks nothing): no post is lost and none opens a second session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda account: add(api, account, team["id"], "at once"), [alice, bob] * 20))
+    details = envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))
+    assert details["total_messages"] == 40
+    assert [s["messages_count"] for s in details["sessions"]] == [40]

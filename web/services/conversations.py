@@ -168,7 +168,7 @@ def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user
     stored = [Attachment(message_id=message.id, created_at=message.created_at, **f) for f in files]
     db.add_all(stored)
     db.commit()
-    record_activity(db, chat.id, message.created_at, 1)
+    record_activity(db, chat, message.created_at, 1)
     return message, stored
 
 
@@ -183,7 +183,7 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
     cursor = events.last_event_id(redis, chat.id)
     message, reply = replies.post_message(db, redis, chat, member, user, content, want_reply=True,
                                           reply_meta=reply_meta)
-    record_activity(db, chat.id, message.created_at, 2)
+    record_activity(db, chat, message.created_at, 2)
     wait_s = runtime.current().settings.ai_message_wait_s
     try:
         wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
@@ -200,13 +200,17 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
     return reply
 
 
-def record_activity(db: Session, chat_id: int, at: datetime, count: int) -> SessionSpan:
-    """Count `count` messages at `at` in the chat's current session, or open a new one after a gap."""
-    db.execute(select(Chat.id).where(Chat.id == chat_id).with_for_update())  # one writer per chat's spans
-    span = db.scalar(select(SessionSpan).where(SessionSpan.chat_id == chat_id)
+def record_activity(db: Session, chat: Chat, at: datetime, count: int) -> SessionSpan:
+    """Count `count` messages at `at` in the chat's current session, or open a new one after a gap.
+
+    One writer per chat's spans: the chat's write lock (a SELECT ... FOR UPDATE locks nothing on
+    SQLite, where posts at once then opened several sessions and lost counts).
+    """
+    chats.lock_chat(db, chat)
+    span = db.scalar(select(SessionSpan).where(SessionSpan.chat_id == chat.id)
                      .order_by(SessionSpan.id.desc()).limit(1))
     if span is None or at - (span.session_end or span.session_start) > SESSION_GAP:
-        span = SessionSpan(chat_id=chat_id, session_start=at, session_end=at, messages_count=0, created_at=at)
+        span = SessionSpan(chat_id=chat.id, session_start=at, session_end=at, messages_count=0, created_at=at)
         db.add(span)
     span.session_end = max(span.session_end or at, at)
     span.messages_count += count
