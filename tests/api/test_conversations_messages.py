@@ -6,6 +6,7 @@ from datetime import timedelta
 from models import Message, SessionSpan
 from tests.api.test_conversations import backdate, conversations, create, envelope
 from tests.conftest import wait_for
+from web.services import conversations as conversation_service
 
 
 def add(api, account, conversation_id, content="Hello", **body):
@@ -145,6 +146,26 @@ def test_listing_a_page_marks_only_that_page_read(api, alice, make_user, make_ch
         backdate(Message, message_id, created_at=timedelta(seconds=10 - n))
     messages(api, alice, conversation_id, limit=2)
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 2
+
+
+def test_listing_an_older_page_never_moves_what_was_read_back(api, alice, make_user, make_chat, monkeypatch):
+    """A READ on 003 (now) landing while 002 lists an older page keeps the later mark: the listing
+    only moves `last_read_at` forward."""
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    older, newer = (add(api, bob, team["id"], text)["message_id"] for text in ("older", "newer"))
+    backdate(Message, older, created_at=timedelta(seconds=10))
+    list_page = conversation_service.attachments_of
+
+    def list_page_while_read_elsewhere(db, message_ids):
+        found = list_page(db, message_ids)  # the listing has read the participant and its page
+        read = api.patch(f"/api/v1/messages/{newer}/status", json={"status": "READ"}, headers=alice.headers)
+        assert read.status_code == 200, read.text
+        return found
+
+    monkeypatch.setattr(conversation_service, "attachments_of", list_page_while_read_elsewhere)
+    assert [m["id"] for m in messages(api, alice, team["id"], limit=1)["messages"]] == [older]
+    monkeypatch.undo()
+    assert envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))["unread_count"] == 0
 
 
 def test_attachments_are_stored_and_listed(api, alice):
