@@ -110,6 +110,21 @@ def test_send_message_rules(api, alice, make_chat):
     assert system.status_code == 200 and system.json()["message_type"] == "SYSTEM"
 
 
+def test_a_message_not_kept_cannot_be_replied_to(api, alice, make_chat, fake_upstream):
+    """A hidden message (save_to_history: false) is shown by no surface, so no thread hangs from it:
+    003 refuses it as a parent and would answer 404 for its thread."""
+    fake_upstream.configure(tokens=1)
+    chat = make_chat(alice)
+    secret = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message",
+                      json={"message": "off the record", "save_to_history": False}, headers=alice.headers)
+    assert secret.status_code == 200, secret.text
+    hidden = secret.json()["data"]["user_message"]["id"]
+    url = f"/api/v1/chat/chats/{chat['id']}/messages"
+    child = api.post(url, json={"content": "child", "reply_to_id": hidden}, headers=alice.headers)
+    assert child.status_code == 422 and child.json()["detail"][0]["loc"] == ["body", "reply_to_id"]
+    assert api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"] == []
+
+
 def test_send_message_refuses_pipeline_metadata(api, alice, make_user, make_chat):
     # `requested_by` is read as an AI message's author by the RAG API: a client must not set it.
     bob = make_user("bob")

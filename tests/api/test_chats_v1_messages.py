@@ -328,6 +328,32 @@ def test_hidden_messages_are_never_shown(api, alice, make_chat, fake_upstream):
     assert "kept" in contents and "not kept" not in contents
 
 
+def test_a_hidden_exchange_leaves_the_chats_activity_as_it_was(api, alice, make_chat, fake_upstream):
+    """A message not kept (000's save_to_history: false) is not the chat's last message: it moves no
+    chat up the lists of the members, here or on 002, as its hidden reply already does not."""
+    fake_upstream.configure(tokens=1)
+    quiet, busy = make_chat(alice, title="quiet chat"), make_chat(alice, title="busy chat")
+    for made in (quiet, busy):  # one after the other, each reply ended: busy is the more recent
+        sent = api.post(f"/api/v1/chat/chats/{made['id']}/messages", json={"content": "kept"}, headers=alice.headers)
+        assert sent.status_code == 200, sent.text
+        chat_id = next(c["id"] for c in api.get("/api/v1/chats", headers=alice.headers).json()
+                       if c["title"] == made["title"])
+        wait_for(lambda: api.get(f"/api/v1/chats/{chat_id}/messages",
+                                 headers=alice.headers).json()[-1]["status"] == "DELIVERED")
+    before = {c["title"]: c for c in api.get("/api/v1/chats", headers=alice.headers).json()}
+    assert list(before)[:2] == ["busy chat", "quiet chat"]
+    secret = api.post(f"/api/v1/chat/chats/{quiet['id']}/ai-message",
+                      json={"message": "not kept", "save_to_history": False}, headers=alice.headers)
+    assert secret.status_code == 200, secret.text
+    after = api.get("/api/v1/chats", headers=alice.headers).json()
+    assert [c["title"] for c in after][:2] == ["busy chat", "quiet chat"]
+    shown = next(c for c in after if c["title"] == "quiet chat")
+    assert shown["message_count"] == 2
+    assert shown["last_activity_at"] == before["quiet chat"]["last_activity_at"]
+    conversation = api.get(f"/chat/conversations/{shown['id']}", headers=alice.headers).json()["data"]
+    assert conversation["last_message_at"] == before["quiet chat"]["last_activity_at"]
+
+
 def test_messages_posted_at_once_are_all_counted(api, alice, make_user):
     from concurrent.futures import ThreadPoolExecutor
 

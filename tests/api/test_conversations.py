@@ -143,6 +143,20 @@ def test_a_conversation_is_a_chat_of_the_other_surfaces(api, alice, make_chat):
     assert conversation_id in [c["id"] for c in conversations(api, alice)["conversations"]]
 
 
+@pytest.mark.parametrize("kind", [5, None, ["support"], {"name": "support"}])
+def test_a_conversation_type_that_is_not_text_in_003_metadata_reads_as_chat(api, alice, kind):
+    """003's chat_metadata is the client's own object: a `conversation_type` key that is not a string
+    there must not break 002's answers (a string)."""
+    made = api.post("/api/v1/chats", json={"title": "Typed on 003", "chat_metadata": {"conversation_type": kind}},
+                    headers=alice.headers)
+    assert made.status_code == 200, made.text
+    chat_id = made.json()["id"]
+    assert envelope(api.get(f"/chat/conversations/{chat_id}", headers=alice.headers))["conversation_type"] == "chat"
+    assert [c["conversation_type"] for c in conversations(api, alice)["conversations"]] == ["chat"]
+    shown = api.get(f"/api/v1/chats/{chat_id}", headers=alice.headers).json()["chat_metadata"]
+    assert shown == {"conversation_type": kind}  # 003 shows its metadata as given
+
+
 def test_only_participants_see_and_only_managers_change(api, alice, make_user):
     bob = make_user("bob")
     conversation_id = create(api, alice)

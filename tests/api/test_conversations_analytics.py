@@ -183,3 +183,26 @@ def test_messages_typed_as_the_agent_are_not_its_replies(api, alice, make_user):
     assert dashboard(api, alice)["most_active_agent"] is None
     top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
     assert top.get(agent, {"success_rate": 0.0})["success_rate"] == 0.0  # (only the top ten are listed)
+
+
+def test_a_reply_stays_with_the_agent_that_answered_it_when_the_conversation_changes_agent(api, make_user,
+                                                                                          fake_upstream):
+    """A reply belongs to the conversation's agent when it was asked, not to whichever agent the
+    conversation has when the analytics are read."""
+    admin = make_admin(make_user("admin"))
+    first, second = seed_agent(admin, "First agent"), seed_agent(admin, "Second agent")
+    conversation = envelope(api.post("/chat/conversations", json={"agent_id": first}, headers=admin.headers),
+                            201)["conversation_id"]
+    envelope(api.post(f"/chat/conversations/{conversation}/ai-response", json={"message": "hi"},
+                      headers=admin.headers))
+    envelope(api.put(f"/chat/conversations/{conversation}", json={"agent_id": second}, headers=admin.headers))
+    assert dashboard(api, admin)["most_active_agent"] == {"agent_id": first, "name": "First agent",
+                                                          "message_count": 1}
+    for agent in (first, second):  # enough conversations to be in the global top ten whatever other tests made
+        for _ in range(40):
+            seed_chat(admin, 0, agent)
+    top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
+    assert top[first]["total_conversations"] == 41 and top[first]["success_rate"] == 100.0  # it replied there
+    assert top[second]["total_conversations"] == 41 and top[second]["success_rate"] == 0.0  # it never replied
+    envelope(api.put(f"/chat/conversations/{conversation}", json={"agent_id": None}, headers=admin.headers))
+    assert dashboard(api, admin)["most_active_agent"]["agent_id"] == first

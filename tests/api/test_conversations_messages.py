@@ -6,6 +6,7 @@ from datetime import timedelta
 from models import Message, SessionSpan
 from tests.api.test_conversations import backdate, conversations, create, envelope
 from tests.conftest import wait_for
+from web.services import conversations as conversation_service
 
 
 def add(api, account, conversation_id, content="Hello", **body):
@@ -115,6 +116,26 @@ def test_only_the_owner_or_admins_post_as_the_agent(api, alice, make_user, make_
     assert [m["content"] for m in messages(api, alice, team["id"])["messages"]] == ["Hello from support"]
 
 
+def test_nobody_posts_to_an_archived_conversation(api, alice, fake_upstream):
+    """An archived chat takes no messages on any surface (003 answers 400) until it is active again."""
+    conversation_id = create(api, alice)
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"is_archived": True}, headers=alice.headers))
+    refused = api.post(f"/chat/conversations/{conversation_id}/messages", json={"content": "hi"},
+                       headers=alice.headers)
+    envelope(refused, 400)
+    assert "archived" in refused.json()["message"]
+    asked = api.post(f"/chat/conversations/{conversation_id}/ai-response", json={"message": "hi"},
+                     headers=alice.headers)
+    envelope(asked, 400)
+    assert fake_upstream.completions == []
+    assert messages(api, alice, conversation_id)["total"] == 0
+    assert api.post(f"/api/v1/chats/{conversation_id}/messages", json={"content": "hi"},
+                    headers=alice.headers).status_code == 400
+    envelope(api.put(f"/chat/conversations/{conversation_id}", json={"is_archived": False}, headers=alice.headers))
+    add(api, alice, conversation_id, "back again")
+    assert messages(api, alice, conversation_id)["total"] == 1
+
+
 def test_listing_a_page_marks_only_that_page_read(api, alice, make_user, make_chat):
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP", title="Paged")
@@ -125,6 +146,26 @@ def test_listing_a_page_marks_only_that_page_read(api, alice, make_user, make_ch
         backdate(Message, message_id, created_at=timedelta(seconds=10 - n))
     messages(api, alice, conversation_id, limit=2)
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 2
+
+
+def test_listing_an_older_page_never_moves_what_was_read_back(api, alice, make_user, make_chat, monkeypatch):
+    """A READ on 003 (now) landing while 002 lists an older page keeps the later mark: the listing
+    only moves `last_read_at` forward."""
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    older, newer = (add(api, bob, team["id"], text)["message_id"] for text in ("older", "newer"))
+    backdate(Message, older, created_at=timedelta(seconds=10))
+    list_page = conversation_service.attachments_of
+
+    def list_page_while_read_elsewhere(db, message_ids):
+        found = list_page(db, message_ids)  # the listing has read the participant and its page
+        read = api.patch(f"/api/v1/messages/{newer}/status", json={"status": "READ"}, headers=alice.headers)
+        assert read.status_code == 200, read.text
+        return found
+
+    monkeypatch.setattr(conversation_service, "attachments_of", list_page_while_read_elsewhere)
+    assert [m["id"] for m in messages(api, alice, team["id"], limit=1)["messages"]] == [older]
+    monkeypatch.undo()
+    assert envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))["unread_count"] == 0
 
 
 def test_attachments_are_stored_and_listed(api, alice):
@@ -160,3 +201,16 @@ def test_session_history_spans_and_gaps(api, alice):
     add(api, alice, conversation_id, "still here")
     last = envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))["sessions"][-1]
     assert last["messages_count"] == 2 and last["duration_minutes"] == 12
+
+
+def test_messages_posted_at_once_make_one_session_counting_them_all(api, alice, make_user, make_chat):
+    """Each post counts in the chat's current session under the chat's write lock, on SQLite too
+    (where SELECT ... FOR UPDATE locks nothing): no post is lost and none opens a second session."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda account: add(api, account, team["id"], "at once"), [alice, bob] * 20))
+    details = envelope(api.get(f"/chat/conversations/{team['id']}", headers=alice.headers))
+    assert details["total_messages"] == 40
+    assert [s["messages_count"] for s in details["sessions"]] == [40]

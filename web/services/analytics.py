@@ -1,7 +1,8 @@
 """Chat analytics, computed by the database (COUNT/AVG ... GROUP BY) on SQLite and PostgreSQL.
 
 An AI reply belongs to the agent it was asked of (`metadata.agent_id`, set by the
-conversations API) or else to its chat's agent. Days are UTC calendar days.
+conversations API, or the chat's agent when the reply was asked) or else, for replies stored
+without one, to its chat's agent. Days are UTC calendar days.
 """
 from __future__ import annotations
 

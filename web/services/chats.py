@@ -94,17 +94,17 @@ def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, co
     """`counted` more messages in the chat, active and read by `member` at `now`.
 
     The count is added in SQL: two members posting at once both count (an ORM `+=` writes
-    back the value it read, and one of them would be lost).
+    back the value it read, and one of them would be lost). Hidden messages (`counted` 0) are
+    not the chat's activity either: its count and last activity stay, as for a hidden reply.
     """
-    chat_values: dict[str, Any] = {"last_activity_at": now, "updated_at": now}
     if counted:
-        chat_values["message_count"] = Chat.message_count + counted
-    count = db.execute(update(Chat).where(Chat.id == chat.id).values(**chat_values)
-                       .returning(Chat.message_count)).scalar_one()
+        count = db.execute(update(Chat).where(Chat.id == chat.id)
+                           .values(message_count=Chat.message_count + counted, last_activity_at=now, updated_at=now)
+                           .returning(Chat.message_count)).scalar_one()
+        for key, value in (("message_count", count), ("last_activity_at", now), ("updated_at", now)):
+            set_committed_value(chat, key, value)
     db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now))
-    for obj, key, value in ((chat, "message_count", count), (chat, "last_activity_at", now),
-                            (chat, "updated_at", now), (member, "last_read_at", now)):
-        set_committed_value(obj, key, value)
+    set_committed_value(member, "last_read_at", now)
 
 
 def participant_count(db: Session, chat: Chat) -> int:

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
 from models.base import utcnow
-from web.errors import ApiError, Forbidden, NotFound
+from web.errors import ApiError, BadRequest, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.services import agents, chats, replies
 from workers import events, runtime, upstream
@@ -122,7 +122,9 @@ def list_messages(db: Session, chat: Chat, member: Participant, limit: int,
     files = attachments_of(db, [m.id for m in page])
     newest = read_up_to(page)
     if newest is not None and (member.last_read_at is None or newest > member.last_read_at):
-        member.last_read_at = newest
+        # in SQL, only forward: a later mark made meanwhile (a READ on 003, a post) is kept
+        db.execute(update(Participant).where(Participant.id == member.id, or_(
+            Participant.last_read_at.is_(None), Participant.last_read_at < newest)).values(last_read_at=newest))
         db.commit()
     return page, files, total
 
@@ -146,6 +148,13 @@ def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attach
     return found
 
 
+def check_open(chat: Chat) -> None:
+    """400 for an archived conversation: it stays readable, but nobody posts to it on any surface
+    (as on the chats API, 003) until it is active again."""
+    if chat.status != "ACTIVE":
+        raise BadRequest("Conversation is archived: unarchive it to post")
+
+
 def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                 sender_type: str, files: list[dict[str, Any]]) -> tuple[Message, list[Attachment]]:
     """Store a message as the user or as the agent, without asking the AI for a reply.
@@ -153,6 +162,7 @@ def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user
     Words typed as the agent go to the model as its own turns in every member's replies, so only
     the conversation's owner or admins type them (as 001 does with assistant messages).
     """
+    check_open(chat)
     if sender_type == "agent" and not chats.manages(member):
         raise Forbidden("Only the conversation's owner or admins can post as the agent")
     role = "assistant" if sender_type == "agent" else "user"
@@ -160,7 +170,7 @@ def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user
     stored = [Attachment(message_id=message.id, created_at=message.created_at, **f) for f in files]
     db.add_all(stored)
     db.commit()
-    record_activity(db, chat.id, message.created_at, 1)
+    record_activity(db, chat, message.created_at, 1)
     return message, stored
 
 
@@ -168,13 +178,14 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
            agent: Agent | None, include_context: bool) -> Message:
     """Store the user's message, have `agent` (else the chat's own AI) reply through the workers,
     and wait for the reply: 504 when it takes too long (it is still stored when it ends)."""
+    check_open(chat)
     reply_meta: dict[str, Any] = {"agent_id": agent.id} if agent else {}
     if not include_context:
         reply_meta["include_context"] = False
     cursor = events.last_event_id(redis, chat.id)
     message, reply = replies.post_message(db, redis, chat, member, user, content, want_reply=True,
                                           reply_meta=reply_meta)
-    record_activity(db, chat.id, message.created_at, 2)
+    record_activity(db, chat, message.created_at, 2)
     wait_s = runtime.current().settings.ai_message_wait_s
     try:
         wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
@@ -191,13 +202,17 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
     return reply
 
 
-def record_activity(db: Session, chat_id: int, at: datetime, count: int) -> SessionSpan:
-    """Count `count` messages at `at` in the chat's current session, or open a new one after a gap."""
-    db.execute(select(Chat.id).where(Chat.id == chat_id).with_for_update())  # one writer per chat's spans
-    span = db.scalar(select(SessionSpan).where(SessionSpan.chat_id == chat_id)
+def record_activity(db: Session, chat: Chat, at: datetime, count: int) -> SessionSpan:
+    """Count `count` messages at `at` in the chat's current session, or open a new one after a gap.
+
+    One writer per chat's spans: the chat's write lock (a SELECT ... FOR UPDATE locks nothing on
+    SQLite, where posts at once then opened several sessions and lost counts).
+    """
+    chats.lock_chat(db, chat)
+    span = db.scalar(select(SessionSpan).where(SessionSpan.chat_id == chat.id)
                      .order_by(SessionSpan.id.desc()).limit(1))
     if span is None or at - (span.session_end or span.session_start) > SESSION_GAP:
-        span = SessionSpan(chat_id=chat_id, session_start=at, session_end=at, messages_count=0, created_at=at)
+        span = SessionSpan(chat_id=chat.id, session_start=at, session_end=at, messages_count=0, created_at=at)
         db.add(span)
     span.session_end = max(span.session_end or at, at)
     span.messages_count += count

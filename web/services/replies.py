@@ -59,7 +59,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         if reply_uuid is not None:
             reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
                             model=chat.ai_model or settings.default_ai_model, hidden=hidden,
-                            meta={**(reply_meta or {}), "requested_by": user.id, "prompt_message_id": message.id},
+                            meta={**reply_agent(chat), **(reply_meta or {}), "requested_by": user.id,
+                                  "prompt_message_id": message.id},
                             created_at=now, updated_at=now)
             db.add(reply)
         chats.record_posts(db, chat, member, now, counted=0 if hidden else 2 if reply else 1)
@@ -74,6 +75,12 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     if reply is not None:
         (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply
+
+
+def reply_agent(chat: Chat) -> dict[str, Any]:
+    """The chat's agent, named on the reply when it is asked: the reply stays that agent's (in the
+    analytics and for the job) if the chat changes or drops its agent later."""
+    return {"agent_id": chat.agent_id} if chat.agent_id is not None else {}
 
 
 def check_content(content: str) -> None:

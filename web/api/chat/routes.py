@@ -69,7 +69,7 @@ def send_message(chat_id: str):
         raise Forbidden("Only the assistant can post AI messages")
     chats.check_may_post_as(member, ROLE_OF_TYPE[body.message_type])
     chat_messages.check_client_meta(body.message_metadata)
-    parent = history.message_in_chat(db, chat, body.reply_to_id) if body.reply_to_id else None
+    parent = chat_messages.shown_message_by_uuid(db, chat.id, body.reply_to_id) if body.reply_to_id else None
     if body.reply_to_id and parent is None:
         raise field_error(["body", "reply_to_id"], "reply_to_id must be a message of this chat")
     message, _ = replies.post_message(db, get_redis(), chat, member, g.user, body.content,

@@ -20,13 +20,20 @@ def seconds(ms: int | None) -> float | None:
     return None if ms is None else round(ms / 1000, 3)
 
 
+def conversation_type(chat: Chat) -> str:
+    """The type kept in the chat's metadata; "chat" unless it is text (003 clients write that
+    metadata as any JSON object, where the key may hold anything)."""
+    kind = (chat.meta or {}).get("conversation_type")
+    return kind if isinstance(kind, str) else "chat"
+
+
 def conversation_view(chat: Chat, unread_count: int) -> dict[str, Any]:
     return {
         "id": chat.id,
         "title": chat.title,
         "user_id": chat.owner_id,
         "agent_id": chat.agent_id,
-        "conversation_type": (chat.meta or {}).get("conversation_type", "chat"),
+        "conversation_type": conversation_type(chat),
         "status": chat.status.lower(),
         "is_archived": chat.status == "ARCHIVED",
         "is_pinned": chat.is_pinned,
