@@ -44,7 +44,7 @@ def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) 
     """The primary upstream, with the user's own key and address if given (UnsafeAddress for a private one)."""
     if user_key is not None:
         key, base_url = user_key
-        own_address = base_url is not None and base_url != settings.openai_base_url
+        own_address = has_own_address(settings, user_key)
         public_only = own_address and not settings.allow_private_user_upstreams
         if public_only:
             check_public(base_url)
@@ -53,6 +53,11 @@ def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) 
     if not settings.openai_api_key:
         raise NoApiKey()
     return Upstream(PRIMARY, settings.openai_base_url, settings.openai_api_key, guarded=True)
+
+
+def has_own_address(settings: Settings, user_key: tuple[str, str | None] | None) -> bool:
+    """Does the user's key go to an address of its own (not watched by the primary's breaker)?"""
+    return user_key is not None and user_key[1] is not None and user_key[1] != settings.openai_base_url
 
 
 def primary_or_none(settings: Settings) -> Upstream | None:

@@ -135,3 +135,12 @@ def test_wrong_password_and_open_redirect(server, api, admin):
     assert wrong.status_code == 401 and "Incorrect" in wrong.text
     evil = httpx_login(server, admin, next_url="https://evil.example/")
     assert evil.status_code == 303 and evil.headers["location"] == "/admin/rq/"
+
+
+def test_a_metrics_scrape_token_does_not_open_the_dashboard(api, app, admin):
+    """A "metrics" token opens /metrics only, also when sent as the admin session cookie."""
+    token = app.test_cli_runner().invoke(args=["admin", "scrape-token", "--username", admin["username"]]).output.strip()
+    assert api.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    for path in ("/admin/rq/", "/admin/rq/0/data/queues.json", "/admin/"):
+        response = api.get(path, headers={"Cookie": f"parley_admin={token}"})
+        assert response.status_code == 302, path  # not a session: the login page

@@ -359,3 +359,22 @@ def test_ai_message_503_while_the_trial_runs_stores_nothing(api, alice, make_cha
     assert refused.json()["service_info"]["circuit_breaker_state"] == "HALF_OPEN"
     history = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()
     assert history["messages"] == [] and history["chat"]["message_count"] == 0
+
+
+def test_ai_message_on_the_users_own_address_ignores_the_servers_open_circuit(api, alice, make_chat, fake_upstream):
+    """A user whose key has its own base_url is answered there, a service the server's breaker
+    does not watch: the primary's open circuit is no reason for a 503."""
+    own_address = fake_upstream.base_url.replace("127.0.0.1", "localhost")  # not the server's OPENAI_BASE_URL
+    saved = api.put("/api/v1/users/me/api-keys/openai", json={"api_key": "sk-own-" + "k" * 24, "base_url": own_address},
+                    headers=alice.headers)
+    assert saved.status_code == 200, saved.text
+    rt = runtime.current()
+    guard = upstream.breaker(rt.redis, rt.settings, upstream.PRIMARY)
+    for _ in range(5):
+        guard.record_failure()
+    assert guard.status().state == "OPEN"
+    fake_upstream.configure(tokens=2)
+    chat = make_chat(alice)
+    answer = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "hi"}, headers=alice.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["ai_response"]["content"] == "t0 t1 "

@@ -77,3 +77,16 @@ def test_missing_and_expired_tokens(api, app, alice):
         expired = create_access_token(identity=str(alice["user_id"]), expires_delta=timedelta(seconds=-10))
     response = api.get("/api/v1/chat/chats", headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401 and response.json()["detail"] == "Token has expired"
+
+
+def test_a_refused_logout_revokes_nothing(api, alice):
+    """A logout answered 401 or 422 (a bad refresh token or body) has not happened: the access token still works."""
+    for body in ({"refresh_token": "not a token"}, {"refresh_token": alice["access_token"]}, {"colour": "red"}):
+        refused = api.post("/api/v1/auth/logout", json=body, headers=alice.headers)
+        assert refused.status_code in (401, 422), body
+        assert api.get("/api/v1/auth/me", headers=alice.headers).status_code == 200, body
+    wrong_kind = api.post("/api/v1/auth/refresh", json={"refresh_token": alice["access_token"]})
+    assert wrong_kind.json()["detail"] == "A refresh token is required"
+    out = api.post("/api/v1/auth/logout", json={"refresh_token": alice["refresh_token"]}, headers=alice.headers)
+    assert out.status_code == 200
+    assert api.get("/api/v1/auth/me", headers=alice.headers).status_code == 401

@@ -58,6 +58,8 @@ def admin_from_cookie() -> User:
     except (JWTExtendedException, pyjwt.PyJWTError) as exc:
         raise NotSignedIn(str(exc)) from None
     claims = get_jwt()
+    if claims.get("type") != "access":  # flask-jwt-extended refuses only refresh tokens: not "metrics" ones
+        raise NotSignedIn("not an access token")
     if get_redis().exists(tokens.revoked_key(claims["jti"])):
         raise NotSignedIn("revoked")
     try:

@@ -71,10 +71,12 @@ def refresh():
 @tokens.login_required
 def logout():
     """Revoke the access token used here, and the refresh token if one is given."""
-    tokens.revoke(g.claims)
+    # Check the body first: a logout refused (422, or 401 for its refresh token) revokes nothing.
     body = parse_body(LogoutRequest) if _has_json() else LogoutRequest()
-    if body.refresh_token:
-        tokens.revoke(tokens.verify(body.refresh_token, "refresh"))
+    refresh_claims = tokens.verify(body.refresh_token, "refresh") if body.refresh_token else None
+    tokens.revoke(g.claims)
+    if refresh_claims is not None:
+        tokens.revoke(refresh_claims)
     return jsonify({"detail": "Logged out"})
 
 

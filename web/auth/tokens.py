@@ -89,7 +89,8 @@ def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
     except Exception:
         raise Unauthorized("Could not validate credentials", headers={"WWW-Authenticate": "Bearer"}) from None
     if claims.get("type") != kind:
-        raise Unauthorized(f"An {kind} token is required", headers={"WWW-Authenticate": "Bearer"})
+        article = "An" if kind[0] in "aeiou" else "A"
+        raise Unauthorized(f"{article} {kind} token is required", headers={"WWW-Authenticate": "Bearer"})
     if get_redis().exists(revoked_key(claims["jti"])):
         raise Unauthorized("Token has been revoked", headers={"WWW-Authenticate": "Bearer"})
     return claims

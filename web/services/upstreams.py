@@ -64,8 +64,12 @@ def fallback_available(redis: Redis) -> bool:
     return source is not None and breaker_view(redis, upstream.FALLBACK)["state"] != OPEN
 
 
-def primary_is_open(redis: Redis) -> bool:
-    """Would the primary refuse a call now: OPEN, or HALF_OPEN with its one trial under way?"""
+def primary_is_open(redis: Redis, user_key: tuple[str, str | None] | None = None) -> bool:
+    """Would the primary refuse a call now: OPEN, or HALF_OPEN with its one trial under way?
+
+    Never for a user whose own key has its own address: that service has no breaker."""
+    if upstream.has_own_address(runtime.current().settings, user_key):
+        return False
     guard = upstream.breaker(redis, runtime.current().settings, upstream.PRIMARY)
     state = guard.status().state
     return state == OPEN or (state == HALF_OPEN and guard.trial_taken())

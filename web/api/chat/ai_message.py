@@ -38,9 +38,10 @@ def ai_message(chat_id: str):
     body = parse_body(AiMessageRequest)
     db, redis, settings = get_db(), get_redis(), runtime.current().settings
     chat, member = chats.chat_for_member(db, g.user, chat_id)
-    if not settings.openai_api_key and key_for_user(db, settings, g.user.id) is None:
+    user_key = key_for_user(db, settings, g.user.id)
+    if not settings.openai_api_key and user_key is None:
         raise BadRequest("OpenAI API key not configured: set one in Settings to chat with AI")
-    if upstreams.primary_is_open(redis):
+    if upstreams.primary_is_open(redis, user_key):
         return unavailable(redis)
     cursor = events.last_event_id(redis, chat.id)
     message, reply = replies.post_message(db, redis, chat, member, g.user, body.message, want_reply=True,
