@@ -21,8 +21,19 @@ REPLY_COMPLETE = "ai_response_complete"
 REPLY_ERROR = "ai_error"
 PARTICIPANT_ADDED = "participant_added"
 REPLY_END_TYPES = (REPLY_COMPLETE, REPLY_ERROR)
+# On the events of an exchange not kept (000's save_to_history: false): the asker's user uuid.
+# Only that user's sockets relay them; the field itself is never sent.
+ONLY_FOR = "only_for"
 
 FIELD = "e"
+
+
+def addressed_to(event: dict[str, Any], user_uuid: str) -> dict[str, Any] | None:
+    """The event as `user_uuid`'s clients get it: None when it is another user's only."""
+    audience = event.get(ONLY_FOR)
+    if audience is None:
+        return event
+    return {k: v for k, v in event.items() if k != ONLY_FOR} if audience == user_uuid else None
 
 
 def chat_stream_key(chat_id: int) -> str:

@@ -39,6 +39,7 @@ class ReplyRun:
         self.chat_uuid = chat_uuid
         self.message_uuid = message_uuid
         self.requested_by: int | None = None  # whose streaming slot the reply holds
+        self.only_for: str | None = None  # a reply not kept: its asker's uuid, the only one shown it
         self.content = ""
         self.started_at = time.monotonic()
         self.finished = False
@@ -56,7 +57,10 @@ class ReplyRun:
         self._in_flight = 0  # chunks taken by the publisher, not yet written
 
     def publish(self, event: dict[str, Any]) -> str:
-        return events.publish(self.redis, self.chat_id, event, maxlen=self.maxlen, ttl_s=self._ttl_s)
+        return events.publish(self.redis, self.chat_id, self.addressed(event), maxlen=self.maxlen, ttl_s=self._ttl_s)
+
+    def addressed(self, event: dict[str, Any]) -> dict[str, Any]:
+        return {**event, events.ONLY_FOR: self.only_for} if self.only_for else event
 
     def add_chunk(self, text: str) -> bool:
         """Add one piece of the reply (the first published now, the rest by the publisher); False once finished."""
@@ -94,7 +98,7 @@ class ReplyRun:
         if len(pieces) > 1:
             event["tokens"] = pieces  # the SSE surfaces send one `data:` per token
         self._next_chunk_at = time.monotonic() + self._window_s
-        return event
+        return self.addressed(event)
 
     def finish(self, status: str, **fields: Any) -> bool:
         """Store the final state, then publish the closing event; only the first call acts.

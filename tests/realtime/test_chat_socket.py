@@ -175,6 +175,30 @@ def test_group_members_see_each_others_messages(api, alice, make_user, make_chat
     assert events[0]["message"]["sender_id"] == alice["id"]
 
 
+def test_an_exchange_not_kept_reaches_only_the_askers_sockets(api, alice, make_user, make_chat, connect,
+                                                              fake_upstream):
+    """save_to_history: false is the asker's own exchange: other members never see it, live or replayed."""
+    fake_upstream.configure(reply="for your eyes only")
+    bob = make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP")
+    api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]}, headers=alice.headers)
+    mine, his = connect(chat["id"], alice["access_token"]), connect(chat["id"], bob["access_token"])
+    mine.next(), his.next()
+    asked = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message",
+                     json={"message": "a private question", "stream": True, "save_to_history": False},
+                     headers=alice.headers)
+    assert asked.status_code == 200, asked.text
+    seen = mine.until("ai_response_complete")
+    assert seen[0]["type"] == "new_message" and seen[0]["message"]["content"] == "a private question"
+    assert seen[-1]["message"]["content"] == "for your eyes only" and all("only_for" not in e for e in seen)
+    send(api, alice, chat["id"], "a kept message")
+    first = his.next()
+    assert first["type"] == "new_message" and first["message"]["content"] == "a kept message"
+    replayed = connect(chat["id"], bob["access_token"], query="last_event_id=0-0")
+    replayed.next()  # welcome
+    assert [e["type"] for e in replayed.until("new_message")] == ["participant_added", "new_message"]
+
+
 def test_socket_rejects_bad_token_and_outsiders(alice, make_user, make_chat, connect):
     chat = make_chat(alice)
     for token, code in (("not-a-token", 4401), (None, 4401), (make_user("eve")["access_token"], 4403)):

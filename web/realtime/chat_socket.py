@@ -125,6 +125,8 @@ class ChatSocket:
         limit = events.parse_id(self.suppress_until)
         now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
+            if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
+                continue
             message_id = event_message_id(event)
             event = self.accumulate(event, message_id)
             if events.parse_id(event_id) <= limit and message_id not in self.replay:

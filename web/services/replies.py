@@ -70,8 +70,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         if reply_uuid is not None:
             stream_leases.release(redis, user.id, reply_uuid)
         raise
-    publish(redis, chat, {"type": events.NEW_MESSAGE,
-                          "message": events.message_view(message, chat.uuid, user.uuid)})
+    shown = {"type": events.NEW_MESSAGE, "message": events.message_view(message, chat.uuid, user.uuid)}
+    publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
     if reply is not None:
         (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply

@@ -6,8 +6,9 @@ from typing import Any
 
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from models import Chat, Message
+from models import Chat, Message, User
 from models.base import utcnow
 from workers import events, pricing, runtime, stream_leases, upstream
 from workers import metrics as reply_metrics
@@ -57,8 +58,9 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         requested_by = (reply.meta or {}).get("requested_by")
         user_key = key_for_user(db, rt.settings, requested_by) if requested_by else None
         chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
+        only_for = asker_if_not_kept(db, reply)
     run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid)
-    run.requested_by = requested_by
+    run.requested_by, run.only_for = requested_by, only_for
     run.prompt_tokens = sum(estimate_tokens(m["content"]) for m in prompt)
     if rt.redis.exists(events.stop_key(reply.uuid)):
         run.finish("CANCELLED", finish_reason="cancelled")
@@ -210,9 +212,17 @@ def end_reply_without_worker(message_id: int, status: str, **fields: Any) -> boo
             return False
         chat_uuid, chat_id, message_uuid = db.get(Chat, reply.chat_id).uuid, reply.chat_id, reply.uuid
         fields.setdefault("processing_time_ms", int((utcnow() - reply.created_at).total_seconds() * 1000))
+        only_for = asker_if_not_kept(db, reply)
     run = new_run(rt, chat_id, message_uuid, message_id, chat_uuid)
+    run.only_for = only_for
     run.content = streamed_content(rt, chat_id, message_uuid)
     return run.finish(status, **fields)
+
+
+def asker_if_not_kept(db: Session, reply: Message) -> str | None:
+    """The asker's uuid for a reply not kept in the chat (only their clients are shown it)."""
+    asker = (reply.meta or {}).get("requested_by")
+    return db.scalar(select(User.uuid).where(User.id == asker)) if reply.hidden and asker else None
 
 
 def streamed_content(rt: runtime.Runtime, chat_id: int, message_uuid: str) -> str:
