@@ -58,7 +58,7 @@ class DocumentChunk(PublicIdMixin, Base):
     embedding: Mapped[np.ndarray | None] = deferred(mapped_column(Embedding()))
     embedding_model: Mapped[str | None] = mapped_column(String(100))
     embedding_dim: Mapped[int | None] = mapped_column(Integer)
-    # The characters and character pairs of its Chinese, Japanese and Korean runs
-    # (workers.retrieval.text.unspaced_terms); PostgreSQL's keyword search finds them by a GIN index.
+    # The characters and character pairs of its Chinese, Japanese and Korean runs, and the words written
+    # against a run (workers.retrieval.text.unspaced_terms); PostgreSQL's keyword search finds them by a GIN index.
     unspaced_terms: Mapped[list[str] | None] = deferred(mapped_column(UNSPACED_TERMS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,7 +15,7 @@ from models import Chat
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
 from tests.pdfs import text_pdf
 from workers import events as stream_events
-from workers import queues, runtime
+from workers import queues, runtime, stream_leases
 
 FRANCE = "The capital of France is Paris. It lies on the Seine."
 LLAMAS = "Llamas eat grass in the Andes mountains."
@@ -362,3 +362,22 @@ def test_only_chunks_the_model_was_given_are_cited(api, alice, fake_upstream):
     assert len(reply["sources"]) == len(reply["context_ids"]) == len(context["context_ids"]) == given
     assert reply["context_ids"] == context["context_ids"]
     assert reply["relevance_score"] == context["relevance_score"] == max(s["relevance_score"] for s in reply["sources"])
+
+
+def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice, monkeypatch):
+    """The slot is taken before the session is made: anything failing before the message is stored
+    (here reading the chat stream's position) gives the slot back and removes the empty session."""
+    real, failed = stream_events.last_event_id, []
+
+    def failing_once(redis, chat_id):
+        if not failed:
+            failed.append(chat_id)
+            raise RuntimeError("the chat stream could not be read")
+        return real(redis, chat_id)
+
+    monkeypatch.setattr(stream_events, "last_event_id", failing_once)
+    response = api.post("/chat/send", json={"message": "lost on the way"}, headers=alice.headers)
+    assert response.status_code >= 500 and failed
+    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
+    titles = [s["title"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
+    assert "lost on the way" not in titles

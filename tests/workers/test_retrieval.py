@@ -161,7 +161,8 @@ def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeyp
     """Chinese, Japanese and Korean are written without spaces: a word is found inside a longer run."""
     owner = make_user("reader")
     for name, content in {"meeting.txt": "我们明天开会讨论预算。", "zoo.txt": "动物园里有斑马和企鹅。",
-                          "train.txt": "電車は午後三時に出発します。", "budget.txt": "The budget is due."}.items():
+                          "train.txt": "電車は午後三時に出発します。", "budget.txt": "The budget is due.",
+                          "script.txt": "用Python写脚本。"}.items():
         upload_ready(api, owner, name, content.encode())
     with runtime.session() as db:
         scope = Scope(db.scalar(select(User.id).where(User.uuid == owner["id"])))
@@ -172,6 +173,8 @@ def test_keyword_search_finds_words_inside_unspaced_runs(api, make_user, monkeyp
     assert [h["filename"] for h in run(scope, "鹅")] == ["zoo.txt"]  # one character, inside a run
     assert run(scope, "会议") == []
     assert {h["filename"] for h in run(scope, "预算 budget", k=5)} == {"meeting.txt", "budget.txt"}
+    # A word written against a run (PostgreSQL's parser keeps it inside the run) is another of its words.
+    assert {h["filename"] for h in run(scope, "开会 python", k=5)} == {"meeting.txt", "script.txt"}
 
 
 @pytest.mark.skipif(not REAL_SERVICES, reason="PostgreSQL's index for unspaced scripts (migration 0008)")

@@ -52,18 +52,21 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
         except Exception:
             stream_leases.release(redis, user.id, reply_uuid)
             raise
-        member = chats.participant(db, chat, user)
     else:
         chat, member = session_for(db, user, session_id)
-    cursor = events.last_event_id(redis, chat.id)
     rag = {"query": message, "search_options": search_options, "dataset_id": dataset.id if dataset else None}
     try:
+        if new_session:
+            member = chats.participant(db, chat, user)
+        cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
                                         reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid)
     except Exception:
+        if new_session:
+            db.rollback()  # a failed statement leaves PostgreSQL's transaction unusable until then
         if new_session and not db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
             stream_leases.release(redis, user.id, reply_uuid)
-            db.delete(chat)  # the message was not stored (a database error): no empty session is left
+            db.delete(chat)  # the message was not stored (a database or Redis error): no empty session is left
             db.commit()
         raise
     return StartedReply(chat, reply, cursor, new_session)

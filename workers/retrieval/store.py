@@ -87,15 +87,17 @@ def keyword_matches(db: Session, scope: Scope, query_terms: list[str], limit: in
                           .order_by(rank.desc(), DocumentChunk.id).limit(limit)).all()
         return [(row[0], float(row[1])) for row in rows]
     # Chinese, Japanese or Korean words: the chunks sharing a character pair with the query (the
-    # index of migration 0008), or another of its words, are scored in Python.
-    holding = or_(shares_a_pair(unspaced), document.op("@@")(query)) if spaced else shares_a_pair(unspaced)
+    # index of migration 0008), or another of its words (in the full-text index, or written against
+    # a run: in the same index since 0009), are scored in Python.
+    holding = or_(shares_a_pair(query_terms), document.op("@@")(query)) if spaced else shares_a_pair(unspaced)
     rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where(), holding)).all()
     in_scope = db.scalar(select(func.count()).select_from(DocumentChunk).where(*scope.where())) or 0
     return best_by_bm25(query_terms, rows, in_scope, limit)
 
 
 def shares_a_pair(unspaced_terms: list[str]) -> ColumnElement[bool]:
-    """PostgreSQL: the chunk holds one of these characters or character pairs (migration 0008's index)."""
+    """PostgreSQL: the chunk holds one of these characters or character pairs, or one of these words
+    written against them (migration 0008's index)."""
     return DocumentChunk.unspaced_terms.op("&&")(cast(unspaced_terms, ARRAY(Text)))
 
 

@@ -42,9 +42,11 @@ def split_unspaced(word: str, with_chars: bool) -> list[str]:
 
 
 def unspaced_terms(text: str) -> list[str] | None:
-    """The distinct characters and character pairs of a text's unspaced runs (None without any):
-    what a chunk is indexed by for queries in those scripts."""
-    found = sorted({w for w in words(text) if UNSPACED.fullmatch(w)})
+    """The distinct characters and character pairs of a text's unspaced runs, and the other words
+    written against a run ("python" of "用python写"), which PostgreSQL's parser keeps inside it
+    (None without any run): what a chunk is indexed by for queries holding those scripts."""
+    found = sorted({part for word in WORD.findall(text.lower()) if UNSPACED.search(word)
+                    for part in split_unspaced(word, with_chars=True)})
     return found or None
 
 
