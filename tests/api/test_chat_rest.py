@@ -147,6 +147,8 @@ def test_participants_and_permissions(api, alice, make_user, make_chat):
     assert added.json()["can_send_messages"] is False  # channel members read unless allowed
     denied = api.post(f"/api/v1/chat/chats/{channel['id']}/messages", json={"content": "hi"}, headers=bob.headers)
     assert denied.status_code == 403 and denied.json()["detail"] == "Cannot send messages to this chat"
+    typing = api.post(f"/api/v1/chat/chats/{channel['id']}/typing", headers=bob.headers)
+    assert typing.status_code == 403 and typing.json()["detail"] == "Cannot send messages to this chat"
     assert api.post(url, json={"user_id": bob["id"]}, headers=alice.headers).status_code == 409
     assert api.post(url, json={"user_id": carol["id"]}, headers=bob.headers).status_code == 403
     assert api.post(url, json={"user_id": "no-such-user"}, headers=alice.headers).status_code == 404

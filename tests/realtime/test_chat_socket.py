@@ -163,6 +163,19 @@ def test_typing_indicator_reaches_other_members(api, alice, make_user, make_chat
     assert event["user_id"] == alice["id"] and event["username"] == alice["username"]
 
 
+def test_a_member_who_cannot_send_cannot_announce_typing(api, alice, make_user, make_chat, connect):
+    bob = make_user("bob")
+    channel = make_chat(alice, chat_type="CHANNEL")  # members read unless allowed to send
+    api.post(f"/api/v1/chat/chats/{channel['id']}/participants", json={"user_id": bob["id"]}, headers=alice.headers)
+    mine, his = connect(channel["id"], alice["access_token"]), connect(channel["id"], bob["access_token"])
+    mine.next(), his.next()
+    his.send({"type": "typing"})
+    assert his.next() | {"server_time": ""} == {"type": "error", "error": "Cannot send messages to this chat",
+                                               "error_code": "typing_failed", "server_time": ""}
+    mine.send({"type": "ping"})
+    assert mine.next()["type"] == "pong"  # no typing_indicator came before it
+
+
 def test_group_members_see_each_others_messages(api, alice, make_user, make_chat, connect, fake_upstream):
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP")

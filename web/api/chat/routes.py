@@ -92,8 +92,9 @@ def stop_reply(chat_id: str, message_id: str):
 @responds(200, TypingSent, "Sent as `typing_indicator` to the chat's WebSockets")
 @login_required
 def typing(chat_id: str):
-    """Send a typing indicator to the chat's participants."""
-    chat, _ = chats.chat_for_member(get_db(), g.user, chat_id)
+    """Send a typing indicator to the chat's participants (403 for a member who cannot send messages)."""
+    chat, member = chats.chat_for_member(get_db(), g.user, chat_id)
+    replies.check_may_send(member)  # a read-only member typing would announce a message that cannot come
     stamp = events.iso_now()
     replies.publish(get_redis(), chat, typing_event(chat.uuid, g.user, stamp))
     return jsonify({"status": "sent", "timestamp": stamp})

@@ -73,7 +73,8 @@ def chat_socket(ws, chat_id: str) -> None:
     def typing(_message: dict[str, Any]) -> dict[str, Any] | None:
         with runtime.session() as s:
             try:  # the chat may have been archived, or the user removed, since the socket opened
-                current, _ = chats.chat_for_member(s, user, chat_key)
+                current, member = chats.chat_for_member(s, user, chat_key)
+                replies.check_may_send(member)
             except ApiError as exc:
                 return {"type": "error", "error": exc.detail, "error_code": "typing_failed"}
             replies.publish(get_redis(), current, typing_event(chat_uuid, user, events.iso_now()))
