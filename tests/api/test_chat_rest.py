@@ -4,8 +4,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from models.message import INTERNAL_META
 from tests.conftest import wait_for
+from web.services import replies
 
 CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
                "last_activity_at", "created_at", "is_private", "tags"}
@@ -206,3 +209,27 @@ def test_cors_for_browser_frontends(api):
         "Access-Control-Request-Headers": "Authorization, Content-Type"})
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
+
+
+def test_a_message_that_could_not_be_announced_still_gets_its_reply(api, alice, make_chat, fake_upstream, monkeypatch):
+    """Stored, then the new_message event fails (Redis blinked): the reply must still start, or
+    it would stay PROCESSING with no job, and the sender get an error for a message that is kept."""
+    fake_upstream.configure(reply="still here")
+    real_publish = replies.publish
+
+    def blink(redis, chat, event):
+        if event["type"] == "new_message":
+            raise RedisConnectionError("connection reset")
+        return real_publish(redis, chat, event)
+
+    monkeypatch.setattr(replies, "publish", blink)
+    chat = make_chat(alice)
+    sent = api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hello?"}, headers=alice.headers)
+    assert sent.status_code == 200, sent.text
+
+    def replied():
+        messages = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"]
+        return messages[-1]["status"] == "DELIVERED" and messages
+
+    messages = wait_for(replied, what="the reply")
+    assert [m["content"] for m in messages] == ["hello?", "still here"]

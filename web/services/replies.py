@@ -71,7 +71,10 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
             stream_leases.release(redis, user.id, reply_uuid)
         raise
     shown = {"type": events.NEW_MESSAGE, "message": events.message_view(message, chat.uuid, user.uuid)}
-    publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
+    try:
+        publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
+    except Exception:  # stored: the history has it; the reply must still start (or end FAILED)
+        log.warning("could not announce message %s on chat %s", message.uuid, chat.uuid, exc_info=True)
     if reply is not None:
         (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply
