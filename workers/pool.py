@@ -22,6 +22,7 @@ from rq.serializers import JSONSerializer
 from workers.death_penalty import RepeatingTimerDeathPenalty
 
 from workers import queues
+from workers.jobs import replies
 from workers.logs import JobLogContext
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,16 @@ class ThreadWorker(JobLogContext, SimpleWorker):
             DeferredJobRegistry(queue.name, **options).cleanup()
             worker_registration.clean_worker_registry(queue)
             queue.intermediate_queue.cleanup(self, queue)
+            if queue.name == queues.REPLIES:
+                self.end_orphaned_replies()
             queue.release_maintenance_lock()
+
+    def end_orphaned_replies(self) -> None:
+        """Replies that no job will end (see `end_orphaned_replies`); a failure waits for the next run."""
+        try:
+            replies.end_orphaned_replies()
+        except Exception:
+            log.warning("could not end orphaned replies", exc_info=True)
 
 
 class ThreadPool:

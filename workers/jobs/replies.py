@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, User
 from models.base import utcnow
-from workers import events, pricing, runtime, stream_leases, upstream
+from workers import events, pricing, queues, runtime, stream_leases, upstream
 from workers import metrics as reply_metrics
 from workers.addresses import UnsafeAddress
 from workers.completion_stream import CompletionStream
@@ -19,6 +23,10 @@ from workers.reply_run import ReplyRun, StopWatcher
 from workers.user_keys import key_for_user
 
 log = logging.getLogger(__name__)
+
+ORPHAN_GRACE_S = 300  # past the reply time limit, before a reply without a job is ended
+ORPHANS_PER_RUN = 100
+PENDING_JOB = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED)
 
 _watcher: StopWatcher | None = None
 
@@ -223,6 +231,34 @@ def asker_if_not_kept(db: Session, reply: Message) -> str | None:
     """The asker's uuid for a reply not kept in the chat (only their clients are shown it)."""
     asker = (reply.meta or {}).get("requested_by")
     return db.scalar(select(User.uuid).where(User.id == asker)) if reply.hidden and asker else None
+
+
+def end_orphaned_replies(grace_s: int = ORPHAN_GRACE_S) -> int:
+    """End FAILED (`worker_lost`) the replies left PROCESSING that no job will end: older than
+    the reply time limit plus `grace_s`, with no job queued, deferred or running for them (its
+    enqueue failed while Redis was down after the reply was stored, or Redis lost the queue).
+    Run by the reply workers' maintenance; returns how many it ended."""
+    rt = runtime.current()
+    cutoff = utcnow() - timedelta(seconds=rt.settings.reply_job_timeout_s + grace_s)
+    with rt.sessions() as db:
+        stale = db.execute(select(Message.id, Message.uuid).where(
+            Message.status == "PROCESSING", Message.role == "assistant", Message.created_at < cutoff)
+            .order_by(Message.id).limit(ORPHANS_PER_RUN)).all()
+    ended = 0
+    for message_id, message_uuid in stale:
+        status = job_status(rt.redis, queues.reply_job_id(message_uuid))
+        if status in PENDING_JOB:
+            continue
+        log.warning("reply %s was left PROCESSING without a job (%s): ending it", message_uuid, status)
+        ended += end_reply_without_worker(message_id, "FAILED", error_code="worker_lost")
+    return ended
+
+
+def job_status(redis: Any, job_id: str) -> JobStatus | None:
+    try:
+        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status()
+    except NoSuchJobError:
+        return None
 
 
 def streamed_content(rt: runtime.Runtime, chat_id: int, message_uuid: str) -> str:
