@@ -38,6 +38,7 @@ class Upstream:
     api_key: str
     guarded: bool  # counts towards (and obeys) the named circuit breaker
     public_only: bool = False  # a user's own address: see workers.addresses
+    users_key: bool = False  # a user's own key: its 429s are its own quota, not the service's
 
 
 def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) -> Upstream:
@@ -49,7 +50,7 @@ def primary(settings: Settings, user_key: tuple[str, str | None] | None = None) 
         if public_only:
             check_public(base_url)
         return Upstream(PRIMARY, base_url or settings.openai_base_url, key, guarded=not own_address,
-                        public_only=public_only)
+                        public_only=public_only, users_key=True)
     if not settings.openai_api_key:
         raise NoApiKey()
     return Upstream(PRIMARY, settings.openai_base_url, settings.openai_api_key, guarded=True)
@@ -103,23 +104,28 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
         return client
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Failures that say the service is unwell (and count for its breaker), not the request."""
+def is_outage(exc: BaseException, users_key: bool = False) -> bool:
+    """Failures that say the service is unwell (and count for its breaker), not the request.
+
+    A 429 to the server's key says the service is saturated; to a user's own key, it says that
+    key's quota is spent, and must not open the circuit for every other user.
+    """
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code >= 500 or exc.status_code == 429
+        return exc.status_code >= 500 or (exc.status_code == 429 and not users_key)
     return isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError))
 
 
-def record_error(guard: CircuitBreaker, exc: BaseException) -> None:
+def record_error(guard: CircuitBreaker, exc: BaseException, users_key: bool = False) -> None:
     """Tell the breaker what a failed call says about the service.
 
     An outage is a failure; an answer refusing the request (400, 401, 404) shows the service is
-    up, a success; anything else says nothing, but the call may have been the HALF_OPEN trial,
-    whose lock must not be kept (every other call would be refused although the service answers).
+    up, a success; anything else (a user's key rate limited among them) says nothing, but the
+    call may have been the HALF_OPEN trial, whose lock must not be kept (every other call would
+    be refused although the service answers).
     """
-    if is_outage(exc):
+    if is_outage(exc, users_key):
         guard.record_failure()
-    elif isinstance(exc, openai.APIStatusError):
+    elif isinstance(exc, openai.APIStatusError) and exc.status_code != 429:
         guard.record_success()
     else:
         guard.release_trial()

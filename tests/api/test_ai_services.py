@@ -69,6 +69,26 @@ def test_breaker_opens_after_five_failures_then_recovers(api, alice, make_chat, 
     assert health(api, alice)["circuit_breaker"]["state"] == "CLOSED"
 
 
+def test_a_users_own_key_being_rate_limited_does_not_open_the_circuit(api, alice, make_user, make_chat,
+                                                                      fake_upstream):
+    """A 429 to a user's key (on the server's address) is that key's quota, not the service's state:
+    it must not shut the primary off for every other user."""
+    api.put("/api/v1/users/me/api-keys/openai", json={"api_key": "sk-alice-own-key-123456"}, headers=alice.headers)
+    fake_upstream.configure(fail_status=429)
+    chat = make_chat(alice)
+    before = health(api, alice)["circuit_breaker"]["failure_count"]
+    for i in range(6):
+        send(api, alice, chat["id"], f"try {i}")
+        assert wait_for(lambda: last_reply(api, alice, chat["id"]))["status"] == "FAILED"
+    breaker = health(api, alice)["circuit_breaker"]
+    assert breaker["state"] == "CLOSED" and breaker["failure_count"] == before
+    fake_upstream.configure(fail_status=None, tokens=2)
+    bob = make_user("bob")
+    theirs = make_chat(bob)
+    send(api, bob, theirs["id"], "still served?")
+    assert wait_for(lambda: last_reply(api, bob, theirs["id"]))["status"] == "DELIVERED"
+
+
 def test_fallback_takes_over_when_primary_fails(api, alice, make_chat, connect, fake_upstream, fallback_upstream):
     fake_upstream.configure(fail_status=500)
     chat = make_chat(alice)

@@ -113,7 +113,7 @@ def stream_reply(run: ReplyRun, rt: runtime.Runtime, prompt: list[dict[str, str]
                 return
             reply_metrics.upstream_call(rt.redis, source.name, "error")
             if guard is not None:
-                upstream.record_error(guard, exc)
+                upstream.record_error(guard, exc, source.users_key)
             log.warning("reply %s failed on %s: %s", run.message_uuid, source.name, type(exc).__name__)
             failure = (source, exc)
             if run.content:
