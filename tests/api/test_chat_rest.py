@@ -109,6 +109,8 @@ def test_send_message_rules(api, alice, make_chat):
     assert set(first) == MESSAGE_FIELDS and first["status"] == "DELIVERED" and first["message_type"] == "USER"
     child = api.post(url, json={"content": "child", "reply_to_id": first["id"]}, headers=alice.headers)
     assert child.status_code == 200
+    shouted = api.post(url, json={"content": "child", "reply_to_id": first["id"].upper()}, headers=alice.headers)
+    assert shouted.status_code == 200  # a UUID names the same message in either case
     system = api.post(url, json={"content": "be nice", "message_type": "SYSTEM"}, headers=alice.headers)
     assert system.status_code == 200 and system.json()["message_type"] == "SYSTEM"
 
@@ -145,8 +147,8 @@ def test_participants_and_permissions(api, alice, make_user, make_chat):
     bob, carol = make_user("bob"), make_user("carol")
     channel = make_chat(alice, chat_type="CHANNEL")
     url = f"/api/v1/chat/chats/{channel['id']}/participants"
-    added = api.post(url, json={"user_id": bob["id"]}, headers=alice.headers)
-    assert added.status_code == 201 and added.json()["role"] == "MEMBER"
+    added = api.post(url, json={"user_id": bob["id"].upper()}, headers=alice.headers)  # either case names bob
+    assert added.status_code == 201 and added.json()["role"] == "MEMBER" and added.json()["user_id"] == bob["id"]
     assert added.json()["can_send_messages"] is False  # channel members read unless allowed
     denied = api.post(f"/api/v1/chat/chats/{channel['id']}/messages", json={"content": "hi"}, headers=bob.headers)
     assert denied.status_code == 403 and denied.json()["detail"] == "Cannot send messages to this chat"

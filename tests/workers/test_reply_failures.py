@@ -146,7 +146,7 @@ def test_stop_over_socket_while_upstream_is_silent(api, alice, make_chat, connec
     send(api, alice, chat["id"])
     start = ws.until("ai_response_start")[-1]["message"]
     stopped_at = time.monotonic()
-    ws.send({"type": "stop", "message_id": start["id"]})
+    ws.send({"type": "stop", "message_id": start["id"].upper()})  # a UUID in either case
     events_seen = ws.until("ai_response_complete")
     assert time.monotonic() - stopped_at < 1.0
     assert any(e["type"] == "stop_ack" for e in events_seen)

@@ -37,8 +37,16 @@ def canonical_uuids(_endpoint: str | None, values: dict[str, Any] | None) -> Non
     it must not be 404.
     """
     for name, value in (values or {}).items():
-        if isinstance(value, str) and UUID_SHAPE.fullmatch(value):
-            values[name] = value.lower()
+        values[name] = canonical_uuid(value)
+
+
+def canonical_uuid(value: Any) -> Any:
+    """A UUID-shaped string in lower case, as ids are stored; any other value as it is."""
+    return value.lower() if isinstance(value, str) and UUID_SHAPE.fullmatch(value) else value
+
+
+# A body field naming a row by its UUID: upper case names the same row (see canonical_uuids).
+UuidKey = Annotated[str, AfterValidator(canonical_uuid)]
 
 
 def storable(value: Any) -> Any:

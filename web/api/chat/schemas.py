@@ -6,7 +6,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from models.base import MAX_KEY
-from web.api.parsing import NotBlank, QueryModel, RequestModel
+from web.api.parsing import NotBlank, QueryModel, RequestModel, UuidKey
 
 
 class CreateChatRequest(RequestModel):
@@ -36,12 +36,12 @@ class SendMessageRequest(RequestModel):
     # Empty content is a documented 400, so only the upper bound is a validation error.
     content: str = Field(max_length=50000)
     message_type: Literal["USER", "AI", "SYSTEM"] = "USER"
-    reply_to_id: str | None = None
+    reply_to_id: UuidKey | None = None
     message_metadata: dict[str, Any] | None = None
 
 
 class AddParticipantRequest(RequestModel):
-    user_id: str = Field(min_length=1, max_length=64)
+    user_id: UuidKey = Field(min_length=1, max_length=64)
     role: Literal["ADMIN", "MEMBER"] = "MEMBER"
     can_send_messages: bool | None = None
     can_upload_files: bool | None = None

@@ -10,6 +10,7 @@ from models import Message
 from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
+from web.api.parsing import canonical_uuid
 from web.api.socket_access import open_chat_socket
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
@@ -65,7 +66,7 @@ def chat_socket(ws, chat_id: str) -> None:
         with runtime.session() as s:
             try:
                 current, _ = chats.chat_for_member(s, user, chat_key)
-                reply = replies.stop_reply(s, get_redis(), current, str(message.get("message_id")))
+                reply = replies.stop_reply(s, get_redis(), current, canonical_uuid(str(message.get("message_id"))))
             except ApiError as exc:
                 return {"type": "error", "error": exc.detail, "error_code": "stop_failed"}
             return {"type": "stop_ack", "message_id": reply.uuid, "status": reply.status}
