@@ -20,6 +20,24 @@ def test_create_user_command(app, api):
     assert me.json()["role"] == "admin"
 
 
+def test_create_user_command_refuses_what_registration_refuses(app, api):
+    """An operator's typo must not make an account nobody can sign in with (or a traceback)."""
+    runner = app.test_cli_runner()
+    for email, username, password, field in [
+        ("not-an-email", "opsuser", "a long password", "email"),
+        ("ops@example.com", "ops user", "a long password", "username"),
+        ("ops@example.com", "u" * 51, "a long password", "username"),
+        ("ops@example.com", "opsuser", "", "password"),
+    ]:
+        result = runner.invoke(args=["create-user", "--email", email, "--username", username,
+                                     "--password", password])
+        assert result.exit_code == 2, result.output
+        assert field in result.output and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    login = api.post("/api/v1/auth/login", json={"username": "opsuser", "password": "a long password"})
+    assert login.status_code == 401
+
+
 def test_db_upgrade_command(app):
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output

@@ -49,6 +49,15 @@ def test_admins_only(api, alice, admin, app):
     assert refused.exit_code != 0 and "not an active admin" in refused.output
 
 
+def test_scrape_token_command_refuses_a_token_that_would_never_work(app, admin):
+    """`--days 0` or below printed a token already expired (Prometheus got 401s); a huge one was a traceback."""
+    runner = app.test_cli_runner()
+    for days in ("0", "-5", "100000000"):
+        refused = runner.invoke(args=["admin", "scrape-token", "--username", admin["username"], "--days", days])
+        assert refused.exit_code == 2 and "--days" in refused.output, refused.output
+        assert refused.exception is None or isinstance(refused.exception, SystemExit)
+
+
 def test_requests_replies_sockets_and_upstreams(api, alice, admin, make_chat, connect, fake_upstream):
     before = scrape(api, admin)
     fake_upstream.configure(tokens=12, delay_ms=10)

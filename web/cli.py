@@ -43,12 +43,20 @@ def register_commands(app: Flask) -> None:
     @click.option("--admin", is_flag=True, help="give the user the admin role")
     def create_user(email: str, username: str, password: str, admin: bool) -> None:
         """Create a user (optionally an admin)."""
+        from pydantic import ValidationError
+
+        from web.auth.schemas import RegisterRequest
         from web.errors import ApiError
         from web.services.users import create_user as create
 
+        try:  # what registration refuses: else an account nobody can sign in with, or a database traceback
+            body = RegisterRequest(email=email, username=username, password=password)
+        except ValidationError as exc:
+            raise click.UsageError("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                             for e in exc.errors())) from None
         with runtime.session() as db:
             try:
-                user = create(db, email, username, password, role="admin" if admin else "user")
+                user = create(db, body.email, body.username, body.password, role="admin" if admin else "user")
             except ApiError as exc:
                 raise click.ClickException(str(exc.detail)) from None
             click.echo(f"created {user.role} {user.username} ({user.uuid})")

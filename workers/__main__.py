@@ -27,8 +27,8 @@ from workers.settings import Settings
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
-    parser.add_argument("--queues", default=queues.REPLIES, help="comma-separated queue names")
-    parser.add_argument("--threads", type=int, default=None, help="concurrent jobs (thread pool mode)")
+    parser.add_argument("--queues", type=queue_names, default=queues.REPLIES, help="comma-separated queue names")
+    parser.add_argument("--threads", type=positive_int, default=None, help="concurrent jobs (thread pool mode)")
     parser.add_argument("--fork", action="store_true", help="forking worker, one job at a time")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
     parser.add_argument("--grace", type=float, default=20.0,
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     if settings.embedded:
         parser.error("REDIS_URL is not set: the embedded mode runs its workers inside `flask --app web run`")
     rt = runtime.configure(settings)
-    names = [q.strip() for q in args.queues.split(",") if q.strip()]
+    names = args.queues  # a list: argparse applies `type` to a string default too
 
     if args.fork:
         ForkWorker([queues.queue(n, rt.redis) for n in names], connection=rt.redis, serializer=JSONSerializer,
@@ -67,6 +67,22 @@ def main(argv: list[str] | None = None) -> None:
     while not done.is_set() and any(t.is_alive() for t in pool.threads):
         done.wait(1.0)
     pool.shutdown(args.grace)
+
+
+def queue_names(value: str) -> list[str]:
+    """`--queues`: at least one name (with none, every thread died at once on an empty BLPOP)."""
+    names = [q.strip() for q in value.split(",") if q.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("at least one queue name is needed")
+    return names
+
+
+def positive_int(value: str) -> int:
+    """`--threads`: with 0 or fewer the process exited 0 at once, serving nothing."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
 
 
 class ForkWorker(JobLogContext, Worker):

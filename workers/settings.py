@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from limits import parse_many
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workers.pricing import parse_prices
@@ -26,54 +27,60 @@ class Settings(BaseSettings):
     model_aliases: str = ""  # "fast=gpt-4o-mini,smart=gpt-4": names users may pick, mapped upstream
     # "model=input/output,...": USD per 1K tokens, on top of workers.pricing.DEFAULT_PRICES
     model_prices: str = ""
-    upstream_timeout_s: float = 60.0
+    upstream_timeout_s: PositiveFloat = 60.0
     # The document's "direct OpenAI" fallback; the primary is its "LangChain service".
     fallback_openai_base_url: str | None = None
     fallback_openai_api_key: str | None = Field(default=None, repr=False)
     # Users' own base URLs may point at private, loopback and link-local addresses (see workers.addresses).
     allow_private_user_upstreams: bool = False
-    breaker_failure_threshold: int = 5
-    breaker_timeout_s: int = 60
-    models_cache_s: int = 300
+    breaker_failure_threshold: PositiveInt = 5
+    breaker_timeout_s: PositiveInt = 60
+    models_cache_s: PositiveInt = 300
 
     cors_origins: str = "*"
-    access_token_minutes: int = 60
-    refresh_token_days: int = 30
+    access_token_minutes: PositiveInt = 60
+    refresh_token_days: PositiveInt = 30
 
     # Reply pipeline.
-    reply_job_timeout_s: int = 600
-    reply_stream_maxlen: int = 10_000
-    reply_stream_ttl_s: int = 3600
+    reply_job_timeout_s: PositiveInt = 600
+    reply_stream_maxlen: PositiveInt = 10_000
+    reply_stream_ttl_s: PositiveInt = 3600
     # A reply's first token is published at once, then at most one chunk per window (0: every token alone).
-    reply_chunk_window_ms: int = 15
-    worker_threads: int = 100
-    embedded_worker_threads: int = 8
-    ws_idle_timeout_s: float = 300.0
-    ai_message_wait_s: float = 60.0
-    sse_keepalive_s: float = 15.0  # a comment line on a silent SSE stream, so a gone client is noticed
+    reply_chunk_window_ms: NonNegativeInt = 15
+    worker_threads: PositiveInt = 100
+    embedded_worker_threads: PositiveInt = 8
+    ws_idle_timeout_s: PositiveFloat = 300.0
+    ai_message_wait_s: PositiveFloat = 60.0
+    sse_keepalive_s: PositiveFloat = 15.0  # a comment line on a silent SSE stream, so a gone client is noticed
 
     # Limits, per user, across every process and every API surface.
     rate_limit: str = "100/minute"
-    max_concurrent_streams: int = 10
-    redis_max_connections: int = 400
-    max_body_bytes: int = 1024 * 1024  # a request body (JSON); the upload URLs take 10 MB files
+    max_concurrent_streams: PositiveInt = 10
+    redis_max_connections: PositiveInt = 400
+    max_body_bytes: PositiveInt = 1024 * 1024  # a request body (JSON); the upload URLs take 10 MB files
 
     # Retrieval-augmented chat (004). Vectors are stored with their model and dimension;
     # migration 0006 builds HNSW indexes for 64, 384 and 1536 dimensions (another needs a
     # migration adding its index, else search is exact).
     embedding_provider: str = "auto"  # auto | openai | local | none
     embedding_model: str = "text-embedding-3-small"
-    embedding_dim: int = 64
+    embedding_dim: PositiveInt = 64
     rerank_url: str | None = None  # base URL of a server with the /v1/rerank form (vLLM, Infinity, TEI)
     rerank_model: str | None = None
     rerank_api_key: str | None = Field(default=None, repr=False)
-    rag_chunk_tokens: int = 200
-    rag_chunk_overlap: int = 40
-    rag_pages_per_job: int = 25  # a long PDF is indexed in slices so other uploads get between them
+    rag_chunk_tokens: PositiveInt = 200
+    rag_chunk_overlap: NonNegativeInt = 40
+    rag_pages_per_job: PositiveInt = 25  # a long PDF is indexed in slices so other uploads get between them
 
     # Uploaded documents: a PDF with more pages, or a parse taking longer, ends FAILED with the reason.
-    max_pdf_pages: int = 2000
-    document_parse_timeout_s: int = 120
+    max_pdf_pages: PositiveInt = 2000
+    document_parse_timeout_s: PositiveInt = 120
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        parse_many(value)  # else every request is a 500 (or, empty, no limit at all)
+        return value
 
     @field_validator("model_prices")
     @classmethod

@@ -27,3 +27,15 @@ def test_threads_outlive_a_connection_made_before_the_pool():
         pool.stop()
         for worker in pool.workers:
             worker.register_death()
+
+
+@pytest.mark.parametrize("argv", [["--threads", "0"], ["--threads", "-2"], ["--queues", ""], ["--queues", " , "]])
+def test_worker_entry_refuses_arguments_that_would_run_nothing(argv, capsys):
+    """`python -m workers` with no thread or no queue exited 0 at once (or logged RQ tracebacks): a process
+    manager saw a clean exit and restarted it forever, and no reply was ever served."""
+    from workers.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"argument {argv[0]}: " in capsys.readouterr().err

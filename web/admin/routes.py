@@ -72,7 +72,8 @@ def safe_next(value: str | None) -> str:
 
 @bp.cli.command("scrape-token")
 @click.option("--username", required=True, help="an admin account")
-@click.option("--days", default=365, show_default=True, help="how long the token is valid")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 36500),  # else expired, or past 9999
+              help="how long the token is valid")
 def scrape_token_command(username: str, days: int) -> None:
     """Print a token that opens only /metrics, for Prometheus' `authorization` setting."""
     with runtime.session() as db:

@@ -1,0 +1,33 @@
+"""Settings with values no process can run on are refused when the process starts, naming the setting."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from workers.settings import Settings
+
+
+@pytest.mark.parametrize("name, value", [
+    ("worker_threads", "0"),  # `python -m workers` exited 0 at once, serving nothing
+    ("max_body_bytes", "-1"),  # every request with a body was a 413 "at most -1 bytes"
+    ("max_concurrent_streams", "0"),
+    ("access_token_minutes", "-5"),  # every token born expired
+    ("reply_job_timeout_s", "0"),
+    ("redis_max_connections", "0"),
+    ("sse_keepalive_s", "-1"),
+    ("ws_idle_timeout_s", "0"),
+    ("rate_limit", "garbage"),  # every request was a 500
+    ("rate_limit", ""),  # no limit at all, silently
+])
+def test_a_value_no_process_can_run_on_is_refused_at_start(monkeypatch, name, value):
+    monkeypatch.setenv(name.upper(), value)
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    assert name in str(refused.value)
+
+
+def test_the_documented_values_are_accepted(monkeypatch):
+    monkeypatch.setenv("REPLY_CHUNK_WINDOW_MS", "0")  # documented: every token alone
+    monkeypatch.setenv("RATE_LIMIT", "100/minute;10/second")
+    settings = Settings(_env_file=None)
+    assert settings.reply_chunk_window_ms == 0 and settings.rate_limit == "100/minute;10/second"
