@@ -79,6 +79,9 @@ def test_post_message_errors(api, alice, make_user):
         response = api.post(url, json={"content": "x", "parent_message_id": parent}, headers=alice.headers)
         assert response.status_code == 400
         assert response.json() == {"detail": "parent_message_id must be a message of this chat"}
+    for parent in (0, -1, -10**20):  # no message has such an id (SQLite cannot even compare the last)
+        response = api.post(url, json={"content": "x", "parent_message_id": parent}, headers=alice.headers)
+        assert response.status_code == 400 and response.json()["detail"][0]["loc"] == ["body", "parent_message_id"]
 
     bob, eve = make_user("bob"), make_user("eve")
     add_member(api, alice, chat, bob)

@@ -55,7 +55,7 @@ class SendMessageRequest(RequestModel):
     message_type: MessageType = "TEXT"
     status: MessageStatus = "SENT"
     message_metadata: dict[str, Any] | None = None
-    parent_message_id: int | None = Field(default=None, le=MAX_KEY)
+    parent_message_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     # The document's Message has them; the server sets them (reactions through their own URL).
     reactions: dict[str, Any] | None = Field(default=None, exclude=True)
 
@@ -79,5 +79,5 @@ class StatusFrame(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    message_id: int = Field(le=MAX_KEY)
+    message_id: int = Field(ge=1, le=MAX_KEY)
     status: MessageStatus
