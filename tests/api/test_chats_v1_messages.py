@@ -281,6 +281,10 @@ def test_reactions_per_user_and_idempotent(api, alice, make_user):
     assert removed.json()["reactions"] == {"👍": [str(bob["user_id"])], "❤️": [str(bob["user_id"])]}
     gone = api.delete(f"{url}/👍", headers=alice.headers)
     assert gone.status_code == 404 and gone.json() == {"detail": "Reaction not found"}
+    padded = api.post(url, json={"reaction": " 🎉 "}, headers=alice.headers)  # stored trimmed
+    assert padded.json()["reactions"]["🎉"] == [str(alice["user_id"])]
+    taken_back = api.delete(f"{url}/{quote(' 🎉 ', safe='')}", headers=alice.headers)  # named as it was added
+    assert taken_back.status_code == 200 and "🎉" not in taken_back.json()["reactions"]
 
     for body in ({"reaction": ""}, {"reaction": "   "}, {"reaction": "x" * 51}, {}):
         response = api.post(url, json=body, headers=alice.headers)
@@ -299,7 +303,7 @@ def test_every_reaction_added_can_be_removed(api, alice):
         assert refused.status_code == 400, reaction
         assert refused.json()["detail"][0]["loc"] == ["body", "reaction"]
         assert "cannot contain '/' nor be '.' or '..'" in refused.json()["detail"][0]["msg"]
-    for reaction in ("a.b", "...", "?", "#", "%", "%2F", "a b", "\\"):
+    for reaction in ("a.b", "...", "?", "#", "%", "%2F", "a b", "\\", "\x1c"):
         assert api.post(url, json={"reaction": reaction}, headers=alice.headers).status_code == 200, reaction
         removed = api.delete(f"{url}/{quote(reaction, safe='')}", headers=alice.headers)
         assert removed.status_code == 200 and removed.json()["reactions"] == {}, reaction

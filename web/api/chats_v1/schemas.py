@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from models.base import MAX_KEY
 from web.api.parsing import NotBlank, QueryModel, RequestModel
@@ -24,6 +24,13 @@ def removable(reaction: str) -> str:
 
 Reaction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
                      AfterValidator(removable)]
+TRIMMED = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
+
+
+def reaction_named(segment: str) -> str:
+    """The reaction a DELETE URL names, trimmed as `Reaction` trimmed it when it was added
+    (by pydantic's rule: `str.strip` would also take control characters it keeps)."""
+    return TRIMMED.validate_python(segment)
 
 
 class CreateChatRequest(RequestModel):
