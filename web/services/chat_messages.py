@@ -81,8 +81,11 @@ def list_messages(db: Session, chat: Chat, limit: int, skip: int, thread_id: int
     if thread_id is not None:
         if visible_message(db, chat, thread_id) is None:
             raise NotFound("Thread not found in this chat")
+        # Replies are of their parent's chat: the walk reads the chat's messages through its index
+        # (parent_id has none: unrestricted, each level would read every chat's messages).
         thread = select(Message.id).where(Message.id == thread_id).cte("thread", recursive=True)
-        thread = thread.union_all(select(Message.id).where(Message.parent_id == thread.c.id))
+        thread = thread.union_all(select(Message.id).where(Message.chat_id == chat.id,
+                                                           Message.parent_id == thread.c.id))
         query = query.where(Message.id.in_(select(thread.c.id)))
     rows = db.scalars(query.order_by(Message.id.desc()).limit(limit).offset(skip))
     return list(reversed(list(rows)))

@@ -10,7 +10,8 @@ from models import Message
 from web.api.chats_v1 import bp
 from web.api.chats_v1.answers import ChatOut, MessageOut
 from web.api.chats_v1.schemas import (AddReactionRequest, CreateChatRequest, ListChatsQuery, ListMessagesQuery,
-                                      SendMessageRequest, UpdateChatStatusRequest, UpdateMessageStatusRequest)
+                                      SendMessageRequest, UpdateChatStatusRequest, UpdateMessageStatusRequest,
+                                      reaction_named)
 from web.api.chats_v1.serializers import chat_fields, chat_view, message_role, message_view
 from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
@@ -120,8 +121,8 @@ def add_reaction(message_id: int):
 @responds(200, MessageOut)
 @login_required
 def remove_reaction(message_id: int, reaction: str):
-    """Take one's reaction back (404 when one had not made it)."""
+    """Take one's reaction back (404 when one had not made it); named as added, so trimmed too."""
     db = get_db()
     message, chat, _ = chat_messages.message_for_member(db, g.user, message_id)
-    reactions.remove_reaction(db, get_redis(), chat, message, g.user, reaction)
+    reactions.remove_reaction(db, get_redis(), chat, message, g.user, reaction_named(reaction))
     return jsonify(shown(db, [message])[0])

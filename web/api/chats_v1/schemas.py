@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from models.base import MAX_KEY
 from web.api.parsing import NotBlank, QueryModel, RequestModel
@@ -24,6 +24,13 @@ def removable(reaction: str) -> str:
 
 Reaction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
                      AfterValidator(removable)]
+TRIMMED = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
+
+
+def reaction_named(segment: str) -> str:
+    """The reaction a DELETE URL names, trimmed as `Reaction` trimmed it when it was added
+    (by pydantic's rule: `str.strip` would also take control characters it keeps)."""
+    return TRIMMED.validate_python(segment)
 
 
 class CreateChatRequest(RequestModel):
@@ -55,7 +62,7 @@ class SendMessageRequest(RequestModel):
     message_type: MessageType = "TEXT"
     status: MessageStatus = "SENT"
     message_metadata: dict[str, Any] | None = None
-    parent_message_id: int | None = Field(default=None, le=MAX_KEY)
+    parent_message_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     # The document's Message has them; the server sets them (reactions through their own URL).
     reactions: dict[str, Any] | None = Field(default=None, exclude=True)
 
@@ -79,5 +86,5 @@ class StatusFrame(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    message_id: int = Field(le=MAX_KEY)
+    message_id: int = Field(ge=1, le=MAX_KEY)
     status: MessageStatus
