@@ -146,7 +146,10 @@ BIG = "9" * 23  # past 64 bits
 NUMBERS = [  # huge integers where the body has an integer, a negative id
     ("000", "/api/v1/chat/chats", f'{{"title": "t", "max_tokens": {BIG}}}', 422, "max_tokens"),
     ("001", "/v1/chat/switch-model", f'{{"session_id": {BIG}, "model": "gpt-4"}}', 422, "session_id"),
-    ("001", "/api/chat/prompts/preview", '{"prompt_id": -1, "variables": {}}', 404, "Prompt not found"),
+    ("001", "/api/chat/prompts/preview", '{"prompt_id": -1, "variables": {}}', 422, "prompt_id"),
+    ("001", "/v1/chat/switch-model", f'{{"session_id": -{BIG}, "model": "gpt-4"}}', 422, "session_id"),
+    ("001", "/v1/chat/stream", f'{{"session_id": -{BIG}, "model": "gpt-4", "messages": '
+                               '[{"role": "user", "content": "hi"}]}', 422, "session_id"),
     ("002", "/chat/conversations", f'{{"agent_id": {BIG}}}', 422, "agent_id"),
     ("003", "/api/v1/chats/1/messages", f'{{"content": "c", "parent_message_id": {BIG}}}', 400, "parent_message_id"),
     ("004", "/chat/send", f'{{"message": "hi", "search_options": {{"k": {BIG}}}}}', 400, "search_options"),

@@ -21,7 +21,7 @@ class StreamRequest(RequestModel):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32000)
     stream: bool = True
-    session_id: int | None = Field(default=None, le=MAX_KEY)
+    session_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
 
     @field_validator("messages")
     @classmethod
@@ -32,7 +32,7 @@ class StreamRequest(RequestModel):
 
 
 class SwitchModelRequest(RequestModel):
-    session_id: int = Field(le=MAX_KEY)
+    session_id: int = Field(ge=1, le=MAX_KEY)
     model: str = Field(min_length=1, max_length=100)
 
 
@@ -74,7 +74,7 @@ class PromptQuery(QueryModel):
 
 
 class PreviewRequest(RequestModel):
-    prompt_id: int | None = Field(default=None, le=MAX_KEY)
+    prompt_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     variables: dict[str, Any] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100)
