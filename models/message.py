@@ -29,7 +29,7 @@ class Message(PublicIdMixin, Base):
     content: Mapped[str] = mapped_column(Text, default="")
     content_type: Mapped[str] = mapped_column(String(20), default="TEXT")
     status: Mapped[str] = mapped_column(String(20), default="DELIVERED")
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"), index=True)
     model: Mapped[str | None] = mapped_column(String(100))
     upstream: Mapped[str | None] = mapped_column(String(50))
     tokens_in: Mapped[int | None] = mapped_column(Integer)
