@@ -86,6 +86,12 @@ def test_formatter_scrubs_what_it_recognises():
     for secret in ("abc.def", "eyJ", "hunter2", "sk-abcdefghijklmnop", "sk-zyxwvutsrqponm"):
         assert secret not in clean
     assert "last_event_id=1-0" in clean and "GET /ws" in clean
+    urls = scrub("Authorization: Basic dXNlcjpwYXNz to redis://:s3cret@cache:6379/0 and "
+                 "postgresql://parley:pa55word@db/parley, http://example.com:8000/v1")
+    for secret in ("dXNlcjpwYXNz", "s3cret", "pa55word"):
+        assert secret not in urls
+    assert "redis://:[redacted]@cache:6379/0" in urls and "postgresql://parley:[redacted]@db/parley" in urls
+    assert "http://example.com:8000/v1" in urls  # a port is not a password
     try:
         raise RuntimeError("failed with password=hunter2")
     except RuntimeError:

@@ -31,7 +31,9 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SECRETS = (
     (re.compile(r"((?:^|[?&\s])(?:token|auth_token|access_token|refresh_token|jwt|api_key|apikey|key)=)[^&\s\"']+",
                 re.IGNORECASE), r"\1[redacted]"),
-    (re.compile(r"(\bBearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1[redacted]"),
+    (re.compile(r"(\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1[redacted]"),
+    # A password in a URL's user info (redis://:pw@host, postgresql://user:pw@host).
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]+(@)", re.IGNORECASE), r"\1[redacted]\2"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[redacted-jwt]"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "[redacted-key]"),
     (re.compile(r"""(["']?(?:password|passwd|secret|api_key|apikey|authorization)["']?\s*[:=]\s*["']?)[^"',\s}]+""",
