@@ -109,7 +109,7 @@ class Settings(BaseSettings):
 
     def check(self) -> None:
         """Fail fast on settings that must not be missing in production."""
-        if self.production and (not self.secret_key or len(self.secret_key) < 32):
+        if self.production and len((self.secret_key or "").strip()) < 32:  # spaces are no secret
             raise RuntimeError("SECRET_KEY must be set (32+ characters) when PRODUCTION=1")
         if self.production and (not self.database_url or not self.redis_url):
             raise RuntimeError("DATABASE_URL and REDIS_URL must be set when PRODUCTION=1")

@@ -31,3 +31,13 @@ def test_the_documented_values_are_accepted(monkeypatch):
     monkeypatch.setenv("RATE_LIMIT", "100/minute;10/second")
     settings = Settings(_env_file=None)
     assert settings.reply_chunk_window_ms == 0 and settings.rate_limit == "100/minute;10/second"
+
+
+@pytest.mark.parametrize("secret", ["", " " * 38, "short"])
+def test_production_needs_a_real_secret_key(secret):
+    settings = Settings(_env_file=None, production=True, secret_key=secret, database_url="postgresql://db/p",
+                        redis_url="redis://cache")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        settings.check()
+    Settings(_env_file=None, production=True, secret_key="k" * 32, database_url="postgresql://db/p",
+             redis_url="redis://cache").check()
