@@ -42,7 +42,8 @@ def test_admins_only(api, alice, admin, app):
     assert api.get("/metrics").status_code == 401
     assert api.get("/metrics", headers=alice.headers).status_code == 403
     assert api.get("/metrics", headers=admin.headers).status_code == 200
-    token = app.test_cli_runner().invoke(args=["admin", "scrape-token", "--username", admin["username"]]).output.strip()
+    token = app.test_cli_runner().invoke(  # the name in any case, as login takes it
+        args=["admin", "scrape-token", "--username", admin["username"].upper()]).output.strip()
     assert api.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert api.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401  # /metrics only
     refused = app.test_cli_runner().invoke(args=["admin", "scrape-token", "--username", alice["username"]])

@@ -5,7 +5,7 @@ import click
 from flask import Blueprint, Response, g, redirect, request, url_for
 from flask_jwt_extended import create_access_token, get_jwt, set_access_cookies, unset_jwt_cookies
 from flask_jwt_extended.exceptions import CSRFError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models import User
 from web.admin import access, pages
@@ -77,7 +77,7 @@ def safe_next(value: str | None) -> str:
 def scrape_token_command(username: str, days: int) -> None:
     """Print a token that opens only /metrics, for Prometheus' `authorization` setting."""
     with runtime.session() as db:
-        user = db.scalar(select(User).where(User.username == username))
+        user = db.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))  # as login
         if user is None or not user.is_admin or not user.is_active:
             raise click.ClickException(f"{username} is not an active admin")
         click.echo(access.scrape_token(user, days))
