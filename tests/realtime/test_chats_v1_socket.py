@@ -93,6 +93,8 @@ def test_status_frame_from_the_client(api, alice, connect_v1):
         ({"message_id": message["id"], "status": "LOST"}, "needs an integer message_id"),
         ({"status": "READ"}, "needs an integer message_id"),
         ({"message_id": -10**20, "status": "READ"}, "needs an integer message_id"),  # SQLite cannot compare it
+        ({"message_id": True, "status": "READ"}, "needs an integer message_id"),  # not message 1
+        ({"message_id": str(message["id"]), "status": "READ"}, "needs an integer message_id"),
         ({"message_id": elsewhere["id"], "status": "READ"}, "not found in this chat"),
         ({"message_id": 987654321, "status": "READ"}, "Message not found"),
     ):

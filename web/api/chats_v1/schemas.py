@@ -86,5 +86,5 @@ class StatusFrame(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    message_id: int = Field(ge=1, le=MAX_KEY)
+    message_id: int = Field(ge=1, le=MAX_KEY, strict=True)  # true or "118" is no id, as in a JSON body
     status: MessageStatus
