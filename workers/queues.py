@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from redis import Redis
 from rq import Callback, Queue
-from rq.job import Dependency, Job
-from rq.exceptions import DuplicateJobError
+from rq.job import Dependency, Job, JobStatus
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.serializers import JSONSerializer
 
 from workers.logs import TracedQueue
@@ -49,6 +49,18 @@ def enqueue_reply(redis: Redis, message_id: int, message_uuid: str, *, timeout_s
 
 def reply_job_id(message_uuid: str) -> str:
     return f"reply-{message_uuid}"
+
+
+# A job in one of these states has not been taken by a worker yet.
+WAITING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+
+
+def find_reply_job(redis: Redis, message_uuid: str) -> Job | None:
+    """The reply's job (its `generate_reply` or RAG `retrieve`), if RQ still has it."""
+    try:
+        return Job.fetch(reply_job_id(message_uuid), connection=redis, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
 
 
 def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int) -> Job:

@@ -10,7 +10,6 @@ import logging
 from typing import Any, Callable
 
 from redis import Redis
-from rq.job import Job, JobStatus
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -131,8 +130,8 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
     if reply.status != "PROCESSING":
         return reply
     ask_to_stop(redis, reply.uuid)
-    job = Job.fetch(queues.reply_job_id(reply.uuid), connection=redis) if _job_exists(redis, reply) else None
-    if job is None or job.get_status() in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+    job = queues.find_reply_job(redis, reply.uuid)
+    if job is None or job.get_status() in queues.WAITING:
         if job is not None:
             job.cancel()
         end_reply_without_worker(reply.id, "CANCELLED", finish_reason="cancelled")
@@ -143,10 +142,6 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
 def ask_to_stop(redis: Redis, message_uuid: str) -> None:
     """The worker running the reply ends it within a poll (`workers.reply_run.StopWatcher`)."""
     redis.set(events.stop_key(message_uuid), "1", ex=STOP_FLAG_TTL_S)
-
-
-def _job_exists(redis: Redis, reply: Message) -> bool:
-    return bool(redis.exists(Job.key_for(queues.reply_job_id(reply.uuid))))
 
 
 def publish(redis: Redis, chat: Chat, event: dict[str, Any]) -> str:

@@ -5,9 +5,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
+from rq.job import JobStatus
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -26,7 +24,6 @@ log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_S = 300  # past the reply time limit, before a reply without a job is ended
 ORPHANS_PER_RUN = 100
-PENDING_JOB = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.STARTED)
 
 _watcher: StopWatcher | None = None
 
@@ -246,19 +243,13 @@ def end_orphaned_replies(grace_s: int = ORPHAN_GRACE_S) -> int:
             .order_by(Message.id).limit(ORPHANS_PER_RUN)).all()
     ended = 0
     for message_id, message_uuid in stale:
-        status = job_status(rt.redis, queues.reply_job_id(message_uuid))
-        if status in PENDING_JOB:
+        job = queues.find_reply_job(rt.redis, message_uuid)
+        status = job.get_status() if job is not None else None
+        if status in (*queues.WAITING, JobStatus.STARTED):
             continue
         log.warning("reply %s was left PROCESSING without a job (%s): ending it", message_uuid, status)
         ended += end_reply_without_worker(message_id, "FAILED", error_code="worker_lost")
     return ended
-
-
-def job_status(redis: Any, job_id: str) -> JobStatus | None:
-    try:
-        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer).get_status()
-    except NoSuchJobError:
-        return None
 
 
 def streamed_content(rt: runtime.Runtime, chat_id: int, message_uuid: str) -> str:
