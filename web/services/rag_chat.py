@@ -44,32 +44,44 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
     new_session = session_id is None
     reply_uuid = new_uuid()
     if new_session:
-        # A message refused for too many replies streaming creates no session, not even one
-        # that another request could list before it is deleted again.
-        replies.take_stream_slot(redis, user, reply_uuid)
-        try:
-            chat = chats.create_chat(db, user, title=chats.title_from(message), rag_enabled=True)
-        except Exception:
-            stream_leases.release(redis, user.id, reply_uuid)
-            raise
+        chat, member = open_session(db, redis, user, message, reply_uuid)
     else:
         chat, member = session_for(db, user, session_id)
     rag = {"query": message, "search_options": search_options, "dataset_id": dataset.id if dataset else None}
     try:
-        if new_session:
-            member = chats.participant(db, chat, user)
         cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
                                         reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid)
     except Exception:
         if new_session:
-            db.rollback()  # a failed statement leaves PostgreSQL's transaction unusable until then
-        if new_session and not db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
-            stream_leases.release(redis, user.id, reply_uuid)
-            db.delete(chat)  # the message was not stored (a database or Redis error): no empty session is left
-            db.commit()
+            drop_empty_session(db, redis, user, chat, reply_uuid)
         raise
     return StartedReply(chat, reply, cursor, new_session)
+
+
+def open_session(db: Session, redis: Redis, user: User, message: str, reply_uuid: str) -> tuple[Chat, Participant]:
+    """A new session for `message`, made after the reply's stream slot is taken: a message refused
+    for too many replies streaming creates no session, not even one another request could list."""
+    replies.take_stream_slot(redis, user, reply_uuid)
+    chat = None
+    try:
+        chat = chats.create_chat(db, user, title=chats.title_from(message), rag_enabled=True)
+        return chat, chats.participant(db, chat, user)
+    except Exception:
+        drop_empty_session(db, redis, user, chat, reply_uuid)
+        raise
+
+
+def drop_empty_session(db: Session, redis: Redis, user: User, chat: Chat | None, reply_uuid: str) -> None:
+    """After a failure in a new session: unless its message was stored (its reply then holds the
+    slot), free the slot and delete the session, so no empty one is left behind."""
+    db.rollback()  # a failed statement leaves PostgreSQL's transaction unusable until then
+    if chat is not None and db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
+        return
+    stream_leases.release(redis, user.id, reply_uuid)
+    if chat is not None:
+        db.delete(chat)
+        db.commit()
 
 
 def start_retrieval(db: Session, redis: Redis, reply: Message, primary_only: bool = False) -> None:
