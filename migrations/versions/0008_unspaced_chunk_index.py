@@ -1,10 +1,11 @@
 """Chunks' Chinese, Japanese and Korean terms, indexed on PostgreSQL for keyword search.
 
 PostgreSQL's text parser keeps a run of these scripts whole, so the full-text index of 0006
-cannot find a word inside a longer run, and such queries scored every chunk of the user's
-library in the worker. `document_chunks.unspaced_terms` holds the distinct characters and
-character pairs of a chunk's runs (NULL without any), written with the chunk
-(workers.retrieval.text.unspaced_terms); a GIN index on it finds the chunks that share a pair
+cannot find a word inside a longer run (nor "python" in "用Python写"), and such queries scored
+every chunk of the user's library in the worker. `document_chunks.unspaced_terms` holds the
+distinct characters and character pairs of a chunk's runs, and the other parts of a word
+holding a run (NULL without any run), written with the chunk
+(workers.retrieval.text.unspaced_terms); a GIN index on it finds the chunks that share a term
 with the query. Existing chunks are filled in here. SQLite stores the column but searches as
 before (in Python).
 
@@ -33,9 +34,13 @@ BATCH = 1000
 
 
 def unspaced_terms(content: str) -> list[str] | None:
-    """As workers.retrieval.text.unspaced_terms: each run's characters and pairs."""
+    """As workers.retrieval.text.unspaced_terms: each run's characters and pairs, and the other
+    parts of a word holding a run."""
     found: set[str] = set()
     for word in WORD.findall(content.lower()):
+        if not RUN.search(word):
+            continue
+        found.update(part for part in RUN.split(word) if part)
         for run in RUN.findall(word):
             found.update(run)
             found.update(run[i:i + 2] for i in range(len(run) - 1))

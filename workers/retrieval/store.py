@@ -88,7 +88,7 @@ def keyword_matches(db: Session, scope: Scope, query_terms: list[str], limit: in
         return [(row[0], float(row[1])) for row in rows]
     # Chinese, Japanese or Korean words: the chunks sharing a character pair with the query (the
     # index of migration 0008), or another of its words (in the full-text index, or written against
-    # a run: in the same index since 0009), are scored in Python.
+    # a run: in the same index), are scored in Python.
     holding = or_(shares_a_pair(query_terms), document.op("@@")(query)) if spaced else shares_a_pair(unspaced)
     rows = db.execute(select(DocumentChunk.id, DocumentChunk.content).where(*scope.where(), holding)).all()
     in_scope = db.scalar(select(func.count()).select_from(DocumentChunk).where(*scope.where())) or 0

@@ -7,16 +7,16 @@ Measured on this machine's PostgreSQL: deleting 300 messages of a 200,000-messag
 million; 001 and 004 delete whole sessions this way). Thread
 listings (003) walk replies by parent too (within the chat's index since then).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24 19:10:00.000000
 """
 from __future__ import annotations
 
 from alembic import op
 
-revision = '0010'
-down_revision = '0009'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
