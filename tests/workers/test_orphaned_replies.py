@@ -7,24 +7,25 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from models import Chat, Message
+from models import Chat, Message, User
 from tests.api.test_conversations import backdate
 from tests.conftest import wait_for
+from web.services import chats, replies
 from workers import queues, runtime, stream_leases
 from workers.jobs.replies import ORPHAN_GRACE_S, end_orphaned_replies
 from workers.pool import ThreadWorker
 
 
-def reply_without_job(api, account, make_chat, monkeypatch, age: timedelta) -> Message:
-    """A stored PROCESSING reply whose job never reached the queue (as when Redis lost it)."""
-    monkeypatch.setattr(queues, "enqueue_reply", lambda *args, **kwargs: None)
-    chat = make_chat(account)
-    sent = api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "anyone?"}, headers=account.headers)
-    assert sent.status_code == 200, sent.text
-    monkeypatch.undo()
+def reply_without_job(account, make_chat, age: timedelta) -> Message:
+    """A stored PROCESSING reply holding its stream slot, whose job never reached the queue (as when
+    Redis went down right after the commit, or lost the queue): stored by `post_message` with a
+    `start` that starts nothing."""
+    chat_uuid = make_chat(account)["id"]
     with runtime.session() as db:
-        reply = db.scalars(select(Message).where(Message.role == "assistant").order_by(Message.id.desc())).first()
-        assert reply.status == "PROCESSING"
+        user = db.scalar(select(User).where(User.uuid == account["id"]))
+        chat, member = chats.chat_for_member(db, user, chat_uuid)
+        _, reply = replies.post_message(db, runtime.current().redis, chat, member, user, "anyone?", want_reply=True,
+                                        start=lambda *args, **kwargs: None)
     backdate(Message, reply.id, created_at=age)
     return reply
 
@@ -35,10 +36,10 @@ def status_of(reply: Message) -> tuple[str, str | None]:
         return stored.status, stored.error_code
 
 
-def test_maintenance_ends_a_reply_no_job_will_end(api, alice, make_chat, monkeypatch):
+def test_maintenance_ends_a_reply_no_job_will_end(api, alice, make_chat):
     old = timedelta(seconds=runtime.current().settings.reply_job_timeout_s + ORPHAN_GRACE_S + 5)
-    orphan = reply_without_job(api, alice, make_chat, monkeypatch, old)
-    recent = reply_without_job(api, alice, make_chat, monkeypatch, timedelta(seconds=5))
+    orphan = reply_without_job(alice, make_chat, old)
+    recent = reply_without_job(alice, make_chat, timedelta(seconds=5))
     rt = runtime.current()
     worker = ThreadWorker([queues.queue(queues.REPLIES, rt.redis)], connection=rt.redis, serializer=JSONSerializer)
     def maintained() -> bool:  # skipped while the embedded pool's own maintenance holds the lock
@@ -55,9 +56,9 @@ def test_maintenance_ends_a_reply_no_job_will_end(api, alice, make_chat, monkeyp
     assert history[-1]["status"] == "FAILED"
 
 
-def test_a_reply_whose_job_waits_in_the_queue_is_left_alone(api, alice, make_chat, monkeypatch):
+def test_a_reply_whose_job_waits_in_the_queue_is_left_alone(alice, make_chat):
     old = timedelta(seconds=runtime.current().settings.reply_job_timeout_s + ORPHAN_GRACE_S + 5)
-    waiting = reply_without_job(api, alice, make_chat, monkeypatch, old)
+    waiting = reply_without_job(alice, make_chat, old)
     rt = runtime.current()
     job = Job.create("workers.jobs.replies.generate_reply", args=(waiting.id,), connection=rt.redis,
                      id=queues.reply_job_id(waiting.uuid), serializer=JSONSerializer, status=JobStatus.QUEUED)
