@@ -156,18 +156,19 @@ def global_stats(db: Session, user: User) -> GlobalStats:
 
 def top_agents(db: Session) -> list[AgentPerformance]:
     """Agents by how many live chats they serve (assigned or replied in), with the share of their
-    finished replies that were delivered, in percent."""
+    finished replies that were delivered, in percent; replies in deleted chats and hidden ones count
+    nowhere, as in the message totals."""
     replies = replies_by_agent()
+    counted = (replies.c.chat_status != "DELETED", replies.c.hidden.is_(False))  # as the totals count messages
     assigned = select(Chat.id.label("chat_id"), Chat.agent_id.label("agent_id")).where(
         Chat.agent_id.is_not(None), Chat.status != "DELETED")
-    replied = select(replies.c.chat_id, replies.c.agent_id).where(
-        replies.c.agent_id.is_not(None), replies.c.chat_status != "DELETED")
+    replied = select(replies.c.chat_id, replies.c.agent_id).where(replies.c.agent_id.is_not(None), *counted)
     pairs = union(assigned, replied).subquery()  # UNION drops duplicates: one row per (chat, agent)
     served = select(pairs.c.agent_id, func.count().label("chats")).group_by(pairs.c.agent_id).subquery()
     outcomes = (
         select(replies.c.agent_id, func.count().label("finished"),
                func.sum(case((replies.c.status == "DELIVERED", 1), else_=0)).label("delivered"))
-        .where(replies.c.status.in_(FINAL_REPLY_STATUSES))
+        .where(replies.c.status.in_(FINAL_REPLY_STATUSES), *counted)
         .group_by(replies.c.agent_id)
         .subquery()
     )

@@ -178,7 +178,8 @@ class AgentPerformance(Answer):
     agent_id: int
     name: str
     total_conversations: int
-    success_rate: float = Field(ge=0, le=100, description="Percent of finished replies delivered")
+    success_rate: float = Field(ge=0, le=100, description="Percent of finished replies delivered (not hidden, "
+                                                          "in conversations not deleted)")
 
 
 class GlobalAnalytics(Answer):
