@@ -46,7 +46,8 @@ class Conversation(Answer):
     is_pinned: bool
     total_messages: int
     unread_count: int = Field(description="Others' messages newer than what the user last listed")
-    last_message_at: datetime | None = Field(description="null until the conversation has a message")
+    last_message_at: datetime | None = Field(description="created_at of the newest message listed; "
+                                                         "null until the conversation has a message")
     created_at: datetime
     updated_at: datetime
 
