@@ -218,3 +218,18 @@ def test_success_rate_counts_only_replies_the_other_figures_count(api, make_user
         seed_chat(admin, 0, agent)
     top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
     assert top[agent]["total_conversations"] == 41 and top[agent]["success_rate"] == 100.0
+
+
+def test_a_members_dashboard_names_no_agent_the_member_cannot_see(api, alice, make_user):
+    """The owner's private agent answered in a conversation bob takes part in: his busiest agent is
+    one he can see (404 for the other), never the private one's name."""
+    bob, admin = make_user("bob"), make_admin(make_user("admin"))
+    private, public = seed_agent(alice, "Alice's secret agent"), seed_agent(admin, "Shared agent")
+    with runtime.session() as db:
+        db.get(Agent, public).is_public = True
+        db.commit()
+    seed_chat(alice, 0, private, members=[bob], messages=[msg("assistant", 0)] * 3)
+    seed_chat(bob, 0, public, messages=[msg("assistant", 0)])
+    assert dashboard(api, alice)["most_active_agent"]["agent_id"] == private
+    assert dashboard(api, bob)["most_active_agent"] == {"agent_id": public, "name": "Shared agent",
+                                                        "message_count": 1}

@@ -17,6 +17,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from models import Agent, Chat, Message, Participant, User
 from models.message import FINAL_REPLY_STATUSES
 from web.errors import Forbidden
+from web.services.agents import visible_to
 
 DAYS = 30
 TOP_AGENTS = 10
@@ -108,15 +109,17 @@ def dashboard(db: Session, user: User, today: date) -> Dashboard:
     mean_ms = db.scalar(select(func.avg(Message.processing_time_ms))
                         .where(*shown, Message.role == "assistant", Message.status == "DELIVERED"))
     return Dashboard(conversations, messages, round(float(mean_ms or 0) / 1000, 3),
-                     most_active_agent(db, chats), daily_stats(db, chats, today))
+                     most_active_agent(db, user, chats), daily_stats(db, chats, today))
 
 
-def most_active_agent(db: Session, chats) -> AgentCount | None:
+def most_active_agent(db: Session, user: User, chats) -> AgentCount | None:
+    """The agent with the most replies in `chats`, among those `user` may see: another user's
+    private agent answering in a chat they share is not named (it is 404 for them)."""
     replies = replies_by_agent()
     row = db.execute(
         select(Agent.id, Agent.name, func.count(replies.c.id).label("n"))
         .join(replies, replies.c.agent_id == Agent.id)
-        .where(replies.c.chat_id.in_(chats), replies.c.hidden.is_(False))
+        .where(replies.c.chat_id.in_(chats), replies.c.hidden.is_(False), visible_to(user))
         .group_by(Agent.id, Agent.name)
         .order_by(func.count(replies.c.id).desc(), Agent.id)
         .limit(1)

@@ -170,7 +170,7 @@ class Dashboard(Answer):
     total_conversations: int
     total_messages: int
     average_response_time: float = Field(description="Seconds, over the user's delivered AI replies (0 without any)")
-    most_active_agent: ActiveAgent | None
+    most_active_agent: ActiveAgent | None = Field(description="Most replies among the agents the user may see")
     daily_stats: list[DayStats] = Field(min_length=DAYS, max_length=DAYS,
                                         description=f"The last {DAYS} UTC days, today last; days without any are zeros")
 
