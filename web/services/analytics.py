@@ -1,15 +1,16 @@
 """Chat analytics, computed by the database (COUNT/AVG ... GROUP BY) on SQLite and PostgreSQL.
 
 An AI reply belongs to the agent it was asked of (`metadata.agent_id`, set by the
-conversations API, or the chat's agent when the reply was asked) or else, for replies stored
-without one, to its chat's agent. Days are UTC calendar days.
+conversations API, or the chat's agent when the reply was asked, null when the asker could
+not use it) or else, for replies stored without the key, to its chat's agent. Days are UTC
+calendar days.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import String, case, func, select, union
+from sqlalchemy import Boolean, String, case, func, select, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -38,6 +39,25 @@ def _utc_day_sqlite(element, compiler, **kw) -> str:
 @compiles(utc_day, "postgresql")
 def _utc_day_postgresql(element, compiler, **kw) -> str:
     return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class has_key(FunctionElement):
+    """Whether a JSON object has `key`, whatever its value (JSON null included)."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(has_key, "sqlite")
+def _has_key_sqlite(element, compiler, **kw) -> str:
+    document, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(json_type({document}, '$.' || {key}) IS NOT NULL)"  # json_type of a JSON null is 'null'
+
+
+@compiles(has_key, "postgresql")
+def _has_key_postgresql(element, compiler, **kw) -> str:
+    document, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((({document}) -> {key}) IS NOT NULL)"  # -> gives the JSON null 'null', SQL NULL when absent
 
 
 @dataclass
@@ -83,8 +103,10 @@ def replies_by_agent():
     """Every AI reply with the agent it belongs to (NULL when none), as a subquery.
 
     A reply is generated, so it has no sender; an assistant message with one was typed by that
-    user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply."""
-    agent_id = func.coalesce(Message.meta["agent_id"].as_integer(), Chat.agent_id)
+    user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply. A reply
+    naming `agent_id` null was answered by no agent (the asker could not use the chat's)."""
+    named = has_key(Message.meta, "agent_id")
+    agent_id = case((named, Message.meta["agent_id"].as_integer()), else_=Chat.agent_id)
     return (
         select(Message.id, Message.chat_id, Message.status, Message.hidden, Chat.status.label("chat_status"),
                agent_id.label("agent_id"))
