@@ -68,6 +68,16 @@ def test_nobody_posts_as_the_assistant(api, alice, make_user):
     assert system["message_type"] == "SYSTEM" and system["user_id"] == str(alice["user_id"])
 
 
+def test_a_line_typed_as_the_agent_on_002_is_an_ai_line_here(api, alice):
+    """An assistant line shows `is_user: false` and no `user_id`, whoever typed it on another surface."""
+    chat = create_chat(api, alice)
+    typed = api.post(f"/chat/conversations/{chat['id']}/messages",
+                     json={"content": "As the agent", "sender_type": "agent"}, headers=alice.headers)
+    assert typed.status_code == 201, typed.text
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()
+    assert [(m["content"], m["is_user"], m["user_id"]) for m in listed] == [("As the agent", False, None)]
+
+
 def test_post_message_errors(api, alice, make_user):
     chat, other = create_chat(api, alice, chat_type="GROUP"), create_chat(api, alice)
     url = f"/api/v1/chats/{chat['id']}/messages"
@@ -364,7 +374,8 @@ def test_a_hidden_exchange_leaves_the_chats_activity_as_it_was(api, alice, make_
     assert shown["message_count"] == 2
     assert shown["last_activity_at"] == before["quiet chat"]["last_activity_at"]
     conversation = api.get(f"/chat/conversations/{shown['id']}", headers=alice.headers).json()["data"]
-    assert conversation["last_message_at"] == before["quiet chat"]["last_activity_at"]
+    newest = api.get(f"/api/v1/chats/{shown['id']}/messages", headers=alice.headers).json()[-1]
+    assert newest["content"] != "not kept" and conversation["last_message_at"] == newest["created_at"]
 
 
 def test_messages_posted_at_once_are_all_counted(api, alice, make_user):

@@ -50,6 +50,19 @@ def test_ai_response_in_the_documented_shape_with_cost(api, alice, fake_upstream
     assert details["total_messages"] == 2 and details["sessions"][0]["messages_count"] == 2
 
 
+def test_last_message_at_is_the_newest_listed_messages_time(api, alice, fake_upstream):
+    """The reply is listed at its question's time; the conversation's last_message_at says the same,
+    not the later time the reply ended."""
+    fake_upstream.configure(first_delay_ms=50)
+    conversation_id = create(api, alice)
+    ask(api, alice, conversation_id)
+    newest = messages(api, alice, conversation_id)["messages"][-1]["created_at"]
+    listed = envelope(api.get("/chat/conversations", headers=alice.headers))["conversations"]
+    details = envelope(api.get(f"/chat/conversations/{conversation_id}", headers=alice.headers))
+    assert [c["last_message_at"] for c in listed if c["id"] == conversation_id] == [newest]
+    assert details["last_message_at"] == newest
+
+
 def test_include_context_false_sends_only_the_new_message(api, alice, fake_upstream):
     conversation_id = create(api, alice)
     add(api, alice, conversation_id, "earlier words")

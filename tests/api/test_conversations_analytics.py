@@ -206,3 +206,30 @@ def test_a_reply_stays_with_the_agent_that_answered_it_when_the_conversation_cha
     assert top[second]["total_conversations"] == 41 and top[second]["success_rate"] == 0.0  # it never replied
     envelope(api.put(f"/chat/conversations/{conversation}", json={"agent_id": None}, headers=admin.headers))
     assert dashboard(api, admin)["most_active_agent"]["agent_id"] == first
+
+
+def test_success_rate_counts_only_replies_the_other_figures_count(api, make_user):
+    """Replies in deleted conversations and hidden replies count in no total: nor in success_rate."""
+    admin = make_admin(make_user("admin"))
+    agent = seed_agent(admin, "Rated agent")
+    seed_chat(admin, 0, agent, messages=[msg("assistant", 0)] * 3 + [msg("assistant", 0, "FAILED", hidden=True)])
+    seed_chat(admin, 0, agent, status="DELETED", messages=[msg("assistant", 0, "FAILED")] * 5)
+    for _ in range(40):  # enough conversations to be in the global top ten whatever other tests made
+        seed_chat(admin, 0, agent)
+    top = {a["agent_id"]: a for a in global_stats(api, admin)["top_performing_agents"]}
+    assert top[agent]["total_conversations"] == 41 and top[agent]["success_rate"] == 100.0
+
+
+def test_a_members_dashboard_names_no_agent_the_member_cannot_see(api, alice, make_user):
+    """The owner's private agent answered in a conversation bob takes part in: his busiest agent is
+    one he can see (404 for the other), never the private one's name."""
+    bob, admin = make_user("bob"), make_admin(make_user("admin"))
+    private, public = seed_agent(alice, "Alice's secret agent"), seed_agent(admin, "Shared agent")
+    with runtime.session() as db:
+        db.get(Agent, public).is_public = True
+        db.commit()
+    seed_chat(alice, 0, private, members=[bob], messages=[msg("assistant", 0)] * 3)
+    seed_chat(bob, 0, public, messages=[msg("assistant", 0)])
+    assert dashboard(api, alice)["most_active_agent"]["agent_id"] == private
+    assert dashboard(api, bob)["most_active_agent"] == {"agent_id": public, "name": "Shared agent",
+                                                        "message_count": 1}

@@ -3,7 +3,8 @@
 A user's agents are their own; an admin may make an agent public, and then every user may
 use it. Only the owner (or an admin, who sees every agent) changes or deletes an agent;
 deleting one leaves its chats without an agent (their replies fall back to the chat's own
-model and prompt).
+model and prompt). An agent answers only users who may see it: for the others (another
+user's private agent, or a public one made private again) a chat's replies fall back the same way.
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ def list_agents(db: Session, user: User, limit: int, offset: int) -> tuple[list[
     rows = db.scalars(select(Agent).where(visible_to(user)).order_by(Agent.name, Agent.id).limit(limit).offset(offset))
     total = db.scalar(select(func.count()).select_from(Agent).where(visible_to(user))) or 0
     return list(rows), total
+
+
+def may_use(db: Session, user: User, agent_id: int) -> bool:
+    """Whether `user` may see and use the agent (false for unknown agents)."""
+    return db.scalar(select(Agent.id).where(Agent.id == agent_id, visible_to(user))) is not None
 
 
 def usable_agent(db: Session, user: User, agent_id: int) -> Agent:

@@ -1,15 +1,16 @@
 """Chat analytics, computed by the database (COUNT/AVG ... GROUP BY) on SQLite and PostgreSQL.
 
 An AI reply belongs to the agent it was asked of (`metadata.agent_id`, set by the
-conversations API, or the chat's agent when the reply was asked) or else, for replies stored
-without one, to its chat's agent. Days are UTC calendar days.
+conversations API, or the chat's agent when the reply was asked, null when the asker could
+not use it) or else, for replies stored without the key, to its chat's agent. Days are UTC
+calendar days.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import String, case, func, select, union
+from sqlalchemy import Boolean, String, case, func, select, union
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -17,6 +18,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from models import Agent, Chat, Message, Participant, User
 from models.message import FINAL_REPLY_STATUSES
 from web.errors import Forbidden
+from web.services.agents import visible_to
 
 DAYS = 30
 TOP_AGENTS = 10
@@ -37,6 +39,25 @@ def _utc_day_sqlite(element, compiler, **kw) -> str:
 @compiles(utc_day, "postgresql")
 def _utc_day_postgresql(element, compiler, **kw) -> str:
     return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+class has_key(FunctionElement):
+    """Whether a JSON object has `key`, whatever its value (JSON null included)."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(has_key, "sqlite")
+def _has_key_sqlite(element, compiler, **kw) -> str:
+    document, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(json_type({document}, '$.' || {key}) IS NOT NULL)"  # json_type of a JSON null is 'null'
+
+
+@compiles(has_key, "postgresql")
+def _has_key_postgresql(element, compiler, **kw) -> str:
+    document, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((({document}) -> {key}) IS NOT NULL)"  # -> gives the JSON null 'null', SQL NULL when absent
 
 
 @dataclass
@@ -82,8 +103,10 @@ def replies_by_agent():
     """Every AI reply with the agent it belongs to (NULL when none), as a subquery.
 
     A reply is generated, so it has no sender; an assistant message with one was typed by that
-    user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply."""
-    agent_id = func.coalesce(Message.meta["agent_id"].as_integer(), Chat.agent_id)
+    user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply. A reply
+    naming `agent_id` null was answered by no agent (the asker could not use the chat's)."""
+    named = has_key(Message.meta, "agent_id")
+    agent_id = case((named, Message.meta["agent_id"].as_integer()), else_=Chat.agent_id)
     return (
         select(Message.id, Message.chat_id, Message.status, Message.hidden, Chat.status.label("chat_status"),
                agent_id.label("agent_id"))
@@ -108,15 +131,17 @@ def dashboard(db: Session, user: User, today: date) -> Dashboard:
     mean_ms = db.scalar(select(func.avg(Message.processing_time_ms))
                         .where(*shown, Message.role == "assistant", Message.status == "DELIVERED"))
     return Dashboard(conversations, messages, round(float(mean_ms or 0) / 1000, 3),
-                     most_active_agent(db, chats), daily_stats(db, chats, today))
+                     most_active_agent(db, user, chats), daily_stats(db, chats, today))
 
 
-def most_active_agent(db: Session, chats) -> AgentCount | None:
+def most_active_agent(db: Session, user: User, chats) -> AgentCount | None:
+    """The agent with the most replies in `chats`, among those `user` may see: another user's
+    private agent answering in a chat they share is not named (it is 404 for them)."""
     replies = replies_by_agent()
     row = db.execute(
         select(Agent.id, Agent.name, func.count(replies.c.id).label("n"))
         .join(replies, replies.c.agent_id == Agent.id)
-        .where(replies.c.chat_id.in_(chats), replies.c.hidden.is_(False))
+        .where(replies.c.chat_id.in_(chats), replies.c.hidden.is_(False), visible_to(user))
         .group_by(Agent.id, Agent.name)
         .order_by(func.count(replies.c.id).desc(), Agent.id)
         .limit(1)
@@ -156,18 +181,19 @@ def global_stats(db: Session, user: User) -> GlobalStats:
 
 def top_agents(db: Session) -> list[AgentPerformance]:
     """Agents by how many live chats they serve (assigned or replied in), with the share of their
-    finished replies that were delivered, in percent."""
+    finished replies that were delivered, in percent; replies in deleted chats and hidden ones count
+    nowhere, as in the message totals."""
     replies = replies_by_agent()
+    counted = (replies.c.chat_status != "DELETED", replies.c.hidden.is_(False))  # as the totals count messages
     assigned = select(Chat.id.label("chat_id"), Chat.agent_id.label("agent_id")).where(
         Chat.agent_id.is_not(None), Chat.status != "DELETED")
-    replied = select(replies.c.chat_id, replies.c.agent_id).where(
-        replies.c.agent_id.is_not(None), replies.c.chat_status != "DELETED")
+    replied = select(replies.c.chat_id, replies.c.agent_id).where(replies.c.agent_id.is_not(None), *counted)
     pairs = union(assigned, replied).subquery()  # UNION drops duplicates: one row per (chat, agent)
     served = select(pairs.c.agent_id, func.count().label("chats")).group_by(pairs.c.agent_id).subquery()
     outcomes = (
         select(replies.c.agent_id, func.count().label("finished"),
                func.sum(case((replies.c.status == "DELIVERED", 1), else_=0)).label("delivered"))
-        .where(replies.c.status.in_(FINAL_REPLY_STATUSES))
+        .where(replies.c.status.in_(FINAL_REPLY_STATUSES), *counted)
         .group_by(replies.c.agent_id)
         .subquery()
     )

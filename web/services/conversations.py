@@ -29,8 +29,16 @@ FAILURE_STATUS = {"no_api_key": 400, "cancelled": 409, "service_unavailable": 50
 
 
 @dataclass
+class ConversationRow:
+    """A chat with what its listing shows the user besides the chat's own fields."""
+    chat: Chat
+    unread_count: int
+    last_message_at: datetime | None
+
+
+@dataclass
 class ConversationPage:
-    rows: list[tuple[Chat, int]]  # each chat with the user's unread count
+    rows: list[ConversationRow]
     total: int
 
 
@@ -47,6 +55,18 @@ def unread_count_of(user: User):
     )
 
 
+def last_message_at_of():
+    """A correlated subquery: when the chat's newest message the user can list was sent (NULL before
+    the first). A reply is listed at its question's time, not at the later time it ended, which the
+    chat's last activity keeps; use where `Chat` is in the query."""
+    return (
+        select(Message.created_at).where(Message.chat_id == Chat.id, Message.hidden.is_(False))
+        .order_by(Message.id.desc()).limit(1)
+        .correlate(Chat)
+        .scalar_subquery()
+    )
+
+
 def list_conversations(db: Session, user: User, limit: int, offset: int, archived: bool,
                        pinned: bool | None) -> ConversationPage:
     """The user's active (or archived) chats, pinned first, then by latest activity."""
@@ -55,12 +75,12 @@ def list_conversations(db: Session, user: User, limit: int, offset: int, archive
         conditions.append(Chat.is_pinned.is_(pinned))
     member_of = and_(Participant.chat_id == Chat.id, Participant.user_id == user.id)
     rows = db.execute(
-        select(Chat, unread_count_of(user)).join(Participant, member_of).where(*conditions)
+        select(Chat, unread_count_of(user), last_message_at_of()).join(Participant, member_of).where(*conditions)
         .order_by(Chat.is_pinned.desc(), Chat.last_activity_at.desc(), Chat.id.desc())
         .limit(limit).offset(offset)
     ).all()
     total = db.scalar(select(func.count(Chat.id)).join(Participant, member_of).where(*conditions)) or 0
-    return ConversationPage([(chat, unread) for chat, unread in rows], total)
+    return ConversationPage([ConversationRow(*row) for row in rows], total)
 
 
 def conversation_for_member(db: Session, user: User, conversation_id: int) -> tuple[Chat, Participant]:
@@ -74,9 +94,11 @@ def conversation_for_member(db: Session, user: User, conversation_id: int) -> tu
     return chat, member
 
 
-def unread_count(db: Session, chat: Chat, member: Participant, user: User) -> int:
-    return db.scalar(select(unread_count_of(user)).select_from(Chat).join(Participant, Participant.id == member.id)
-                     .where(Chat.id == chat.id)) or 0
+def conversation_row(db: Session, chat: Chat, member: Participant, user: User) -> ConversationRow:
+    """The chat with the user's unread count and its last message time, as the listing shows it."""
+    unread, last = db.execute(select(unread_count_of(user), last_message_at_of()).select_from(Chat)
+                              .join(Participant, Participant.id == member.id).where(Chat.id == chat.id)).one()
+    return ConversationRow(chat, unread or 0, last)
 
 
 def create_conversation(db: Session, user: User, title: str, agent: Agent | None, conversation_type: str,

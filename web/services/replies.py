@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid, utcnow
 from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
-from web.services import chats
+from web.services import agents, chats
 from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
@@ -58,7 +58,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         if reply_uuid is not None:
             reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
                             model=chat.ai_model or settings.default_ai_model, hidden=hidden,
-                            meta={**reply_agent(chat), **(reply_meta or {}), "requested_by": user.id,
+                            meta={**reply_agent(db, chat, user), **(reply_meta or {}), "requested_by": user.id,
                                   "prompt_message_id": message.id},
                             created_at=now, updated_at=now)
             db.add(reply)
@@ -79,10 +79,13 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     return message, reply
 
 
-def reply_agent(chat: Chat) -> dict[str, Any]:
+def reply_agent(db: Session, chat: Chat, user: User) -> dict[str, Any]:
     """The chat's agent, named on the reply when it is asked: the reply stays that agent's (in the
-    analytics and for the job) if the chat changes or drops its agent later."""
-    return {"agent_id": chat.agent_id} if chat.agent_id is not None else {}
+    analytics and for the job) if the chat changes or drops its agent later. None when the asker
+    may not use it (404 for them): then no agent answers, the chat's own model and prompt do."""
+    if chat.agent_id is None:
+        return {}
+    return {"agent_id": chat.agent_id if agents.may_use(db, user, chat.agent_id) else None}
 
 
 def check_content(content: str) -> None:

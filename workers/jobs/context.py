@@ -28,8 +28,10 @@ def context_window(model: str) -> int:
 
 
 def reply_agent(db: Session, chat: Chat, reply: Message) -> Agent | None:
-    """The agent answering: the one the reply was asked of (`meta.agent_id`), else the chat's."""
-    agent_id = (reply.meta or {}).get("agent_id") or chat.agent_id
+    """The agent named on the reply when it was asked (`meta.agent_id`; None: no agent answers,
+    since the asker may not use the chat's), else, for replies stored before they named one, the chat's."""
+    meta = reply.meta or {}
+    agent_id = meta["agent_id"] if "agent_id" in meta else chat.agent_id
     return db.get(Agent, agent_id) if agent_id else None
 
 

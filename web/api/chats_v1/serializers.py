@@ -73,11 +73,19 @@ def message_metadata(message: Message) -> dict[str, Any] | None:
     return {key: value for key, value in message.meta.items() if key not in INTERNAL_META}
 
 
+def message_user_id(message: Message) -> str | None:
+    """The sender's id; none for an assistant line, which this document knows only as the AI's
+    (`is_user: false`), even when a user typed it elsewhere (002's `sender_type: "agent"`, 001's history)."""
+    if message.sender_id is None or message.role == "assistant":
+        return None
+    return str(message.sender_id)
+
+
 def message_view(message: Message, reactions: dict[str, list[int]]) -> dict[str, Any]:
     return {
         "id": message.id,
         "chat_id": message.chat_id,
-        "user_id": str(message.sender_id) if message.sender_id is not None else None,
+        "user_id": message_user_id(message),
         "content": message.content,
         "is_user": message.role == "user",
         "message_type": message_type(message),

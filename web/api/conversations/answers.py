@@ -46,7 +46,8 @@ class Conversation(Answer):
     is_pinned: bool
     total_messages: int
     unread_count: int = Field(description="Others' messages newer than what the user last listed")
-    last_message_at: datetime | None = Field(description="null until the conversation has a message")
+    last_message_at: datetime | None = Field(description="created_at of the newest message listed; "
+                                                         "null until the conversation has a message")
     created_at: datetime
     updated_at: datetime
 
@@ -169,7 +170,7 @@ class Dashboard(Answer):
     total_conversations: int
     total_messages: int
     average_response_time: float = Field(description="Seconds, over the user's delivered AI replies (0 without any)")
-    most_active_agent: ActiveAgent | None
+    most_active_agent: ActiveAgent | None = Field(description="Most replies among the agents the user may see")
     daily_stats: list[DayStats] = Field(min_length=DAYS, max_length=DAYS,
                                         description=f"The last {DAYS} UTC days, today last; days without any are zeros")
 
@@ -178,7 +179,8 @@ class AgentPerformance(Answer):
     agent_id: int
     name: str
     total_conversations: int
-    success_rate: float = Field(ge=0, le=100, description="Percent of finished replies delivered")
+    success_rate: float = Field(ge=0, le=100, description="Percent of finished replies delivered (not hidden, "
+                                                          "in conversations not deleted)")
 
 
 class GlobalAnalytics(Answer):

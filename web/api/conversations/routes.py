@@ -23,7 +23,7 @@ def list_conversations():
     query = parse_query(ListConversationsQuery)
     page = conversations.list_conversations(get_db(), g.user, query.limit, query.offset, query.archived, query.pinned)
     return ok(found(page.total, "conversation"), {
-        "conversations": [conversation_view(chat, unread) for chat, unread in page.rows],
+        "conversations": [conversation_view(row) for row in page.rows],
         "total": page.total, "limit": query.limit, "offset": query.offset,
     })
 
@@ -47,8 +47,8 @@ def get_conversation(conversation_id: int):
     """A conversation with its unread count and session history."""
     db = get_db()
     chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
-    unread = conversations.unread_count(db, chat, member, g.user)
-    return ok("Conversation found", conversation_details(chat, unread, conversations.session_history(db, chat)))
+    row = conversations.conversation_row(db, chat, member, g.user)
+    return ok("Conversation found", conversation_details(row, conversations.session_history(db, chat)))
 
 
 @bp.put("/conversations/<int:conversation_id>")

@@ -11,6 +11,7 @@ from typing import Any
 
 from models import Agent, Attachment, Chat, Message, SessionSpan
 from web.services.analytics import AgentPerformance, Dashboard, GlobalStats
+from web.services.conversations import ConversationRow
 from workers.events import iso
 
 SENDERS = {"user": "user", "assistant": "agent", "system": "system"}
@@ -27,7 +28,8 @@ def conversation_type(chat: Chat) -> str:
     return kind if isinstance(kind, str) else "chat"
 
 
-def conversation_view(chat: Chat, unread_count: int) -> dict[str, Any]:
+def conversation_view(row: ConversationRow) -> dict[str, Any]:
+    chat = row.chat
     return {
         "id": chat.id,
         "title": chat.title,
@@ -38,16 +40,15 @@ def conversation_view(chat: Chat, unread_count: int) -> dict[str, Any]:
         "is_archived": chat.status == "ARCHIVED",
         "is_pinned": chat.is_pinned,
         "total_messages": chat.message_count,
-        "unread_count": unread_count,
-        # the last activity is the last message once there is one (a new chat has none)
-        "last_message_at": iso(chat.last_activity_at) if chat.message_count else None,
+        "unread_count": row.unread_count,
+        "last_message_at": iso(row.last_message_at),
         "created_at": iso(chat.created_at),
         "updated_at": iso(chat.updated_at),
     }
 
 
-def conversation_details(chat: Chat, unread_count: int, sessions: list[SessionSpan]) -> dict[str, Any]:
-    return {**conversation_view(chat, unread_count), "sessions": [session_view(s) for s in sessions]}
+def conversation_details(row: ConversationRow, sessions: list[SessionSpan]) -> dict[str, Any]:
+    return {**conversation_view(row), "sessions": [session_view(s) for s in sessions]}
 
 
 def session_view(span: SessionSpan) -> dict[str, Any]:
