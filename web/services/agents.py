@@ -3,8 +3,9 @@
 A user's agents are their own; an admin may make an agent public, and then every user may
 use it. Only the owner (or an admin, who sees every agent) changes or deletes an agent;
 deleting one leaves its chats without an agent (their replies fall back to the chat's own
-model and prompt). An agent answers only users who may see it: for the others (another
-user's private agent, or a public one made private again) a chat's replies fall back the same way.
+model and prompt). A chat's agent answers whoever asks there while the chat's owner may
+use it; once it is another user's private agent (a public one made private again), the chat's
+replies fall back the same way.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Chat analytics, computed by the database (COUNT/AVG ... GROUP BY) on SQLite and PostgreSQL.
 
 An AI reply belongs to the agent it was asked of (`metadata.agent_id`, set by the
-conversations API, or the chat's agent when the reply was asked, null when the asker could
+conversations API, or the chat's agent when the reply was asked, null when the chat's owner could
 not use it) or else, for replies stored without the key, to its chat's agent. Days are UTC
 calendar days.
 """
@@ -104,7 +104,7 @@ def replies_by_agent():
 
     A reply is generated, so it has no sender; an assistant message with one was typed by that
     user (002's `sender_type: "agent"`, or history sent to 001) and is nobody's reply. A reply
-    naming `agent_id` null was answered by no agent (the asker could not use the chat's)."""
+    naming `agent_id` null was answered by no agent (the chat's owner could not use it)."""
     named = has_key(Message.meta, "agent_id")
     agent_id = case((named, Message.meta["agent_id"].as_integer()), else_=Chat.agent_id)
     return (

@@ -81,11 +81,14 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
 
 def reply_agent(db: Session, chat: Chat, user: User) -> dict[str, Any]:
     """The chat's agent, named on the reply when it is asked: the reply stays that agent's (in the
-    analytics and for the job) if the chat changes or drops its agent later. None when the asker
-    may not use it (404 for them): then no agent answers, the chat's own model and prompt do."""
+    analytics and for the job) if the chat changes or drops its agent later. The agent answers
+    whoever asks in a chat whose owner may use it (the owner chose it for the chat); None when the
+    owner may not (another user's agent made private since): then the chat's own model and prompt
+    answer."""
     if chat.agent_id is None:
         return {}
-    return {"agent_id": chat.agent_id if agents.may_use(db, user, chat.agent_id) else None}
+    owner = user if user.id == chat.owner_id else db.get(User, chat.owner_id)
+    return {"agent_id": chat.agent_id if owner is not None and agents.may_use(db, owner, chat.agent_id) else None}
 
 
 def check_content(content: str) -> None:

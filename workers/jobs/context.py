@@ -29,7 +29,7 @@ def context_window(model: str) -> int:
 
 def reply_agent(db: Session, chat: Chat, reply: Message) -> Agent | None:
     """The agent named on the reply when it was asked (`meta.agent_id`; None: no agent answers,
-    since the asker may not use the chat's), else, for replies stored before they named one, the chat's."""
+    since the chat's owner may not use it), else, for replies stored before they named one, the chat's."""
     meta = reply.meta or {}
     agent_id = meta["agent_id"] if "agent_id" in meta else chat.agent_id
     return db.get(Agent, agent_id) if agent_id else None
