@@ -211,8 +211,8 @@ def test_a_killed_work_horse_leaves_its_document_failed(alice, settings):
     side.enqueue_job(queues.parse_job(side, doc_id, doc_uuid, timeout_s=60))
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "SECRET_KEY": settings.secret_key}
-    worker = subprocess.Popen([sys.executable, "-m", "workers", "--queues", side.name, "--fork", "--burst"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([sys.executable, "-m", "workers", "--queues", side.name, "--any-queue", "--fork",
+                               "--burst"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status_of(doc_id)[0] == "PROCESSING", timeout=30)
         horse = wait_for(lambda: Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split())
