@@ -12,7 +12,7 @@ from rq.serializers import JSONSerializer
 
 from tests.conftest import wait_for
 from workers import queues, runtime
-from workers.logs import JsonFormatter, scrub
+from workers.logs import JsonFormatter, error_text, scrub
 
 
 def ai_reply(api, account, chat_id):
@@ -77,6 +77,13 @@ def test_no_credential_in_any_log_line(api, server, make_user, make_chat, connec
             assert secret not in line, f"{record.name} logged a credential: {line}"
         for secret in (account["password"], api_key):  # never logged at all, redacted or not
             assert secret not in record.getMessage()
+
+
+def test_error_text_is_scrubbed_one_line_and_short():
+    exc = ValueError("cannot reach https://user:hunter2@embed.example/v1\nwith sk-abcdefghijklmnop " + "x" * 500)
+    text = error_text(exc)
+    assert text.startswith("ValueError: cannot reach https://user:[redacted]@embed.example/v1 with [redacted-key] x")
+    assert "hunter2" not in text and "\n" not in text and len(text) == 300 and text.endswith("…")
 
 
 def test_formatter_scrubs_what_it_recognises():

@@ -135,9 +135,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Response:
         limit, length = request.max_content_length, request.content_length
-        if limit is not None and (length is None or length > limit):  # else a multipart field's own limit
+        if limit is not None and (length is None or length > limit):
             return render(413, f"Request body too large: this URL takes at most {limit} bytes")
-        return render(413, exc.description)
+        # Else werkzeug's form parser refused a field or the number of parts (it does not say which).
+        return render(413, f"Form field too large: fields other than the file take at most "
+                           f"{request.max_form_memory_size} bytes each, and a form at most "
+                           f"{request.max_form_parts} parts")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -1,4 +1,4 @@
-"""The worker entry: `python -m workers [--queues replies] [--threads 100] [--fork] [--grace 20]`.
+"""The worker entry: `python -m workers [--queues replies] [--threads 100] [--fork] [--grace 20] [--any-queue]`.
 
 Loads the app settings, configures database and Redis, then either runs reply jobs on a
 pool of threads (IO-bound streaming) or runs a classic forking RQ worker (CPU-bound jobs
@@ -31,11 +31,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, help="concurrent jobs (thread pool mode)")
     parser.add_argument("--fork", action="store_true", help="forking worker, one job at a time")
     parser.add_argument("--burst", action="store_true", help="quit when the queues are empty")
+    parser.add_argument("--any-queue", action="store_true",
+                        help=f"also serve queues Parley never fills (a side queue); else only {', '.join(queues.ALL)}")
     parser.add_argument("--grace", type=float, default=20.0,
                         help="after SIGTERM, seconds running replies get to finish before they end FAILED")
     parser.add_argument("--maintenance-interval", type=int, default=MAINTENANCE_INTERVAL_S,
                         help="seconds between RQ's registry clean-ups (which fail the jobs of dead workers)")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.queues if n not in queues.ALL]
+    if unknown and not args.any_queue:  # a misspelt name would wait forever on a queue nothing fills
+        parser.error(f"unknown queue {unknown[0]!r}: Parley's queues are {', '.join(queues.ALL)} "
+                     "(--any-queue serves another on purpose)")
 
     configure_json_logging()
     settings = Settings()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from workers import upstream
+from workers.logs import error_text
 from workers.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class UpstreamEmbeddings:
             try:
                 answer = self._client.embeddings.create(model=self.model, input=batch, **extra)
             except Exception as exc:
-                raise EmbeddingUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise EmbeddingUnavailable(error_text(exc)) from exc
             data = sorted(answer.data, key=lambda item: item.index)
             if len(data) != len(batch):
                 raise EmbeddingUnavailable("the embeddings answer has the wrong number of vectors")
@@ -78,7 +79,7 @@ class LocalMiniLM:
         try:
             return local_model().encode(texts)
         except Exception as exc:
-            raise EmbeddingUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise EmbeddingUnavailable(error_text(exc)) from exc
 
 
 @functools.lru_cache(maxsize=1)

@@ -54,6 +54,13 @@ def scrub(text: str) -> str:
     return text
 
 
+def error_text(exc: BaseException, limit: int = 300) -> str:
+    """`Class: message` of an error, for a user to read: credentials scrubbed (before cutting, so
+    no secret is cut past recognition), on one line, at most `limit` characters."""
+    text = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def new_request_id(incoming: str | None = None) -> str:
     """The client's X-Request-ID when it is a sane one, otherwise a fresh id."""
     if incoming and REQUEST_ID.match(incoming):

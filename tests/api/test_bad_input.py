@@ -230,6 +230,18 @@ def test_upload_urls_take_files_up_to_their_limit(api, alice):
         assert f"at most {UPLOAD_BODY_BYTES} bytes" in response.json()["detail"]
 
 
+def test_a_form_field_over_its_limit_is_413_saying_so(api, alice):
+    """A 600 kB form field (the file sent as a plain field, an oversized dataset_id) in an upload
+    well under the upload cap got werkzeug's generic "The data value transmitted exceeds the capacity limit"."""
+    session_id = api.post("/api/v1/chats", json={"title": "files"}, headers=alice.headers).json()["id"]
+    for url in (f"/api/chat/sessions/{session_id}/upload", "/documents/upload"):
+        response = api.post(url, files={"file": ("a.txt", b"hello")}, data={"dataset_id": "x" * 600_000},
+                            headers=alice.headers)
+        assert response.status_code == 413, response.text
+        assert response.json()["detail"].startswith("Form field too large: fields other than the file take "
+                                                    "at most 500000 bytes each"), response.text
+
+
 def test_a_file_name_with_a_nul_is_refused(api, alice):
     session_id = api.post("/api/v1/chats", json={"title": "files"}, headers=alice.headers).json()["id"]
     boundary = "b0undary"

@@ -4,11 +4,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import select
 
+from models import User
 from models.message import INTERNAL_META
 from tests.conftest import wait_for
-from web.services import replies
+from web.services import chats, replies
+from workers import events, runtime
 
 CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
                "last_activity_at", "created_at", "is_private", "tags"}
@@ -213,24 +215,29 @@ def test_cors_for_browser_frontends(api):
     assert preflight.headers["Access-Control-Allow-Origin"] in ("*", "http://localhost:3000")
 
 
-def test_a_message_that_could_not_be_announced_still_gets_its_reply(api, alice, make_chat, fake_upstream, monkeypatch):
-    """Stored, then the new_message event fails (Redis blinked): the reply must still start, or
-    it would stay PROCESSING with no job, and the sender get an error for a message that is kept."""
+def test_a_message_that_could_not_be_announced_still_gets_its_reply(api, alice, make_chat, fake_upstream, caplog):
+    """Stored, then the new_message event fails: the reply must still start, or it would stay
+    PROCESSING with no job, and the sender get an error for a message that is kept. The chat's
+    stream key holds a string, so Redis itself refuses the XADD (WRONGTYPE, a ResponseError like
+    any failed Redis write); the key is cleared when the reply starts, so its own events go through."""
     fake_upstream.configure(reply="still here")
-    real_publish = replies.publish
+    chat_uuid = make_chat(alice)["id"]
+    redis = runtime.current().redis
+    with runtime.session() as db:
+        user = db.scalar(select(User).where(User.uuid == alice["id"]))
+        chat, member = chats.chat_for_member(db, user, chat_uuid)
+        stream = events.chat_stream_key(chat.id)
+        redis.set(stream, "not a stream")
 
-    def blink(redis, chat, event):
-        if event["type"] == "new_message":
-            raise RedisConnectionError("connection reset")
-        return real_publish(redis, chat, event)
+        def start_on_a_clean_stream(*args, **kwargs):
+            redis.delete(stream)
+            replies.start_reply(*args, **kwargs)
 
-    monkeypatch.setattr(replies, "publish", blink)
-    chat = make_chat(alice)
-    sent = api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hello?"}, headers=alice.headers)
-    assert sent.status_code == 200, sent.text
+        replies.post_message(db, redis, chat, member, user, "hello?", start=start_on_a_clean_stream)
+    assert "could not announce message" in caplog.text and "WRONGTYPE" in caplog.text
 
     def replied():
-        messages = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"]
+        messages = api.get(f"/api/v1/chat/chats/{chat_uuid}", headers=alice.headers).json()["messages"]
         return messages[-1]["status"] == "DELIVERED" and messages
 
     messages = wait_for(replied, what="the reply")

@@ -364,6 +364,18 @@ def test_only_chunks_the_model_was_given_are_cited(api, alice, fake_upstream):
     assert reply["relevance_score"] == context["relevance_score"] == max(s["relevance_score"] for s in reply["sources"])
 
 
+def test_no_excerpts_no_citing_instruction(api, alice, library, fake_upstream):
+    """A chat keeping gpt-4's whole window for the answer has no room for excerpts: the model was
+    still told to answer from "the numbered document excerpts below", with none below."""
+    chat = api.post("/api/v1/chat/chats", json={"title": "full", "ai_model": "gpt-4", "max_tokens": 8192},
+                    headers=alice.headers).json()
+    _, received = send(api, alice, "What is the capital of France?", session_id=chat["id"],
+                       search_options={"score_threshold": 0})
+    sent = fake_upstream.completions[-1]["body"]["messages"]
+    assert not [m for m in sent if "excerpts" in m["content"]], sent
+    assert of_type(received, "citation") == [] and received[-1][1]["citations"] == []
+
+
 def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice, monkeypatch):
     """The slot is taken before the session is made: anything failing before the message is stored
     (here reading the chat stream's position) gives the slot back and removes the empty session."""

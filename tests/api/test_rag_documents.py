@@ -82,6 +82,15 @@ def test_damaged_and_encrypted_pdfs_fail_with_a_reason(api, alice):
         assert doc["status"] == "failed" and doc["error"], doc
 
 
+def test_an_embedding_failure_says_what_went_wrong(api, alice, fake_upstream):
+    """The upstream refusing our key left only "The embedding service was unavailable"."""
+    fake_upstream.configure(api_key="another-key")
+    doc = upload_ready(api, alice, "notes.txt", b"Bananas are yellow.")
+    note = doc["metadata"]["additional_metadata"]["indexing_note"]
+    assert note.startswith("The embedding service was unavailable (AuthenticationError: "), note
+    assert "401" in note and "Incorrect API key provided." in note and note.endswith("): keyword search only")
+
+
 def test_documents_are_private(api, alice, make_user):
     doc = upload_ready(api, alice, "mine.txt", b"alice's secret recipe")
     eve = make_user("eve")

@@ -30,7 +30,8 @@ def test_sessions_list_and_detail(api, alice, fake_upstream):
     assert session["id"] == session_id and session["user_id"] == alice["id"]
     assert session["title"] == "Where does coffee grow?" and session["metadata"]["rag_enabled"] is True
     assert session["relevant_documents"] == [{"document_id": session["relevant_documents"][0]["document_id"],
-                                              "filename": "guide.pdf", "chunk_index": 1, "page_number": 2}]
+                                              "filename": "guide.pdf", "chunk_index": 1, "page_number": 2,
+                                              "document_deleted": False}]
     context = session["last_context"]
     assert context["query"] == "Where does coffee grow?" and len(context["context_ids"]) == 1
     assert context["search"]["type"] == "SIMILARITY" and context["search"]["mode"] == "vector"
@@ -79,6 +80,28 @@ def test_session_documents(api, alice, make_user, fake_upstream):
     assert body["documents"][0]["document_name"] == "guide.pdf" and body["documents"][0]["page_number"] == 2
     eve = make_user("eve")
     assert api.get(f"/documents/session/{session_id}", headers=eve.headers).status_code == 404
+
+
+def test_citations_of_a_deleted_document_say_it_is_deleted(api, alice, fake_upstream):
+    session_id = rag_session(api, alice, fake_upstream)
+
+    def shown() -> list[dict]:
+        """Every citation of the session: listed, in its detail, its messages and its documents."""
+        [session] = api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
+        detail = api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()
+        reply = detail["messages"][-1]
+        documents = api.get(f"/documents/session/{session_id}", headers=alice.headers).json()["documents"]
+        return [*session["relevant_documents"], *detail["session"]["relevant_documents"], *reply["sources"],
+                *reply["cited_documents"], *documents]
+
+    before = shown()
+    assert len(before) == 5 and {c["document_deleted"] for c in before} == {False}
+    [doc_id] = {c["document_id"] for c in before}
+    assert api.delete(f"/documents/{doc_id}", headers=alice.headers).status_code == 200
+    assert api.get(f"/documents/{doc_id}/chunks/1", headers=alice.headers).status_code == 404
+    after = shown()
+    assert len(after) == 5 and {c["document_deleted"] for c in after} == {True}
+    assert {c.get("filename") or c.get("document_name") for c in after} == {"guide.pdf"}
 
 
 def test_delete_session(api, alice, make_user, fake_upstream):

@@ -44,6 +44,21 @@ def test_upload_multi_page_pdf_and_use_it_as_context(api, alice, fake_upstream):
     assert system["role"] == "system" and "buried under the oak" in system["content"]
 
 
+def test_no_files_header_when_no_file_text_fits(api, alice, fake_upstream):
+    """With no room left for any file text (gpt-4's 8,192 tokens all kept for the answer, or room for
+    the file's name only), the model was still told "Files the user shared in this chat:"."""
+    session_id = new_session(api, alice)
+    assert upload(api, alice, session_id, text_pdf(["The treasure is buried under the oak."])).status_code == 200
+    for max_tokens in (8192, 8186):
+        with connect_sse(api, "POST", "/v1/chat/stream", headers=alice.headers, json={
+                "model": "gpt-4", "session_id": session_id, "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": "Where is the treasure?"}]}) as sse:
+            list(sse.iter_sse())
+        sent = fake_upstream.completions[-1]["body"]
+        assert sent["max_tokens"] == max_tokens
+        assert not [m for m in sent["messages"] if "Files the user shared" in m["content"]], sent["messages"]
+
+
 def test_bad_files_end_as_clear_failures(api, alice):
     session_id = new_session(api, alice)
     encrypted = upload(api, alice, session_id, encrypted_pdf(["secret"]))

@@ -193,10 +193,19 @@ def test_a_time_limit_striking_inside_the_final_write_still_names_the_limit(alic
     assert status == "FAILED" and "longer than 7 s" in error, error
 
 
-def stored_pdf(account, status: str = "PENDING") -> tuple[int, str]:
+def test_a_failed_indexing_says_what_went_wrong(alice):
+    """embed_chunks failing (here pypdf, on a PDF that changed after it was parsed) stored only the
+    exception's class: "The document could not be indexed (PdfReadError)"."""
+    doc_id, doc_uuid = stored_pdf(alice, status="READY", data=b"%PDF-1.4 no objects, no trailer")
+    queues.enqueue_embedding(runtime.current().redis, doc_id, doc_uuid, 0)
+    status, error = wait_for(lambda: status_of(doc_id) if status_of(doc_id)[0] == "FAILED" else None, timeout=20)
+    assert re.fullmatch(r"The document could not be indexed \(Pdf\w+Error: .{10,}\)", error), error
+
+
+def stored_pdf(account, status: str = "PENDING", data: bytes | None = None) -> tuple[int, str]:
     with runtime.session() as db:
         doc = Document(owner_id=account["user_id"], filename="slow.pdf", mime_type="application/pdf",
-                       data=repeated_page_pdf(1000, 300), file_size=0, meta={}, status=status)
+                       data=data or repeated_page_pdf(1000, 300), file_size=0, meta={}, status=status)
         db.add(doc)
         db.commit()
         return doc.id, doc.uuid
@@ -211,8 +220,8 @@ def test_a_killed_work_horse_leaves_its_document_failed(alice, settings):
     side.enqueue_job(queues.parse_job(side, doc_id, doc_uuid, timeout_s=60))
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "SECRET_KEY": settings.secret_key}
-    worker = subprocess.Popen([sys.executable, "-m", "workers", "--queues", side.name, "--fork", "--burst"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([sys.executable, "-m", "workers", "--queues", side.name, "--any-queue", "--fork",
+                               "--burst"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: status_of(doc_id)[0] == "PROCESSING", timeout=30)
         horse = wait_for(lambda: Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split())

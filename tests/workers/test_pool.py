@@ -39,3 +39,13 @@ def test_worker_entry_refuses_arguments_that_would_run_nothing(argv, capsys):
         main(argv)
     assert exit_.value.code == 2
     assert f"argument {argv[0]}: " in capsys.readouterr().err
+
+
+def test_worker_entry_refuses_a_misspelt_queue(capsys):
+    """`--queues replys` served a queue nothing fills, forever and without a word."""
+    from workers.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--queues", "replies,replys"])
+    assert exit_.value.code == 2
+    assert "unknown queue 'replys': Parley's queues are replies, documents" in capsys.readouterr().err

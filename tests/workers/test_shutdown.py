@@ -116,7 +116,7 @@ def test_sigterm_to_a_worker_process(make_chat, alice, fake_upstream, settings, 
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "SECRET_KEY": settings.secret_key, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": fake_upstream.base_url}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers", "--queues", side_queue.name, "--threads", "2", "--grace", "1"],
+        [sys.executable, "-m", "workers", "--queues", side_queue.name, "--any-queue", "--threads", "2", "--grace", "1"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: Worker.count(connection=side_queue.connection, queue=side_queue) == 2, timeout=30)

@@ -121,10 +121,19 @@ def remove(db: Session, doc: Document) -> None:
 
 
 def cited_in_chat(db: Session, chat_id: int) -> list[dict]:
-    """Each document chunk the chat's replies drew on, once, in the order first used."""
+    """Each document chunk the chat's replies drew on, once, in the order first used, with
+    `document_deleted` set for documents deleted since."""
     seen: dict[tuple[str, int], dict] = {}
     for sources in db.scalars(select(Message.sources).where(Message.chat_id == chat_id, Message.role == "assistant",
                                                             Message.sources.is_not(None)).order_by(Message.id)):
         for source in sources or []:
             seen.setdefault((source["document_id"], source["chunk_index"]), source)
-    return list(seen.values())
+    gone = deleted_of(db, {document_id for document_id, _ in seen})
+    return [{**source, "document_deleted": source["document_id"] in gone} for source in seen.values()]
+
+
+def deleted_of(db: Session, document_uuids: set[str]) -> set[str]:
+    """Those of the cited documents that were deleted since (their rows are gone)."""
+    if not document_uuids:
+        return set()
+    return document_uuids - set(db.scalars(select(Document.uuid).where(Document.uuid.in_(document_uuids))))

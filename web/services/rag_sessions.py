@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from web.services import chats
 from web.services.rag_chat import session_for
+from web.services.rag_documents import deleted_of
 from web.services.sessions import delete_owned_chat
 from workers import events
 
@@ -21,6 +22,7 @@ class SessionInfo:
     owner_uuid: str
     relevant_documents: list[dict[str, Any]] = field(default_factory=list)
     last_context: dict[str, Any] | None = None
+    deleted_documents: set[str] = field(default_factory=set)  # cited, then deleted
 
 
 def sessions_page(db: Session, user: User, limit: int, offset: int) -> tuple[int, list[SessionInfo]]:
@@ -34,7 +36,7 @@ def sessions_page(db: Session, user: User, limit: int, offset: int) -> tuple[int
 
 
 def describe(db: Session, page: list[Chat]) -> list[SessionInfo]:
-    """Owner ids, cited chunks and the latest retrieval of each chat, in two queries."""
+    """Owner ids, cited chunks and the latest retrieval of each chat, in three queries."""
     owners = dict(db.execute(select(User.id, User.uuid).where(User.id.in_({c.owner_id for c in page}))).all())
     infos = {c.id: SessionInfo(c, owners.get(c.owner_id, "")) for c in page}
     rows = db.execute(
@@ -42,20 +44,26 @@ def describe(db: Session, page: list[Chat]) -> list[SessionInfo]:
         .where(Message.chat_id.in_(list(infos)), Message.role == "assistant", Message.sources.is_not(None))
         .order_by(Message.id)
     )
-    seen: dict[int, set[tuple[str, int]]] = {chat_id: set() for chat_id in infos}
+    seen: dict[int, dict[tuple[str, int], dict[str, Any]]] = {chat_id: {} for chat_id in infos}
     for chat_id, message_uuid, sources, meta, created_at in rows:
-        info = infos[chat_id]
         for source in sources or []:
-            key = (source["document_id"], source["chunk_index"])
-            if key not in seen[chat_id]:
-                seen[chat_id].add(key)
-                info.relevant_documents.append(citation(source))
-        info.last_context = last_context(message_uuid, meta or {}, created_at)
+            seen[chat_id].setdefault((source["document_id"], source["chunk_index"]), source)
+        infos[chat_id].last_context = last_context(message_uuid, meta or {}, created_at)
+    gone = deleted_of(db, {document_id for cited in seen.values() for document_id, _ in cited})
+    for chat_id, info in infos.items():
+        info.deleted_documents = {document_id for document_id, _ in seen[chat_id]} & gone
+        info.relevant_documents = [stored_citation(s, gone) for s in seen[chat_id].values()]
     return [infos[c.id] for c in page]
 
 
 def citation(source: dict[str, Any]) -> dict[str, Any]:
     return {key: source.get(key) for key in ("document_id", "filename", "chunk_index", "page_number")}
+
+
+def stored_citation(source: dict[str, Any], deleted: set[str]) -> dict[str, Any]:
+    """A citation shown after the reply: `document_deleted` once its document was deleted
+    (its chunks then answer 404), kept so that the `[n]` markers still match."""
+    return {**citation(source), "document_deleted": source["document_id"] in deleted}
 
 
 def last_context(message_uuid: str, meta: dict[str, Any], created_at: Any) -> dict[str, Any]:

@@ -42,23 +42,28 @@ def system_message(chat: Chat, agent: Agent | None = None) -> str | None:
     return "\n\n".join(parts) or None
 
 
+def fitted(header: str, blocks: list[tuple[str, str]], budget_tokens: int) -> tuple[str | None, int]:
+    """`header` then each (label, text) block in order, cut to `budget_tokens`, and how many blocks
+    are in (the last one may be cut short). None when no block's text fits: a header announcing
+    files or excerpts that are not there would mislead the model."""
+    room = max(budget_tokens, 0) * 4
+    parts = []
+    for label, text in blocks:
+        if room <= len(label):
+            break
+        parts.append(label + text[:room - len(label)])
+        room -= len(parts[-1])
+    return ("\n\n".join([header, *parts]) if parts else None), len(parts)
+
+
 def file_context(db: Session, chat: Chat, budget_tokens: int) -> str | None:
     """The text of the chat's parsed files, newest first, cut to `budget_tokens`."""
     rows = db.execute(
         select(Document.filename, Document.extracted_text)
         .where(Document.chat_id == chat.id, Document.status == "READY").order_by(Document.id.desc())
     ).all()
-    if not rows:
-        return None
-    room = max(budget_tokens, 0) * 4
-    parts = ["Files the user shared in this chat:"]
-    for filename, text in rows:
-        block = f"--- {filename} ---\n{text or ''}"
-        parts.append(block[:room])
-        room -= len(parts[-1])
-        if room <= 0:
-            break
-    return "\n\n".join(parts)
+    blocks = [(f"--- {filename} ---\n", text) for filename, text in rows if text]
+    return fitted("Files the user shared in this chat:", blocks, budget_tokens)[0]
 
 
 CITE_INSTRUCTION = ("Answer from the numbered document excerpts below when they are relevant, and cite "
@@ -68,19 +73,14 @@ CITE_INSTRUCTION = ("Answer from the numbered document excerpts below when they 
 def retrieved_context(reply: Message, budget_tokens: int) -> tuple[str | None, int]:
     """The document chunks a RAG retrieval chose for this reply (`meta.retrieved`), numbered for
     citing, and how many of them fit in `budget_tokens` (the last one may be cut short)."""
-    chunks = (reply.meta or {}).get("retrieved")
-    if not chunks:
-        return None, 0
-    room = max(budget_tokens, 0) * 4
-    parts = [CITE_INSTRUCTION]
-    for n, chunk in enumerate(chunks, start=1):
-        if room <= 0:
-            break
-        page = f", page {chunk['page_number']}" if chunk.get("page_number") else ""
-        block = f"[{n}] {chunk['filename']}{page}:\n{chunk['content']}"
-        parts.append(block[:room])
-        room -= len(parts[-1])
-    return "\n\n".join(parts), len(parts) - 1
+    chunks = (reply.meta or {}).get("retrieved") or []
+    blocks = [(f"[{n}] {chunk['filename']}{page_note(chunk)}:\n", chunk["content"])
+              for n, chunk in enumerate(chunks, start=1)]
+    return fitted(CITE_INSTRUCTION, blocks, budget_tokens)
+
+
+def page_note(chunk: dict) -> str:
+    return f", page {chunk['page_number']}" if chunk.get("page_number") else ""
 
 
 def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[dict[str, str]]:

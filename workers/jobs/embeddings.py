@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models import Document, DocumentChunk
 from models.base import utcnow
 from workers import embedding, queues, runtime
+from workers.logs import error_text
 from workers.retrieval import text
 from workers.retrieval.chunking import Piece, chunk_pages, pdf_pages
 from workers.settings import Settings
@@ -42,7 +43,7 @@ def embed_chunks(document_id: int, start_page: int = 0) -> str:
         vectors, model, problem = embed(settings, pieces)
     except Exception as exc:  # a parser bug must not leave the document half-indexed and silent
         log.exception("indexing document %s failed", document_id)
-        fail(document_id, f"The document could not be indexed ({type(exc).__name__})")
+        fail(document_id, f"The document could not be indexed ({error_text(exc)})")
         return "failed"
     next_page = start_page + settings.rag_pages_per_job
     with rt.sessions() as db:
@@ -65,7 +66,7 @@ def embed(settings: Settings, pieces: list[Piece]) -> tuple[list | None, str | N
         return list(provider.embed([p.content for p in pieces])), provider.model, None
     except embedding.EmbeddingUnavailable as exc:
         log.warning("embedding failed; chunks are stored for keyword search only: %s", exc)
-        return None, None, "The embedding service was unavailable: keyword search only"
+        return None, None, f"The embedding service was unavailable ({exc}): keyword search only"
 
 
 def store(db: Session, document_id: int, owner_id: int, start_page: int, pieces: list[Piece], vectors: list | None,

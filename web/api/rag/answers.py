@@ -24,6 +24,15 @@ class Source(Citation):
     relevance_score: float
 
 
+class StoredCitation(Citation):
+    """A citation shown after the reply, kept when its document is deleted (so `[n]` still matches)."""
+    document_deleted: bool  # the document was deleted since: its chunks answer 404
+
+
+class StoredSource(StoredCitation):
+    relevance_score: float
+
+
 class Search(Answer):
     """How a retrieval searched: the requested type, what it could use, and notes on falling back."""
     type: Literal["SIMILARITY", "HYBRID", "MMR"]
@@ -60,7 +69,7 @@ class Session(Answer):
     memory_key: str | None
     last_context: LastContext | None
     metadata: SessionMetadata
-    relevant_documents: list[Citation]
+    relevant_documents: list[StoredCitation]
 
 
 class SessionList(Answer):
@@ -86,11 +95,11 @@ class Message(Answer):
     metadata: MessageMetadata
     created_at: datetime
     memory_key: None
-    sources: list[Source] | None
+    sources: list[StoredSource] | None
     context_ids: list[uuid.UUID] | None
     relevance_score: float | None
     user_id: uuid.UUID | None
-    cited_documents: list[Citation] | None
+    cited_documents: list[StoredCitation] | None
 
 
 class SessionDetail(Answer):
@@ -164,6 +173,7 @@ class SessionDocument(Answer):
     chunk_index: int
     document_name: str
     page_number: int | None
+    document_deleted: bool  # the document was deleted since: its chunks answer 404
 
 
 class SessionDocuments(Answer):

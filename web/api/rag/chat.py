@@ -128,8 +128,9 @@ def list_sessions():
 def get_session(session_id: str):
     """A session with its messages, their sources and cited documents."""
     info, messages, user_uuids = rag_sessions.session_detail(get_db(), g.user, session_id)
+    deleted = info.deleted_documents
     return jsonify({"session": session_view(info),
-                    "messages": [message_view(m, info.chat.uuid, user_uuids) for m in messages]})
+                    "messages": [message_view(m, info.chat.uuid, user_uuids, deleted) for m in messages]})
 
 
 @bp.delete("/chat/sessions/<session_id>")

@@ -90,7 +90,8 @@ def session_documents(session_id: str):
     db = get_db()
     chat, _ = session_for(db, g.user, session_id)
     documents = [{"document_id": s["document_id"], "chunk_index": s["chunk_index"], "document_name": s["filename"],
-                  "page_number": s.get("page_number")} for s in rag_documents.cited_in_chat(db, chat.id)]
+                  "page_number": s.get("page_number"), "document_deleted": s["document_deleted"]}
+                 for s in rag_documents.cited_in_chat(db, chat.id)]
     return jsonify({"documents": documents, "total_count": len(documents)})
 
 

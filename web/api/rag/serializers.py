@@ -7,7 +7,7 @@ from typing import Any
 from models import Dataset, Document, DocumentChunk, Message
 from models.message import INTERNAL_META
 from web.services.rag_documents import FILE_TYPES, status
-from web.services.rag_sessions import SessionInfo, citation
+from web.services.rag_sessions import SessionInfo, stored_citation
 from workers.events import iso
 
 CITE_MARK = re.compile(r"\[(\d{1,3})\]")
@@ -75,15 +75,24 @@ def session_view(info: SessionInfo) -> dict[str, Any]:
     }
 
 
-def cited(message: Message) -> list[dict[str, Any]] | None:
+def cited(message: Message, deleted: set[str]) -> list[dict[str, Any]] | None:
     """The sources the answer cites by their `[n]` markers (None when it had no sources)."""
     if not message.sources:
         return None
     marks = {int(n) for n in CITE_MARK.findall(message.content or "")}
-    return [citation(s) for n, s in enumerate(message.sources, start=1) if n in marks]
+    return [stored_citation(s, deleted) for n, s in enumerate(message.sources, start=1) if n in marks]
 
 
-def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]) -> dict[str, Any]:
+def sources(message: Message, deleted: set[str]) -> list[dict[str, Any]] | None:
+    """The chunks the reply was given as context, as stored (with their scores), marked as citations are."""
+    if message.sources is None:
+        return None
+    return [{**s, **stored_citation(s, deleted)} for s in message.sources]
+
+
+def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str],
+                 deleted: set[str]) -> dict[str, Any]:
+    """`deleted`: the documents the session cited that were deleted since."""
     meta = message.meta or {}
     author = message.sender_id if message.role == "user" else meta.get("requested_by")
     shown = {k: v for k, v in meta.items() if k not in INTERNAL_META | OWN_META}
@@ -100,11 +109,11 @@ def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]
         "metadata": shown,
         "created_at": iso(message.created_at),
         "memory_key": None,
-        "sources": message.sources,
+        "sources": sources(message, deleted),
         "context_ids": meta.get("context_ids"),
         "relevance_score": meta.get("relevance_score"),
         "user_id": user_uuids.get(author),
-        "cited_documents": cited(message),
+        "cited_documents": cited(message, deleted),
     }
 
 
