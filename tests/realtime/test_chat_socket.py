@@ -305,3 +305,19 @@ def test_typing_into_a_chat_archived_meanwhile_answers_an_error_and_keeps_the_so
     assert error["type"] == "error" and error["error_code"] == "typing_failed" and error["error"]
     ws.send({"type": "ping"})
     assert ws.next()["type"] == "pong"
+
+
+def test_a_cursor_past_the_streams_last_event_reads_as_that_event(api, alice, make_chat, connect, fake_upstream):
+    """A made-up cursor, or one kept across a Redis reset, must not silence the socket: it gets what comes next."""
+    fake_upstream.configure(tokens=1)
+    chat = make_chat(alice)
+    future = "99999999999999-0"
+    ws = connect(chat["id"], alice["access_token"], query=f"last_event_id={future}")
+    assert ws.next()["last_event_id"] == "0-0"  # the chat's stream has no event yet
+    send(api, alice, chat["id"], "one")
+    first = ws.until("ai_response_complete")
+    assert first[0]["type"] == "new_message" and first[0]["message"]["content"] == "one"
+    ws.send({"type": "resume", "last_event_id": future})
+    send(api, alice, chat["id"], "two")
+    second = ws.until("ai_response_complete")
+    assert second[0]["type"] == "new_message" and second[0]["message"]["content"] == "two"

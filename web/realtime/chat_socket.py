@@ -107,14 +107,17 @@ class ChatSocket:
 
         Reading starts a window earlier so replies already under way can be rebuilt
         (`full_content`); what falls at or before the cursor is only accumulated, not sent.
+        A cursor past the stream's last event reads as that event: kept as it is, it would
+        hold back every event until the stream's ids caught up with it.
         """
         if self.sub is not None:
             self.sub.close()
+        newest = events.last_event_id(self.redis, self.ctx.chat_id)
         if cursor is None:
-            self.suppress_until = events.last_event_id(self.redis, self.ctx.chat_id)
+            self.suppress_until = newest
             self.replay = self.ctx.live_reply_ids()
         else:
-            self.suppress_until, self.replay = cursor, set()
+            self.suppress_until, self.replay = min(cursor, newest, key=events.parse_id), set()
         read_from = events.id_before_ms(self.suppress_until, self.ctx.replay_window_ms)
         if cursor is None and not self.replay:
             read_from = self.suppress_until
