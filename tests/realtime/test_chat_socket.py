@@ -321,3 +321,15 @@ def test_a_cursor_past_the_streams_last_event_reads_as_that_event(api, alice, ma
     send(api, alice, chat["id"], "two")
     second = ws.until("ai_response_complete")
     assert second[0]["type"] == "new_message" and second[0]["message"]["content"] == "two"
+
+
+def test_logging_out_closes_the_sockets_opened_with_that_token(api, alice, make_chat, connect, monkeypatch):
+    """A revoked token is refused from then on: a socket it opened stops relaying the chat and closes 4401."""
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Token has been revoked"

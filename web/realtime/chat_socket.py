@@ -7,6 +7,7 @@ thread turns client frames into inbox items next to the hub's events. The relay 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -23,8 +24,11 @@ from web.realtime.presence import Presence
 from workers import events
 from workers.events import event_message_id
 
+log = logging.getLogger(__name__)
+
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
+REVOKED_CLOSE_CODE = 4401
 WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
 
@@ -37,6 +41,9 @@ class SocketContext:
     idle_timeout_s: float
     replay_window_ms: int
     live_reply_ids: Callable[[], set[str]]
+    # Whether the token the socket was opened with has been revoked since; asked every token_check_s.
+    token_revoked: Callable[[], bool]
+    token_check_s: float
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
@@ -76,14 +83,21 @@ class ChatSocket:
                    "timestamp": events.iso_now(), "last_event_id": self.suppress_until})
         threading.Thread(target=self._read_client, name="ws-reader", daemon=True).start()
         last_seen = time.monotonic()
+        next_token_check = last_seen + self.ctx.token_check_s
         try:
             while True:
-                idle_left = self.ctx.idle_timeout_s - (time.monotonic() - last_seen)
+                now = time.monotonic()
+                idle_left = self.ctx.idle_timeout_s - (now - last_seen)
                 if idle_left <= 0:
                     self.ws.close(IDLE_CLOSE_CODE, "Idle timeout")
                     return
+                if now >= next_token_check:
+                    if self.token_revoked():  # logged out: the chat's events are no longer this client's
+                        self.ws.close(REVOKED_CLOSE_CODE, "Token has been revoked")
+                        return
+                    next_token_check = now + self.ctx.token_check_s
                 try:
-                    kind, item = self.inbox.get(timeout=idle_left)
+                    kind, item = self.inbox.get(timeout=min(idle_left, next_token_check - now))
                 except queue.Empty:
                     continue
                 if kind == "events":
@@ -101,6 +115,13 @@ class ChatSocket:
         finally:
             if self.sub is not None:
                 self.sub.close()
+
+    def token_revoked(self) -> bool:
+        try:
+            return self.ctx.token_revoked()
+        except Exception:  # Redis unreachable: the hub is waiting for it too; ask again at the next check
+            log.warning("could not check a socket's token", exc_info=True)
+            return False
 
     def subscribe(self, cursor: str | None) -> None:
         """Start reading from `cursor` (exclusive) or, without one, from now plus live replies.
