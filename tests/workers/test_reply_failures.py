@@ -176,3 +176,27 @@ def test_enqueue_twice_runs_once(api, alice, make_chat, fake_upstream):
     finished_reply(api, alice, chat["id"])
     time.sleep(0.3)
     assert len(fake_upstream.completions) == 1
+
+
+@pytest.mark.parametrize("delete", ["chats API status", "conversations API"])
+def test_deleting_a_chat_stops_its_reply(api, alice, make_chat, fake_upstream, delete):
+    """003's DELETED status and 002's DELETE end the chat on every surface: its reply stops spending the upstream."""
+    fake_upstream.configure(tokens=200, delay_ms=50)
+    chat = make_chat(alice, title=f"deleted mid-reply by the {delete}")
+    listed = api.get("/api/v1/chats", headers=alice.headers).json()
+    chat_id = next(c["id"] for c in listed if c["title"] == chat["title"])
+    send(api, alice, chat["id"])
+    with runtime.session() as db:
+        reply_uuid = db.scalar(select(Message.uuid).where(Message.chat_id == chat_id, Message.role == "assistant"))
+    wait_for(lambda: fake_upstream.completions, what="the reply started")
+    if delete == "conversations API":
+        deleted = api.delete(f"/chat/conversations/{chat_id}", headers=alice.headers)
+    else:
+        deleted = api.patch(f"/api/v1/chats/{chat_id}/status", json={"status": "DELETED"}, headers=alice.headers)
+    assert deleted.status_code == 200, deleted.text
+
+    def ended() -> str | None:
+        with runtime.session() as db:
+            status = db.scalar(select(Message.status).where(Message.uuid == reply_uuid))
+        return status if status != "PROCESSING" else None
+    assert wait_for(ended, timeout=3, what="the reply ended") == "CANCELLED"
