@@ -333,3 +333,20 @@ def test_logging_out_closes_the_sockets_opened_with_that_token(api, alice, make_
     ws.ws.settimeout(5)
     opcode, data = ws.ws.recv_data()
     assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Token has been revoked"
+
+
+def test_a_session_deleted_for_good_closes_its_open_sockets(api, alice, connect, fake_upstream):
+    """001's DELETE removes the chat and its event stream; a socket open on it closes 4404 instead of
+    staying open on nothing."""
+    fake_upstream.configure(tokens=1)
+    answer = api.post("/v1/chat/stream", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}],
+                                               "stream": False}, headers=alice.headers)
+    session_id = answer.json()["session_id"]
+    session_uuid = next(c["id"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()
+                        if c["title"] == "hi")
+    ws = connect(session_uuid, alice["access_token"])
+    ws.next()
+    assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4404 and data[2:] == b"Chat not found"

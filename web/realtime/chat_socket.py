@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
 REVOKED_CLOSE_CODE = 4401
+GONE_CLOSE_CODE = 4404
 WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
 
@@ -102,8 +103,10 @@ class ChatSocket:
                     continue
                 if kind == "events":
                     sub, entries = item
-                    if sub is self.sub:  # drop what a replaced subscription had queued
-                        self.relay(entries)
+                    if sub is not self.sub:
+                        continue  # what a replaced subscription had queued
+                    if not self.relay(entries):
+                        return
                 elif kind == "client":
                     last_seen = time.monotonic()
                     self.handle_client(item)
@@ -145,10 +148,14 @@ class ChatSocket:
         self.content = {}
         self.sub = self.hub.subscribe(events.chat_stream_key(self.ctx.chat_id), read_from, self.inbox)
 
-    def relay(self, entries: list[Entry]) -> None:
+    def relay(self, entries: list[Entry]) -> bool:
+        """Send the events this client is shown; False once the socket is closed (the chat is gone)."""
         limit = events.parse_id(self.suppress_until)
         now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
+            if event.get("type") == events.CHAT_DELETED:  # as a socket opened now would be
+                self.ws.close(GONE_CLOSE_CODE, "Chat not found")
+                return False
             if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
                 continue
             message_id = event_message_id(event)
@@ -158,6 +165,7 @@ class ChatSocket:
             if self.ctx.translate is not None and (event := self.ctx.translate(event)) is None:
                 continue
             self.send({**event, "event_id": event_id}, now)
+        return True
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")

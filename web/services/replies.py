@@ -140,11 +140,18 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
 
 
 def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str) -> Chat:
-    """`chats.change_status`; a chat deleted stops its replies, as on every surface that deletes."""
+    """`chats.change_status`; a chat deleted stops its replies and closes its open sockets, as on
+    every surface that deletes."""
     chats.change_status(db, chat, actor, status)
     if chat.status == "DELETED":
         stop_chat_replies(db, redis, chat)
+        close_chat_sockets(redis, chat)
     return chat
+
+
+def close_chat_sockets(redis: Redis, chat: Chat) -> None:
+    """Close the deleted chat's open sockets (4404, as a socket opened now would be)."""
+    publish(redis, chat, {"type": events.CHAT_DELETED})
 
 
 def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:

@@ -143,6 +143,7 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     db.delete(chat)
     db.commit()
     redis.delete(events.chat_stream_key(chat.id))
+    replies.close_chat_sockets(redis, chat)  # the stream then holds only that event, until it expires
 
 
 def reply_usage(reply: Message) -> dict[str, int | None]:

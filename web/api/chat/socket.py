@@ -49,7 +49,7 @@ def chat_socket(ws, chat_id: str) -> None:
     `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
-    token is revoked (logout).
+    token is revoked (logout), 4404 once the chat is deleted.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:

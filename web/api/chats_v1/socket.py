@@ -64,7 +64,8 @@ def chats_socket(ws, chat_id: int) -> None:
     4401 / 4403 / 4404 / 4400 before any frame. Events of the chat's stream carry `event_id`:
     `?last_event_id=` (or a `resume` frame `{last_event_id}`) continues after it. Client frames:
     `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
-    socket, 4401 one whose token is revoked (logout), 1001 the sockets of a process shutting down.
+    socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 1001 the
+    sockets of a process shutting down.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
