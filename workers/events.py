@@ -20,6 +20,7 @@ REPLY_CHUNK = "ai_response_chunk"
 REPLY_COMPLETE = "ai_response_complete"
 REPLY_ERROR = "ai_error"
 PARTICIPANT_ADDED = "participant_added"
+CHAT_DELETED = "chat_deleted"  # the chat is gone on every surface: its open sockets close (never sent)
 REPLY_END_TYPES = (REPLY_COMPLETE, REPLY_ERROR)
 # On the events of an exchange not kept (000's save_to_history: false): the asker's user uuid.
 # Only that user's sockets relay them; the field itself is never sent.

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     worker_threads: PositiveInt = 100
     embedded_worker_threads: PositiveInt = 8
     ws_idle_timeout_s: PositiveFloat = 300.0
+    ws_token_check_s: PositiveFloat = 5.0  # how soon an open socket notices its token was revoked (logout)
     ai_message_wait_s: PositiveFloat = 60.0
     sse_keepalive_s: PositiveFloat = 15.0  # a comment line on a silent SSE stream, so a gone client is noticed
 

@@ -305,3 +305,48 @@ def test_typing_into_a_chat_archived_meanwhile_answers_an_error_and_keeps_the_so
     assert error["type"] == "error" and error["error_code"] == "typing_failed" and error["error"]
     ws.send({"type": "ping"})
     assert ws.next()["type"] == "pong"
+
+
+def test_a_cursor_past_the_streams_last_event_reads_as_that_event(api, alice, make_chat, connect, fake_upstream):
+    """A made-up cursor, or one kept across a Redis reset, must not silence the socket: it gets what comes next."""
+    fake_upstream.configure(tokens=1)
+    chat = make_chat(alice)
+    future = "99999999999999-0"
+    ws = connect(chat["id"], alice["access_token"], query=f"last_event_id={future}")
+    assert ws.next()["last_event_id"] == "0-0"  # the chat's stream has no event yet
+    send(api, alice, chat["id"], "one")
+    first = ws.until("ai_response_complete")
+    assert first[0]["type"] == "new_message" and first[0]["message"]["content"] == "one"
+    ws.send({"type": "resume", "last_event_id": future})
+    send(api, alice, chat["id"], "two")
+    second = ws.until("ai_response_complete")
+    assert second[0]["type"] == "new_message" and second[0]["message"]["content"] == "two"
+
+
+def test_logging_out_closes_the_sockets_opened_with_that_token(api, alice, make_chat, connect, monkeypatch):
+    """A revoked token is refused from then on: a socket it opened stops relaying the chat and closes 4401."""
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Token has been revoked"
+
+
+def test_a_session_deleted_for_good_closes_its_open_sockets(api, alice, connect, fake_upstream):
+    """001's DELETE removes the chat and its event stream; a socket open on it closes 4404 instead of
+    staying open on nothing."""
+    fake_upstream.configure(tokens=1)
+    answer = api.post("/v1/chat/stream", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}],
+                                               "stream": False}, headers=alice.headers)
+    session_id = answer.json()["session_id"]
+    session_uuid = next(c["id"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()
+                        if c["title"] == "hi")
+    ws = connect(session_uuid, alice["access_token"])
+    ws.next()
+    assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4404 and data[2:] == b"Chat not found"

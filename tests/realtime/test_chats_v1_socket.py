@@ -150,3 +150,15 @@ def test_frames_this_surface_does_not_serve(api, alice, connect_v1):
     assert [(f["type"], f.get("error_code")) for f in frames] == [
         ("error", "invalid_message"), ("error", "unknown_type"), ("error", "invalid_cursor"), ("pong", None)]
     assert frames[-1]["timestamp"] == "2024-01-01T12:00:00Z"
+
+
+
+def test_open_sockets_close_when_their_chat_is_deleted(api, alice, connect, connect_v1):
+    """Deleted, a chat is gone from every surface: the sockets open on it close 4404, as a new one is refused."""
+    chat = create_chat(api, alice, chat_type="GROUP")
+    chat_api = connect(chat_uuid(api, alice, chat), alice["access_token"])
+    here = connect_v1(chat["id"], alice["access_token"])
+    chat_api.next(), here.next()
+    assert api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"},
+                     headers=alice.headers).status_code == 200
+    assert close_code(chat_api) == close_code(here) == 4404

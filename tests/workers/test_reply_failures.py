@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from sqlalchemy import select
 
 from models import Chat, Message
 from tests.conftest import wait_for
-from workers import events, queues, runtime
+from tests.workers.test_orphaned_replies import reply_without_job, status_of
+from workers import events, queues, runtime, stream_leases
 from workers.pool import ThreadWorker
 
 
@@ -176,3 +180,47 @@ def test_enqueue_twice_runs_once(api, alice, make_chat, fake_upstream):
     finished_reply(api, alice, chat["id"])
     time.sleep(0.3)
     assert len(fake_upstream.completions) == 1
+
+
+@pytest.mark.parametrize("delete", ["chats API status", "conversations API"])
+def test_deleting_a_chat_stops_its_reply(api, alice, make_chat, fake_upstream, delete):
+    """003's DELETED status and 002's DELETE end the chat on every surface: its reply stops spending the upstream."""
+    fake_upstream.configure(tokens=200, delay_ms=50)
+    chat = make_chat(alice, title=f"deleted mid-reply by the {delete}")
+    listed = api.get("/api/v1/chats", headers=alice.headers).json()
+    chat_id = next(c["id"] for c in listed if c["title"] == chat["title"])
+    send(api, alice, chat["id"])
+    with runtime.session() as db:
+        reply_uuid = db.scalar(select(Message.uuid).where(Message.chat_id == chat_id, Message.role == "assistant"))
+    wait_for(lambda: fake_upstream.completions, what="the reply started")
+    if delete == "conversations API":
+        deleted = api.delete(f"/chat/conversations/{chat_id}", headers=alice.headers)
+    else:
+        deleted = api.patch(f"/api/v1/chats/{chat_id}/status", json={"status": "DELETED"}, headers=alice.headers)
+    assert deleted.status_code == 200, deleted.text
+
+    def ended() -> str | None:
+        with runtime.session() as db:
+            status = db.scalar(select(Message.status).where(Message.uuid == reply_uuid))
+        return status if status != "PROCESSING" else None
+    assert wait_for(ended, timeout=3, what="the reply ended") == "CANCELLED"
+
+
+def test_stop_of_a_reply_no_worker_has_taken_yet(alice, make_chat, connect):
+    """A reply still waiting in the queue is cancelled at once: its job, its slot, its end event."""
+    waiting = reply_without_job(alice, make_chat, timedelta(0))
+    rt = runtime.current()
+    job = Job.create("workers.jobs.replies.generate_reply", args=(waiting.id,), connection=rt.redis,
+                     id=queues.reply_job_id(waiting.uuid), serializer=JSONSerializer, status=JobStatus.QUEUED)
+    job.save()
+    with runtime.session() as db:
+        chat_uuid = db.get(Chat, waiting.chat_id).uuid
+    ws = connect(chat_uuid, alice["access_token"])
+    ws.next()
+    ws.send({"type": "stop", "message_id": waiting.uuid})
+    seen = ws.until("ai_response_complete")
+    assert any(e["type"] == "stop_ack" and e["status"] == "CANCELLED" for e in seen)
+    assert seen[-1]["message"]["status"] == "CANCELLED" and seen[-1]["message"]["id"] == waiting.uuid
+    assert status_of(waiting) == ("CANCELLED", None)
+    assert job.get_status(refresh=True) == JobStatus.CANCELED
+    assert rt.redis.zscore(stream_leases.leases_key(waiting.meta["requested_by"]), waiting.uuid) is None

@@ -60,7 +60,7 @@ def admin_from_cookie() -> User:
     claims = get_jwt()
     if claims.get("type") != "access":  # flask-jwt-extended refuses only refresh tokens: not "metrics" ones
         raise NotSignedIn("not an access token")
-    if get_redis().exists(tokens.revoked_key(claims["jti"])):
+    if tokens.is_revoked(get_redis(), claims["jti"]):
         raise NotSignedIn("revoked")
     try:
         user = tokens.user_from_claims(claims)

@@ -4,14 +4,15 @@ Failures close the socket with a 4xxx code and a reason before any event is sent
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from flask import request
+from flask import g, request
 
 from models import Chat, User
-from web.auth.tokens import authenticate
+from web.auth.tokens import authenticate, is_revoked
 from web.db import close_db
 from web.errors import ApiError
+from web.redis_client import get_redis
 from web.services import chats
 from workers import events, runtime
 
@@ -34,3 +35,9 @@ def open_chat_socket(ws: Any, chat_key: str | int,
         ws.close(4400, "last_event_id is not an event id")
         return None
     return user, chat, cursor
+
+
+def token_revocation() -> Callable[[], bool]:
+    """Whether the token this socket was opened with has been revoked since (a logout)."""
+    redis, jti = get_redis(), g.claims["jti"]
+    return lambda: is_revoked(redis, jti)

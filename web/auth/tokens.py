@@ -16,6 +16,7 @@ from typing import Any, Callable
 import jwt as pyjwt
 from flask import current_app, g, request
 from flask_jwt_extended import decode_token
+from redis import Redis
 
 from models import User
 from web.db import get_db
@@ -29,6 +30,10 @@ URL_TOKEN_IGNORED = ("Send the access token in the Authorization header: a token
 
 def revoked_key(jti: str) -> str:
     return f"parley:revoked:{jti}"
+
+
+def is_revoked(redis: Redis, jti: str) -> bool:
+    return bool(redis.exists(revoked_key(jti)))
 
 
 def query_token_allowed(view: Callable) -> Callable:
@@ -91,7 +96,7 @@ def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
     if claims.get("type") != kind:
         article = "An" if kind[0] in "aeiou" else "A"
         raise Unauthorized(f"{article} {kind} token is required", headers={"WWW-Authenticate": "Bearer"})
-    if get_redis().exists(revoked_key(claims["jti"])):
+    if is_revoked(get_redis(), claims["jti"]):
         raise Unauthorized("Token has been revoked", headers={"WWW-Authenticate": "Bearer"})
     return claims
 

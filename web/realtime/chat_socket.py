@@ -7,6 +7,7 @@ thread turns client frames into inbox items next to the hub's events. The relay 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -23,8 +24,12 @@ from web.realtime.presence import Presence
 from workers import events
 from workers.events import event_message_id
 
+log = logging.getLogger(__name__)
+
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
+REVOKED_CLOSE_CODE = 4401
+GONE_CLOSE_CODE = 4404
 WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
 
@@ -37,6 +42,9 @@ class SocketContext:
     idle_timeout_s: float
     replay_window_ms: int
     live_reply_ids: Callable[[], set[str]]
+    # Whether the token the socket was opened with has been revoked since; asked every token_check_s.
+    token_revoked: Callable[[], bool]
+    token_check_s: float
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
@@ -76,20 +84,29 @@ class ChatSocket:
                    "timestamp": events.iso_now(), "last_event_id": self.suppress_until})
         threading.Thread(target=self._read_client, name="ws-reader", daemon=True).start()
         last_seen = time.monotonic()
+        next_token_check = last_seen + self.ctx.token_check_s
         try:
             while True:
-                idle_left = self.ctx.idle_timeout_s - (time.monotonic() - last_seen)
+                now = time.monotonic()
+                idle_left = self.ctx.idle_timeout_s - (now - last_seen)
                 if idle_left <= 0:
                     self.ws.close(IDLE_CLOSE_CODE, "Idle timeout")
                     return
+                if now >= next_token_check:
+                    if self.token_revoked():  # logged out: the chat's events are no longer this client's
+                        self.ws.close(REVOKED_CLOSE_CODE, "Token has been revoked")
+                        return
+                    next_token_check = now + self.ctx.token_check_s
                 try:
-                    kind, item = self.inbox.get(timeout=idle_left)
+                    kind, item = self.inbox.get(timeout=min(idle_left, next_token_check - now))
                 except queue.Empty:
                     continue
                 if kind == "events":
                     sub, entries = item
-                    if sub is self.sub:  # drop what a replaced subscription had queued
-                        self.relay(entries)
+                    if sub is not self.sub:
+                        continue  # what a replaced subscription had queued
+                    if not self.relay(entries):
+                        return
                 elif kind == "client":
                     last_seen = time.monotonic()
                     self.handle_client(item)
@@ -102,29 +119,43 @@ class ChatSocket:
             if self.sub is not None:
                 self.sub.close()
 
+    def token_revoked(self) -> bool:
+        try:
+            return self.ctx.token_revoked()
+        except Exception:  # Redis unreachable: the hub is waiting for it too; ask again at the next check
+            log.warning("could not check a socket's token", exc_info=True)
+            return False
+
     def subscribe(self, cursor: str | None) -> None:
         """Start reading from `cursor` (exclusive) or, without one, from now plus live replies.
 
         Reading starts a window earlier so replies already under way can be rebuilt
         (`full_content`); what falls at or before the cursor is only accumulated, not sent.
+        A cursor past the stream's last event reads as that event: kept as it is, it would
+        hold back every event until the stream's ids caught up with it.
         """
         if self.sub is not None:
             self.sub.close()
+        newest = events.last_event_id(self.redis, self.ctx.chat_id)
         if cursor is None:
-            self.suppress_until = events.last_event_id(self.redis, self.ctx.chat_id)
+            self.suppress_until = newest
             self.replay = self.ctx.live_reply_ids()
         else:
-            self.suppress_until, self.replay = cursor, set()
+            self.suppress_until, self.replay = min(cursor, newest, key=events.parse_id), set()
         read_from = events.id_before_ms(self.suppress_until, self.ctx.replay_window_ms)
         if cursor is None and not self.replay:
             read_from = self.suppress_until
         self.content = {}
         self.sub = self.hub.subscribe(events.chat_stream_key(self.ctx.chat_id), read_from, self.inbox)
 
-    def relay(self, entries: list[Entry]) -> None:
+    def relay(self, entries: list[Entry]) -> bool:
+        """Send the events this client is shown; False once the socket is closed (the chat is gone)."""
         limit = events.parse_id(self.suppress_until)
         now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
+            if event.get("type") == events.CHAT_DELETED:  # as a socket opened now would be
+                self.ws.close(GONE_CLOSE_CODE, "Chat not found")
+                return False
             if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
                 continue
             message_id = event_message_id(event)
@@ -134,6 +165,7 @@ class ChatSocket:
             if self.ctx.translate is not None and (event := self.ctx.translate(event)) is None:
                 continue
             self.send({**event, "event_id": event_id}, now)
+        return True
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")

@@ -16,7 +16,6 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
-from models.base import utcnow
 from web.errors import ApiError, BadRequest, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.services import agents, chats, replies
@@ -126,13 +125,11 @@ def update_conversation(db: Session, user: User, chat: Chat, member: Participant
     return chat
 
 
-def delete_conversation(db: Session, chat: Chat, member: Participant) -> None:
-    """Only the owner deletes; the chat disappears from every surface (status DELETED)."""
+def delete_conversation(db: Session, redis: Redis, chat: Chat, member: Participant) -> None:
+    """Only the owner deletes; the chat disappears from every surface (status DELETED) and its replies stop."""
     if member.role != "OWNER":
         raise Forbidden("Only the conversation's owner can delete it")
-    chat.status = "DELETED"
-    chat.updated_at = utcnow()
-    db.commit()
+    replies.change_chat_status(db, redis, chat, member, "DELETED")
 
 
 def list_messages(db: Session, chat: Chat, member: Participant, limit: int,

@@ -145,6 +145,29 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Mess
     return reply
 
 
+def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str) -> Chat:
+    """`chats.change_status`; a chat deleted stops its replies and closes its open sockets, as on
+    every surface that deletes."""
+    chats.change_status(db, chat, actor, status)
+    if chat.status == "DELETED":
+        stop_chat_replies(db, redis, chat)
+        close_chat_sockets(redis, chat)
+    return chat
+
+
+def close_chat_sockets(redis: Redis, chat: Chat) -> None:
+    """Close the deleted chat's open sockets (4404, as a socket opened now would be)."""
+    publish(redis, chat, {"type": events.CHAT_DELETED})
+
+
+def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:
+    """Ask every reply still streaming in the chat to stop: one streaming into a deleted chat
+    would go on spending the upstream (and streaming to the chat's open sockets)."""
+    running = db.scalars(select(Message.uuid).where(Message.chat_id == chat.id, Message.status == "PROCESSING"))
+    for reply_uuid in running:
+        ask_to_stop(redis, reply_uuid)
+
+
 def ask_to_stop(redis: Redis, message_uuid: str) -> None:
     """The worker running the reply ends it within a poll (`workers.reply_run.StopWatcher`)."""
     redis.set(events.stop_key(message_uuid), "1", ex=STOP_FLAG_TTL_S)

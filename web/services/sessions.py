@@ -138,13 +138,12 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     """Hard delete (001 and 004 document one): the chat, its messages, files and event stream."""
     if chat.owner_id != user.id:
         raise NotFound("Chat session not found")
-    running = db.scalars(select(Message.uuid).where(Message.chat_id == chat.id, Message.status == "PROCESSING"))
-    for reply_uuid in running:  # a reply streaming into a deleted chat would go on spending the upstream
-        replies.ask_to_stop(redis, reply_uuid)
+    replies.stop_chat_replies(db, redis, chat)
     db.execute(delete(Message).where(Message.chat_id == chat.id))
     db.delete(chat)
     db.commit()
     redis.delete(events.chat_stream_key(chat.id))
+    replies.close_chat_sockets(redis, chat)  # the stream then holds only that event, until it expires
 
 
 def reply_usage(reply: Message) -> dict[str, int | None]:

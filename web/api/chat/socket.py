@@ -11,7 +11,7 @@ from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
 from web.api.parsing import canonical_uuid
-from web.api.socket_access import open_chat_socket
+from web.api.socket_access import open_chat_socket, token_revocation
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
@@ -48,7 +48,8 @@ def chat_socket(ws, chat_id: str) -> None:
     JSON frames, each with `server_time`; those from the chat's event stream also carry
     `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
-    4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame.
+    4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
+    token is revoked (logout), 4404 once the chat is deleted.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:
@@ -84,6 +85,7 @@ def chat_socket(ws, chat_id: str) -> None:
     ctx = SocketContext(
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
+        token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
     )
     ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(

@@ -18,7 +18,7 @@ from web.api.parsing import parse_body, parse_query
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.redis_client import get_redis
-from web.services import chat_messages, chats, message_status, reactions
+from web.services import chat_messages, chats, message_status, reactions, replies
 
 
 def shown(db: Session, messages: list[Message]) -> list[dict[str, Any]]:
@@ -64,7 +64,7 @@ def update_chat_status(chat_id: int):
     body = parse_body(UpdateChatStatusRequest)
     db = get_db()
     chat, member = chats.chat_for_member(db, g.user, chat_id, chats.OPEN)
-    return jsonify(chat_view(chats.change_status(db, chat, member, body.status)))
+    return jsonify(chat_view(replies.change_chat_status(db, get_redis(), chat, member, body.status)))
 
 
 @bp.post("/chats/<int:chat_id>/messages")

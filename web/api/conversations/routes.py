@@ -12,6 +12,7 @@ from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.auth.tokens import login_required
 from web.db import get_db
+from web.redis_client import get_redis
 from web.services import agents, conversations
 
 
@@ -70,5 +71,5 @@ def delete_conversation(conversation_id: int):
     """Delete a conversation (its owner): it disappears from every surface."""
     db = get_db()
     chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
-    conversations.delete_conversation(db, chat, member)
+    conversations.delete_conversation(db, get_redis(), chat, member)
     return ok("Conversation deleted successfully", {"conversation_id": chat.id})
