@@ -45,6 +45,10 @@ def stop_key(message_uuid: str) -> str:
     return f"parley:reply:{message_uuid}:stop"
 
 
+def typing_key(chat_id: int, user_id: int) -> str:
+    return f"parley:chat:{chat_id}:typing:{user_id}"
+
+
 def iso_now() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 

@@ -176,6 +176,40 @@ def test_a_member_who_cannot_send_cannot_announce_typing(api, alice, make_user, 
     assert mine.next()["type"] == "pong"  # no typing_indicator came before it
 
 
+def test_typing_indicators_are_at_most_one_a_second_per_user(api, alice, make_user, make_chat, connect):
+    """A client typing per keystroke does not flood the members (nor push replies out of the capped stream)."""
+    bob = make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP")
+    api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]}, headers=alice.headers)
+    his, mine = connect(chat["id"], bob["access_token"]), connect(chat["id"], alice["access_token"])
+    his.next(), mine.next()
+    for _ in range(5):
+        assert api.post(f"/api/v1/chat/chats/{chat['id']}/typing", headers=alice.headers).status_code == 200
+        mine.send({"type": "typing"})
+    his.send({"type": "ping"})
+    assert [e["type"] for e in his.until("pong")] == ["typing_indicator", "pong"]
+    time.sleep(1.1)
+    mine.send({"type": "typing"})
+    assert his.next()["type"] == "typing_indicator"
+
+
+def test_a_member_who_cannot_send_cannot_stop_replies(api, alice, make_user, make_chat, connect, fake_upstream):
+    fake_upstream.configure(tokens=30, delay_ms=30)
+    bob = make_user("bob")
+    channel = make_chat(alice, chat_type="CHANNEL")
+    api.post(f"/api/v1/chat/chats/{channel['id']}/participants", json={"user_id": bob["id"]}, headers=alice.headers)
+    his = connect(channel["id"], bob["access_token"])
+    his.next()
+    send(api, alice, channel["id"])
+    reply_id = his.until("ai_response_start")[-1]["message"]["id"]
+    stop = api.post(f"/api/v1/chat/chats/{channel['id']}/messages/{reply_id}/stop", headers=bob.headers)
+    assert stop.status_code == 403
+    assert stop.json()["detail"] == "Cannot stop replies in this chat: you cannot send messages to it"
+    his.send({"type": "stop", "message_id": reply_id})
+    assert his.until("error")[-1]["error"] == stop.json()["detail"]
+    assert his.until("ai_response_complete")[-1]["message"]["status"] == "DELIVERED"
+
+
 def test_group_members_see_each_others_messages(api, alice, make_user, make_chat, connect, fake_upstream):
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP")
@@ -250,6 +284,8 @@ def test_answers_to_client_frames(alice, make_chat, connect):
         ws.send(frame)
         error = ws.next()
         assert error["type"] == "error" and error["error_code"] == code and error["error"]
+    ws.send({"type": "stop"})
+    assert ws.next()["error"] == "stop needs the message_id of the reply to stop"
     ws.send({"type": "ping", "timestamp": 12})
     pong = ws.next()
     assert pong["type"] == "pong" and isinstance(pong["timestamp"], str)  # only a string is echoed

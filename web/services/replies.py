@@ -23,6 +23,7 @@ from workers.jobs.replies import end_reply_without_worker
 log = logging.getLogger(__name__)
 
 STOP_FLAG_TTL_S = 3600
+TYPING_INTERVAL_MS = 1000  # typing indicators a user sends to a chat more often are dropped
 RETRY_STREAM_S = 5
 
 
@@ -128,8 +129,11 @@ def start_reply(db: Session, redis: Redis, reply: Message, primary_only: bool = 
         raise ServiceUnavailable("Your message was saved, but the AI reply could not be started; try again") from None
 
 
-def stop_reply(db: Session, redis: Redis, chat: Chat, message_uuid: str) -> Message:
-    """Ask the reply to stop wherever it runs; a reply still queued is cancelled here."""
+def stop_reply(db: Session, redis: Redis, chat: Chat, member: Participant, message_uuid: str) -> Message:
+    """Ask the reply to stop wherever it runs; a reply still queued is cancelled here. A member
+    who cannot send messages (a CHANNEL reader) cannot stop the replies of those who can (403)."""
+    if not member.can_send_messages:
+        raise Forbidden("Cannot stop replies in this chat: you cannot send messages to it")
     reply = db.scalar(select(Message).where(Message.uuid == message_uuid, Message.chat_id == chat.id))
     if reply is None or reply.role != "assistant":
         raise NotFound("AI message not found in this chat")
@@ -171,6 +175,14 @@ def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:
 def ask_to_stop(redis: Redis, message_uuid: str) -> None:
     """The worker running the reply ends it within a poll (`workers.reply_run.StopWatcher`)."""
     redis.set(events.stop_key(message_uuid), "1", ex=STOP_FLAG_TTL_S)
+
+
+def announce_typing(redis: Redis, chat: Chat, user: User, event: dict[str, Any]) -> None:
+    """Publish a typing indicator, at most one per user and chat every TYPING_INTERVAL_S: an
+    indicator says "typing for the next few seconds", and a client sending one per keystroke
+    would otherwise flood every member and push reply events out of the capped stream."""
+    if redis.set(events.typing_key(chat.id, user.id), "1", nx=True, px=TYPING_INTERVAL_MS):
+        publish(redis, chat, event)
 
 
 def publish(redis: Redis, chat: Chat, event: dict[str, Any]) -> str:

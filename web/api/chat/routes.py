@@ -81,10 +81,11 @@ def send_message(chat_id: str):
 @responds(200, StopAnswer, "The reply's status; `stop_requested` when it was still streaming")
 @login_required
 def stop_reply(chat_id: str, message_id: str):
-    """Stop an AI reply that is streaming (it ends CANCELLED, keeping its text so far)."""
+    """Stop an AI reply that is streaming (it ends CANCELLED, keeping its text so far); 403 for a member
+    who cannot send messages."""
     db = get_db()
-    chat, _ = chats.chat_for_member(db, g.user, chat_id)
-    reply = replies.stop_reply(db, get_redis(), chat, message_id)
+    chat, member = chats.chat_for_member(db, g.user, chat_id)
+    reply = replies.stop_reply(db, get_redis(), chat, member, message_id)
     return jsonify({"message_id": reply.uuid, "status": reply.status, "stop_requested": reply.status == "PROCESSING"})
 
 
@@ -92,11 +93,12 @@ def stop_reply(chat_id: str, message_id: str):
 @responds(200, TypingSent, "Sent as `typing_indicator` to the chat's WebSockets")
 @login_required
 def typing(chat_id: str):
-    """Send a typing indicator to the chat's participants (403 for a member who cannot send messages)."""
+    """Send a typing indicator to the chat's participants, at most one a second per user (more are
+    dropped); 403 for a member who cannot send messages."""
     chat, member = chats.chat_for_member(get_db(), g.user, chat_id)
     replies.check_may_send(member)  # a read-only member typing would announce a message that cannot come
     stamp = events.iso_now()
-    replies.publish(get_redis(), chat, typing_event(chat.uuid, g.user, stamp))
+    replies.announce_typing(get_redis(), chat, g.user, typing_event(chat.uuid, g.user, stamp))
     return jsonify({"status": "sent", "timestamp": stamp})
 
 

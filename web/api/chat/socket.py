@@ -64,10 +64,12 @@ def chat_socket(ws, chat_id: str) -> None:
                                                             Message.status == "PROCESSING")))
 
     def stop(message: dict[str, Any]) -> dict[str, Any]:
+        if not message.get("message_id"):
+            return {"type": "error", "error": "stop needs the message_id of the reply to stop", "error_code": "stop_failed"}
         with runtime.session() as s:
             try:
-                current, _ = chats.chat_for_member(s, user, chat_key)
-                reply = replies.stop_reply(s, get_redis(), current, canonical_uuid(str(message.get("message_id"))))
+                current, member = chats.chat_for_member(s, user, chat_key)
+                reply = replies.stop_reply(s, get_redis(), current, member, canonical_uuid(str(message["message_id"])))
             except ApiError as exc:
                 return {"type": "error", "error": exc.detail, "error_code": "stop_failed"}
             return {"type": "stop_ack", "message_id": reply.uuid, "status": reply.status}
@@ -79,7 +81,7 @@ def chat_socket(ws, chat_id: str) -> None:
                 replies.check_may_send(member)
             except ApiError as exc:
                 return {"type": "error", "error": exc.detail, "error_code": "typing_failed"}
-            replies.publish(get_redis(), current, typing_event(chat_uuid, user, events.iso_now()))
+            replies.announce_typing(get_redis(), current, user, typing_event(chat_uuid, user, events.iso_now()))
         return None
 
     ctx = SocketContext(
