@@ -286,6 +286,8 @@ def test_answers_to_client_frames(alice, make_chat, connect):
         assert error["type"] == "error" and error["error_code"] == code and error["error"]
     ws.send({"type": "stop"})
     assert ws.next()["error"] == "stop needs the message_id of the reply to stop"
+    ws.send({"type": "resume"})  # it replayed the whole stream, as 0 does
+    assert ws.next()["error"] == "resume needs a last_event_id (0 replays everything the stream holds)"
     ws.send({"type": "ping", "timestamp": 12})
     pong = ws.next()
     assert pong["type"] == "pong" and isinstance(pong["timestamp"], str)  # only a string is echoed

@@ -194,7 +194,11 @@ class ChatSocket:
             stamp = message.get("timestamp")  # echoed as the document shows: a string, else the server's time
             self.send({"type": "pong", "timestamp": stamp if isinstance(stamp, str) and stamp else events.iso_now()})
         elif kind == "resume":
-            cursor = str(message.get("last_event_id") or "0-0")
+            if message.get("last_event_id") in (None, ""):
+                self.send({"type": "error", "error_code": "invalid_cursor",
+                           "error": "resume needs a last_event_id (0 replays everything the stream holds)"})
+                return
+            cursor = str(message["last_event_id"])
             if not events.is_valid_id(cursor):
                 self.send({"type": "error", "error": "last_event_id is not an event id", "error_code": "invalid_cursor"})
                 return

@@ -65,7 +65,8 @@ def chat_socket(ws, chat_id: str) -> None:
 
     def stop(message: dict[str, Any]) -> dict[str, Any]:
         if not message.get("message_id"):
-            return {"type": "error", "error": "stop needs the message_id of the reply to stop", "error_code": "stop_failed"}
+            return {"type": "error", "error": "stop needs the message_id of the reply to stop",
+                    "error_code": "stop_failed"}
         with runtime.session() as s:
             try:
                 current, member = chats.chat_for_member(s, user, chat_key)
