@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from models import Chat
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
+from tests.conftest import enqueue_refused
 from tests.pdfs import text_pdf
 from workers import events as stream_events
-from workers import queues, runtime, stream_leases
+from workers import runtime, stream_leases
 
 FRANCE = "The capital of France is Paris. It lies on the Seine."
 LLAMAS = "Llamas eat grass in the Andes mountains."
@@ -296,12 +297,9 @@ def test_query_string_token_is_never_logged(api, alice, fake_upstream, caplog):
     assert caplog.records and alice["access_token"] not in caplog.text
 
 
-def test_queue_unavailable_is_503_and_the_message_is_kept(api, alice, monkeypatch):
-    def down(*args, **kwargs):
-        raise ConnectionError("redis down")
-
-    monkeypatch.setattr(queues, "enqueue_retrieval", down)
-    response = api.post("/chat/send", json={"message": "kept?"}, headers=alice.headers)
+def test_queue_unavailable_is_503_and_the_message_is_kept(api, alice):
+    with enqueue_refused():
+        response = api.post("/chat/send", json={"message": "kept?"}, headers=alice.headers)
     assert response.status_code == 503
     [session] = api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
     messages = api.get(f"/chat/sessions/{session['id']}", headers=alice.headers).json()["messages"]
