@@ -374,20 +374,24 @@ def test_no_excerpts_no_citing_instruction(api, alice, library, fake_upstream):
     assert of_type(received, "citation") == [] and received[-1][1]["citations"] == []
 
 
-def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice, monkeypatch):
+def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice):
     """The slot is taken before the session is made: anything failing before the message is stored
-    (here reading the chat stream's position) gives the slot back and removes the empty session."""
-    real, failed = stream_events.last_event_id, []
+    (here reading the chat stream's position: the new session's stream key holds a string, so Redis
+    refuses the read with WRONGTYPE) gives the slot back and removes the empty session."""
+    redis, created = runtime.current().redis, []
 
-    def failing_once(redis, chat_id):
-        if not failed:
-            failed.append(chat_id)
-            raise RuntimeError("the chat stream could not be read")
-        return real(redis, chat_id)
+    def unreadable_stream(mapper, connection, chat):
+        created.append(chat.id)
+        redis.set(stream_events.chat_stream_key(chat.id), "not a stream")
 
-    monkeypatch.setattr(stream_events, "last_event_id", failing_once)
-    response = api.post("/chat/send", json={"message": "lost on the way"}, headers=alice.headers)
-    assert response.status_code >= 500 and failed
-    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
+    sqlalchemy.event.listen(Chat, "after_insert", unreadable_stream)
+    try:
+        response = api.post("/chat/send", json={"message": "lost on the way"}, headers=alice.headers)
+    finally:
+        sqlalchemy.event.remove(Chat, "after_insert", unreadable_stream)
+        for chat_id in created:
+            redis.delete(stream_events.chat_stream_key(chat_id))
+    assert response.status_code == 500 and created and "WRONGTYPE" not in response.text
+    assert redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
     titles = [s["title"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
     assert "lost on the way" not in titles
