@@ -10,12 +10,14 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import websocket
+from rq import Queue
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
@@ -232,3 +234,19 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"{what}: not met within {timeout}s")
+
+
+@contextmanager
+def enqueue_refused() -> Iterator[None]:
+    """Redis itself refuses every enqueue while inside: the set of queue names, which RQ adds to
+    before it stores a job, holds a string, so Redis answers WRONGTYPE (on fakeredis and real
+    Redis). Workers never read that set: jobs already queued still run."""
+    redis = runtime.current().redis
+    names = redis.smembers(Queue.redis_queues_keys)
+    redis.set(Queue.redis_queues_keys, "not a set")
+    try:
+        yield
+    finally:
+        redis.delete(Queue.redis_queues_keys)
+        if names:
+            redis.sadd(Queue.redis_queues_keys, *names)

@@ -19,6 +19,7 @@ from web.api.parsing import InputModel, QueryModel, RequestModel
 from web.openapi import request_models
 from web.request_checks import UPLOAD_BODY_BYTES
 from web.services import models as model_service
+from workers import runtime
 
 ONE_MB = 1024 * 1024
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -310,18 +311,18 @@ def test_reaction_path_segments(api, alice):
 
 # The 500 handler, the WebSocket, and the models behind it all
 
-def test_a_500_names_the_request_id_the_logs_and_header_carry(api, alice, monkeypatch):
-    def broken(*_args):
-        raise RuntimeError("secret internals")
-
-    monkeypatch.setattr(model_service, "available", broken)
+def test_a_500_names_the_request_id_the_logs_and_header_carry(api, alice, caplog):
+    """The cached model list is a hash, so Redis refuses to read it (WRONGTYPE): an error no handler
+    expects. Each test starts without that cache (_reset_upstream)."""
+    runtime.current().redis.hset(model_service.CACHE_KEY, "id", "gpt-4")
     for sent in ("bad-input-500", None):
         headers = {**alice.headers, **({"X-Request-ID": sent} if sent else {})}
         response = api.get("/api/v1/models", headers=headers)
-        assert response.status_code == 500 and "secret" not in response.text
+        assert response.status_code == 500 and "WRONGTYPE" not in response.text
         request_id = response.headers["X-Request-ID"]
         assert request_id == (sent or request_id)
         assert response.json()["detail"] == f"Internal server error (request id {request_id})"
+        assert f"unhandled error (request {request_id})" in caplog.text and "WRONGTYPE" in caplog.text
 
 
 def test_bad_websocket_frames_get_an_error_and_the_socket_stays(alice, make_chat, connect):

@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from models import Chat
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
+from tests.conftest import enqueue_refused
 from tests.pdfs import text_pdf
 from workers import events as stream_events
-from workers import queues, runtime, stream_leases
+from workers import runtime, stream_leases
 
 FRANCE = "The capital of France is Paris. It lies on the Seine."
 LLAMAS = "Llamas eat grass in the Andes mountains."
@@ -296,12 +297,9 @@ def test_query_string_token_is_never_logged(api, alice, fake_upstream, caplog):
     assert caplog.records and alice["access_token"] not in caplog.text
 
 
-def test_queue_unavailable_is_503_and_the_message_is_kept(api, alice, monkeypatch):
-    def down(*args, **kwargs):
-        raise ConnectionError("redis down")
-
-    monkeypatch.setattr(queues, "enqueue_retrieval", down)
-    response = api.post("/chat/send", json={"message": "kept?"}, headers=alice.headers)
+def test_queue_unavailable_is_503_and_the_message_is_kept(api, alice):
+    with enqueue_refused():
+        response = api.post("/chat/send", json={"message": "kept?"}, headers=alice.headers)
     assert response.status_code == 503
     [session] = api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
     messages = api.get(f"/chat/sessions/{session['id']}", headers=alice.headers).json()["messages"]
@@ -376,20 +374,24 @@ def test_no_excerpts_no_citing_instruction(api, alice, library, fake_upstream):
     assert of_type(received, "citation") == [] and received[-1][1]["citations"] == []
 
 
-def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice, monkeypatch):
+def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(api, alice):
     """The slot is taken before the session is made: anything failing before the message is stored
-    (here reading the chat stream's position) gives the slot back and removes the empty session."""
-    real, failed = stream_events.last_event_id, []
+    (here reading the chat stream's position: the new session's stream key holds a string, so Redis
+    refuses the read with WRONGTYPE) gives the slot back and removes the empty session."""
+    redis, created = runtime.current().redis, []
 
-    def failing_once(redis, chat_id):
-        if not failed:
-            failed.append(chat_id)
-            raise RuntimeError("the chat stream could not be read")
-        return real(redis, chat_id)
+    def unreadable_stream(mapper, connection, chat):
+        created.append(chat.id)
+        redis.set(stream_events.chat_stream_key(chat.id), "not a stream")
 
-    monkeypatch.setattr(stream_events, "last_event_id", failing_once)
-    response = api.post("/chat/send", json={"message": "lost on the way"}, headers=alice.headers)
-    assert response.status_code >= 500 and failed
-    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
+    sqlalchemy.event.listen(Chat, "after_insert", unreadable_stream)
+    try:
+        response = api.post("/chat/send", json={"message": "lost on the way"}, headers=alice.headers)
+    finally:
+        sqlalchemy.event.remove(Chat, "after_insert", unreadable_stream)
+        for chat_id in created:
+            redis.delete(stream_events.chat_stream_key(chat_id))
+    assert response.status_code == 500 and created and "WRONGTYPE" not in response.text
+    assert redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
     titles = [s["title"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
     assert "lost on the way" not in titles

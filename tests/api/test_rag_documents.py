@@ -7,9 +7,9 @@ from sqlalchemy import func, select
 
 from models import DocumentChunk
 from tests.api.rag_helpers import upload, upload_ready
-from tests.conftest import wait_for
+from tests.conftest import enqueue_refused, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
-from workers import queues, runtime
+from workers import runtime
 
 
 def test_upload_pdf_then_read_document_and_chunks(api, alice):
@@ -132,12 +132,9 @@ def test_datasets(api, alice, make_user):
     assert api.get("/datasets", headers=eve.headers).json() == {"datasets": [], "total_count": 0}
 
 
-def test_upload_when_the_queue_is_down_is_503(api, alice, monkeypatch):
-    def down(*args, **kwargs):
-        raise ConnectionError("redis down")
-
-    monkeypatch.setattr(queues, "enqueue_ingestion", down)
-    response = upload(api, alice, "later.txt", b"try again")
+def test_upload_when_the_queue_is_down_is_503(api, alice):
+    with enqueue_refused():
+        response = upload(api, alice, "later.txt", b"try again")
     assert response.status_code == 503
     [doc] = [d for d in api.get("/documents", headers=alice.headers).json()["documents"]
              if d["filename"] == "later.txt"]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from httpx_sse import connect_sse
+from redis import Redis
 
+from models.base import make_engine
 from tests.conftest import wait_for
 from tests.api.rag_helpers import events, send, upload_ready
 from tests.pdfs import text_pdf
+from tests.test_metrics_web_process import free_port
 from web.api.rag.relay import GENERATING
-from web.services import rag_health
 from workers import runtime, stream_leases
 
 
@@ -149,10 +151,16 @@ def test_health(api):
 
 
 def test_health_is_503_when_the_database_or_redis_is_down(api, monkeypatch):
-    monkeypatch.setattr(rag_health, "database_check", lambda: {"status": "unhealthy", "error": "OperationalError"})
+    """The app's database, then its Redis, is a server at a closed port: each check really fails."""
+    rt = runtime.current()
+    monkeypatch.setattr(rt, "engine", make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/parley"))
     response = api.get("/health")
     assert response.status_code == 503 and response.json()["status"] == "unhealthy"
+    assert response.json()["database"] == {"status": "unhealthy", "error": "OperationalError"}
     monkeypatch.undo()
-    monkeypatch.setattr(rag_health, "redis_check", lambda: {"status": "unhealthy", "error": "ConnectionError"})
-    body = api.get("/health").json()
-    assert body["status"] == "unhealthy" and body["workers"] == {"status": "unknown"}
+    monkeypatch.setattr(rt, "redis", Redis.from_url(f"redis://127.0.0.1:{free_port()}/0"))
+    response = api.get("/health")
+    body = response.json()
+    assert response.status_code == 503 and body["status"] == "unhealthy" and body["database"]["status"] == "healthy"
+    assert body["redis"] == {"status": "unhealthy", "error": "ConnectionError"}
+    assert body["workers"] == {"status": "unknown"}

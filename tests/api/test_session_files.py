@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from httpx_sse import connect_sse
 
-from tests.conftest import wait_for
+from tests.conftest import enqueue_refused, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
-from workers import queues
 
 
 def new_session(api, account):
@@ -96,14 +95,10 @@ def test_upload_needs_can_upload_files(api, alice, make_user, share_session, fak
     assert upload(api, writer, session_id, text_pdf(["Shared notes."])).status_code == 200
 
 
-def test_upload_when_the_queue_is_down_is_503_and_leaves_no_pending_file(api, alice, monkeypatch):
+def test_upload_when_the_queue_is_down_is_503_and_leaves_no_pending_file(api, alice):
     session_id = new_session(api, alice)
-
-    def down(*args, **kwargs):
-        raise ConnectionError("redis down")
-
-    monkeypatch.setattr(queues, "enqueue_document", down)
-    response = upload(api, alice, session_id, text_pdf(["Parsed later, or never."]))
+    with enqueue_refused():
+        response = upload(api, alice, session_id, text_pdf(["Parsed later, or never."]))
     assert response.status_code == 503, response.text
     [file] = api.get(f"/api/chat/sessions/{session_id}/files", headers=alice.headers).json()["files"]
     assert file["status"] == "FAILED" and "again" in file["error"]
