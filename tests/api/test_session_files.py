@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from httpx_sse import connect_sse
 
-from tests.conftest import enqueue_refused, wait_for
+from models import Chat
+from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
 
 
@@ -82,6 +83,15 @@ def test_upload_rules(api, alice, make_user):
     eve = make_user("eve")
     assert upload(api, eve, session_id, text_pdf(["x"])).status_code == 404
     assert api.get(f"/api/chat/sessions/{session_id}/files/999999", headers=alice.headers).status_code == 404
+
+
+def test_upload_to_a_session_deleted_meanwhile_is_404(api, alice):
+    """The upload found the session while its deletion was committing: 404 as for a session
+    already deleted, not the file's foreign key error (a 500)."""
+    session_id = new_session(api, alice)
+    answer = sent_while_deleting(Chat.__table__, session_id,
+                                 lambda: upload(api, alice, session_id, text_pdf(["Too late."])))
+    assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
 
 
 def test_upload_needs_can_upload_files(api, alice, make_user, share_session, fake_upstream):

@@ -158,14 +158,17 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     return member
 
 
-def lock_chat(db: Session, chat: Chat) -> None:
-    """Hold the chat's write lock until the transaction ends.
+def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found") -> None:
+    """Hold the chat's write lock until the transaction ends; 404 `missing` (rolled back) when
+    the chat was deleted since the request read it, instead of a foreign key error on its writes.
 
-    A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way, and
-    on SQLite (no row locks, where a read does not even start the transaction) only a write
-    takes the database's one write lock before the checks read.
+    A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way (and
+    waits for a deletion in progress), and on SQLite (no row locks, where a read does not even
+    start the transaction) only a write takes the database's one write lock before the checks read.
     """
-    db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at))
+    if db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at)).rowcount != 1:
+        db.rollback()
+        raise NotFound(missing)
 
 
 def check_room_for(db: Session, chat: Chat, user: User) -> None:

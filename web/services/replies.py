@@ -49,6 +49,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     if reply_uuid is not None:
         take_stream_slot(redis, user, reply_uuid)
     try:
+        chats.lock_chat(db, chat)  # deleted meanwhile: 404, not the messages' foreign key error
         now = utcnow()
         message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
                           parent_id=parent.id if parent else None, meta=meta, hidden=hidden,
