@@ -120,16 +120,16 @@ def update_conversation(db: Session, user: User, chat: Chat, member: Participant
     require_manager(member)
     if changes.get("agent_id") is not None:
         agents.usable_agent(db, user, changes["agent_id"])
-    if not chats.write_unless_deleted(db, chat, changes):
-        raise NotFound(f"Conversation {chat.id} not found")
+    chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
     return chat
 
 
 def delete_conversation(db: Session, redis: Redis, chat: Chat, member: Participant) -> None:
-    """Only the owner deletes; the chat disappears from every surface (status DELETED) and its replies stop."""
+    """Only the owner deletes; the chat disappears from every surface (status DELETED) and its replies stop.
+    A deletion racing another (or a deletion for good) is 404, as one sent after it."""
     if member.role != "OWNER":
         raise Forbidden("Only the conversation's owner can delete it")
-    replies.change_chat_status(db, redis, chat, member, "DELETED")
+    replies.change_chat_status(db, redis, chat, member, "DELETED", missing=f"Conversation {chat.id} not found")
 
 
 def list_messages(db: Session, chat: Chat, member: Participant, limit: int,

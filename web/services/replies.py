@@ -150,10 +150,11 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, member: Participant, messa
     return reply
 
 
-def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str) -> Chat:
-    """`chats.change_status`; a chat deleted stops its replies and closes its open sockets, as on
-    every surface that deletes."""
-    chats.change_status(db, chat, actor, status)
+def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str,
+                       missing: str = "Chat not found") -> Chat:
+    """`chats.change_status` (404 `missing` when the chat was deleted meanwhile); a chat deleted
+    stops its replies and closes its open sockets, as on every surface that deletes."""
+    chats.change_status(db, chat, actor, status, missing=missing)
     if chat.status == "DELETED":
         stop_chat_replies(db, redis, chat)
         close_chat_sockets(redis, chat)

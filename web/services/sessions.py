@@ -91,20 +91,14 @@ def store_settings(db: Session, user: User, chat: Chat | None, member: Participa
         named = {SETTINGS[name]: getattr(body, name) for name in SETTINGS.keys() & body.model_fields_set
                  if getattr(body, name) is not None}
         if named:
-            write_session(db, chat, named)
+            chats.write_unless_deleted(db, chat, named, missing="Chat session not found")
     return chat, member
 
 
 def switch_model(db: Session, chat: Chat, member: Participant, model: str) -> None:
     """Set the session's model (its owner or admins: 403 for other members)."""
     check_may_change(chat, member, {"model": model})
-    write_session(db, chat, {"ai_model": model})
-
-
-def write_session(db: Session, chat: Chat, values: dict[str, Any]) -> None:
-    """Store the session's new settings; 404 when it was deleted since the request read it."""
-    if not chats.write_unless_deleted(db, chat, values):
-        raise NotFound("Chat session not found")
+    chats.write_unless_deleted(db, chat, {"ai_model": model}, missing="Chat session not found")
 
 
 def transcript(db: Session, chat_ids: list[int]) -> dict[int, list[dict[str, str]]]:
@@ -145,6 +139,7 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     """Hard delete (001 and 004 document one): the chat, its messages, files and event stream."""
     if chat.owner_id != user.id:
         raise NotFound("Chat session not found")
+    chats.lock_chat(db, chat, missing="Chat session not found")  # the chat before its messages, as writers do
     replies.stop_chat_replies(db, redis, chat)
     db.execute(delete(Message).where(Message.chat_id == chat.id))
     db.delete(chat)
