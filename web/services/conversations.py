@@ -103,8 +103,9 @@ def conversation_row(db: Session, chat: Chat, member: Participant, user: User) -
 def create_conversation(db: Session, user: User, title: str, agent: Agent | None, conversation_type: str,
                         is_pinned: bool) -> Chat:
     meta = {"conversation_type": conversation_type} if conversation_type != "chat" else None
-    return chats.create_chat(db, user, title=title, agent_id=agent.id if agent else None, is_pinned=is_pinned,
-                             meta=meta)
+    agent_id = agent.id if agent else None
+    with agents.agent_kept(db, agent_id):
+        return chats.create_chat(db, user, title=title, agent_id=agent_id, is_pinned=is_pinned, meta=meta)
 
 
 def require_manager(member: Participant) -> None:
@@ -120,7 +121,8 @@ def update_conversation(db: Session, user: User, chat: Chat, member: Participant
     require_manager(member)
     if changes.get("agent_id") is not None:
         agents.usable_agent(db, user, changes["agent_id"])
-    chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
+    with agents.agent_kept(db, changes.get("agent_id")):
+        chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
     return chat
 
 
