@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
 from web.errors import ApiError, BadRequest, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
-from web.services import agents, chats, replies
+from web.services import agents, chats, history, replies
 from workers import events, runtime, upstream
 
 VISIBLE = ("ACTIVE", "ARCHIVED")
@@ -209,12 +209,12 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
     record_activity(db, chat, message.created_at, 2)
     wait_s = runtime.current().settings.ai_message_wait_s
     try:
-        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
+        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s, lambda: history.reply_ended(reply.uuid))
     except ReplyNotFinished:
         raise ApiError({"message": f"The AI response did not finish within {wait_s:g} seconds; it is stored "
                                    "in the conversation when it does", "data": {"message_id": reply.id}},
                        status=504) from None
-    db.refresh(reply)
+    reply = replies.stored_reply(db, reply, f"Conversation {chat.id} not found")
     if reply.status != "DELIVERED":
         code = reply.error_code or ("cancelled" if reply.status == "CANCELLED" else "upstream_error")
         raise ApiError({"message": upstream.ERROR_TEXT.get(code, "The AI response was stopped"), "error_code": code,

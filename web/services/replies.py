@@ -174,6 +174,15 @@ def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:
         ask_to_stop(redis, reply_uuid)
 
 
+def stored_reply(db: Session, reply: Message, missing: str) -> Message:
+    """The reply as stored now (after waiting for it to end); 404 `missing` when it was deleted
+    with its chat meanwhile."""
+    found = db.scalar(select(Message).where(Message.id == reply.id).execution_options(populate_existing=True))
+    if found is None:
+        raise NotFound(missing)
+    return found
+
+
 def ask_to_stop(redis: Redis, message_uuid: str) -> None:
     """The worker running the reply ends it within a poll (`workers.reply_run.StopWatcher`)."""
     redis.set(events.stop_key(message_uuid), "1", ex=STOP_FLAG_TTL_S)
