@@ -55,6 +55,15 @@ def wait_parsed(redis: Redis, doc: Document, wait_s: int) -> None:
     parse_job(redis, doc).latest_result(timeout=wait_s)
 
 
+def stored_file(db: Session, doc: Document) -> Document:
+    """The file as stored now (after waiting for its parse); 404 when its session was deleted
+    meanwhile, with it."""
+    found = db.scalar(select(Document).where(Document.id == doc.id).execution_options(populate_existing=True))
+    if found is None:
+        raise NotFound("Chat session not found")
+    return found
+
+
 def parse_job(redis: Redis, doc: Document) -> Job:
     """The document's parse job, enqueued on the first call."""
     timeout_s = runtime.current().settings.document_parse_timeout_s
