@@ -151,3 +151,12 @@ def test_an_agent_deleted_while_a_conversation_takes_it_is_404(api, alice):
         assert raced.json()["message"] == f"Agent {agent_id} not found"
     listed = envelope(api.get("/chat/conversations", headers=alice.headers))
     assert [(c["title"], c["agent_id"]) for c in listed["conversations"]] == [("Keeps its agent", None)]
+
+
+def test_an_edit_racing_the_agents_deletion_is_404(api, alice):
+    """The PUT read the agent while its deletion was committing: 404 as after it, not the stale
+    row error (a 500)."""
+    agent_id = make_agent(api, alice)
+    raced = sent_while_deleting(Agent.__table__, agent_id, lambda: api.put(
+        f"/chat/agents/{agent_id}", json={"name": "Renamed"}, headers=alice.headers))
+    assert raced.status_code == 404 and raced.json()["message"] == f"Agent {agent_id} not found"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from models import Agent, User
 from models.base import utcnow
 from web.errors import Forbidden, NotFound
+from web.services import rows
 
 
 def visible_to(user: User):
@@ -87,7 +88,7 @@ def update_agent(db: Session, user: User, agent_id: int, fields: dict[str, Any])
     for name, value in fields.items():
         setattr(agent, name, value)
     agent.updated_at = utcnow()
-    db.commit()
+    rows.commit_change(db, f"Agent {agent_id} not found")
     return agent
 
 
