@@ -250,3 +250,18 @@ def enqueue_refused() -> Iterator[None]:
         redis.delete(Queue.redis_queues_keys)
         if names:
             redis.sadd(Queue.redis_queues_keys, *names)
+
+
+def sent_while_deleting(table: Any, row_id: int, request: Callable[[], httpx.Response],
+                        wait_s: float = 0.5) -> httpx.Response:
+    """The response to `request`, sent while another transaction has deleted the row `row_id` of
+    `table` but not yet committed; the deletion commits `wait_s` later. The request still reads
+    the row, so its writes meet the deletion (it waits for it on both databases)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with runtime.session() as db, ThreadPoolExecutor(1) as pool:
+        db.execute(table.delete().where(table.c.id == row_id))
+        sent = pool.submit(request)
+        time.sleep(wait_s)
+        db.commit()
+        return sent.result()

@@ -6,10 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from models import Message
 from tests.conftest import REAL_SERVICES, wait_for
 from tests.fake_openai import FakeOpenAI
 from workers import runtime, upstream
@@ -203,6 +206,42 @@ def test_ai_message_errors(api, alice, make_chat, fake_upstream, monkeypatch):
     monkeypatch.setattr(settings, "openai_api_key", None)
     no_key = api.post(url, json={"message": "hi"}, headers=alice.headers)
     assert no_key.status_code == 400 and "API key" in no_key.json()["detail"]
+
+
+@pytest.mark.parametrize("surface", ["000", "001", "002"])
+def test_a_reply_waited_for_ends_with_404_when_its_session_is_deleted(api, alice, make_chat, fake_upstream,
+                                                                       monkeypatch, surface):
+    """The non-streaming reply endpoints wait for the reply; deleting the session meanwhile stops
+    the reply and removes it, which ends the wait at once with 404 (it waited the whole wait, then
+    answered 504 'it goes on streaming' about a reply that no longer existed)."""
+    monkeypatch.setattr(runtime.current().settings, "ai_message_wait_s", 8)
+    fake_upstream.configure(tokens=200, delay_ms=50)
+    title = f"doomed {surface}"
+    chat = make_chat(alice, title=title)
+    history = api.get("/v1/chat/history", headers=alice.headers).json()["sessions"]
+    session_id = next(s["id"] for s in history if s["title"] == title)
+    asks = {
+        "000": lambda: api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "go on"},
+                                headers=alice.headers),
+        "001": lambda: api.post("/v1/chat/stream", headers=alice.headers, json={
+            "session_id": session_id, "stream": False, "model": "gpt-3.5-turbo",
+            "messages": [{"role": "user", "content": "go on"}]}),
+        "002": lambda: api.post(f"/chat/conversations/{session_id}/ai-response", json={"message": "go on"},
+                                headers=alice.headers),
+    }
+
+    def streaming():
+        with runtime.session() as db:
+            return db.scalar(select(Message.id).where(Message.chat_id == session_id, Message.status == "PROCESSING"))
+
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(asks[surface])
+        wait_for(streaming, what="the reply streaming")
+        deleted_at = time.monotonic()
+        assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+        answer = asked.result()
+    assert answer.status_code == 404, answer.text
+    assert time.monotonic() - deleted_at < 4
 
 
 def test_ai_message_503_when_circuit_open_and_no_fallback_used(api, alice, make_chat, fake_upstream,

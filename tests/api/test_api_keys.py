@@ -11,7 +11,7 @@ from redis import Redis
 from sqlalchemy import select
 
 from models import UserApiKey
-from tests.conftest import wait_for
+from tests.conftest import sent_while_deleting, wait_for
 from workers import runtime
 from workers.secrets import DEV_SECRET, UnreadableSecret, decrypt, encrypt, settings_secret
 from workers.settings import Settings
@@ -238,3 +238,14 @@ def test_the_connection_itself_goes_only_to_public_addresses(api, alice, make_ch
     api.post(f"/api/v1/chat/chats/{chat['id']}/messages", json={"content": "hello"}, headers=alice.headers)
     error = ws.until("ai_error")[-1]
     assert error["error_code"] == "unsafe_base_url" and fake_upstream.completions == []
+
+
+def test_a_key_set_while_the_old_one_is_deleted_is_stored(api, alice, fake_upstream):
+    """PUT replaces the key: when a DELETE removed the one it read, it stores the new key (it
+    failed on the vanished row: 500)."""
+    url = "/api/v1/users/me/api-keys/openai"
+    assert api.put(url, json={"api_key": "sk-old-key-1111"}, headers=alice.headers).status_code == 200
+    raced = sent_while_deleting(UserApiKey.__table__, stored_row(alice["user_id"]).id, lambda: api.put(
+        url, json={"api_key": "sk-new-key-2222"}, headers=alice.headers))
+    assert raced.status_code == 200, raced.text
+    assert api.get(url, headers=alice.headers).json()["last4"] == "2222"

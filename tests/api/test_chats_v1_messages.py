@@ -12,7 +12,7 @@ from sqlalchemy import text as sql_text
 from models import Chat, Message
 from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
-from tests.conftest import wait_for
+from tests.conftest import sent_while_deleting, wait_for
 from web.services import chat_messages
 from workers import runtime
 
@@ -420,3 +420,23 @@ def test_a_thread_is_walked_through_its_chats_index(api, alice):
         plan = "\n".join(str(row[-1]) for row in db.connection().exec_driver_sql(explain + statement, parameters))
     # SQLite's automatic index is built by reading the whole table, for every such query
     assert not re.search(r"(SCAN|Seq Scan on) messages\b|AUTOMATIC", plan), plan
+
+
+def test_writes_racing_the_chats_deletion_are_404(api, alice):
+    """A chat deleted for good (DELETE /v1/chat/sessions/{id}: a session is a chat) while a post,
+    reaction or status change that had read it ran: 404 as for a chat deleted before, not the
+    foreign key or stale row error (a 500), and no 200 for a reaction that was never stored."""
+    requests = {
+        "post": lambda chat, message: api.post(f"/api/v1/chats/{chat['id']}/messages", json={"content": "late"},
+                                               headers=alice.headers),
+        "reaction": lambda chat, message: api.post(f"/api/v1/messages/{message['id']}/reactions",
+                                                   json={"reaction": "like"}, headers=alice.headers),
+        "status": lambda chat, message: api.patch(f"/api/v1/messages/{message['id']}/status",
+                                                  json={"status": "READ"}, headers=alice.headers),
+    }
+    missing = {"post": "Chat not found", "reaction": "Message not found", "status": "Message not found"}
+    for name, request in requests.items():
+        chat = create_chat(api, alice)
+        message = post(api, alice, chat["id"], "first")
+        raced = sent_while_deleting(Chat.__table__, chat["id"], lambda: request(chat, message))
+        assert (name, raced.status_code, raced.json()) == (name, 404, {"detail": missing[name]})

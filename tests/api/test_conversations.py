@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from models import Chat
+from tests.conftest import sent_while_deleting
 from web.api.conversations.envelope import PREFIXES
 from web.services import conversations as conversation_service
 from workers import runtime
@@ -132,6 +133,22 @@ def test_an_update_racing_a_delete_does_not_bring_the_conversation_back(api, ali
     assert raced.json() == gone.json()
     with runtime.session() as db:
         assert db.get(Chat, conversation_id).status == "DELETED"
+
+
+def test_a_change_racing_the_deletion_for_good_is_404(api, alice):
+    """A conversation is a chat, which DELETE /v1/chat/sessions/{id} deletes for good: a PUT or
+    DELETE that read it while that deletion was committing answers 404 like one sent after it
+    (the stale row error was a 500)."""
+    requests = {
+        "PUT": lambda conversation_id: api.put(f"/chat/conversations/{conversation_id}", json={"title": "Renamed"},
+                                               headers=alice.headers),
+        "DELETE": lambda conversation_id: api.delete(f"/chat/conversations/{conversation_id}", headers=alice.headers),
+    }
+    for method, request in requests.items():
+        conversation_id = create(api, alice, title="Doomed")
+        raced = sent_while_deleting(Chat.__table__, conversation_id, lambda: request(conversation_id))
+        assert (method, raced.status_code) == (method, 404)
+        assert raced.json()["message"] == f"Conversation {conversation_id} not found"
 
 
 def test_a_conversation_is_a_chat_of_the_other_surfaces(api, alice, make_chat):

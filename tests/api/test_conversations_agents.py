@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from models import User
+from models import Agent, User
 from tests.api.test_conversations import create, envelope
 from tests.api.test_conversations_ai import ask, make_agent
 from tests.api.test_conversations_messages import team_with_bob
-from tests.conftest import wait_for
+from tests.conftest import sent_while_deleting, wait_for
 from workers import runtime
 
 
@@ -132,3 +132,31 @@ def test_an_agent_answers_while_the_conversations_owner_may_use_it(api, alice, m
     assert request["model"] == "gpt-4" and request["messages"][0] == {"role": "system", "content": "Alice's prompt."}
     dashboard = envelope(api.get("/chat/analytics/dashboard", headers=alice.headers))
     assert dashboard["most_active_agent"]["agent_id"] == private
+
+
+def test_an_agent_deleted_while_a_conversation_takes_it_is_404(api, alice):
+    """Creating or changing a conversation with an agent whose deletion was committing as it ran:
+    404 like an agent deleted before, not the chat's foreign key error (a 500), and nothing kept."""
+    conversation_id = create(api, alice, title="Keeps its agent")
+    requests = {
+        "POST": lambda agent_id: api.post("/chat/conversations", json={"title": "New", "agent_id": agent_id},
+                                          headers=alice.headers),
+        "PUT": lambda agent_id: api.put(f"/chat/conversations/{conversation_id}", json={"agent_id": agent_id},
+                                        headers=alice.headers),
+    }
+    for method, request in requests.items():
+        agent_id = make_agent(api, alice)
+        raced = sent_while_deleting(Agent.__table__, agent_id, lambda: request(agent_id))
+        assert (method, raced.status_code) == (method, 404)
+        assert raced.json()["message"] == f"Agent {agent_id} not found"
+    listed = envelope(api.get("/chat/conversations", headers=alice.headers))
+    assert [(c["title"], c["agent_id"]) for c in listed["conversations"]] == [("Keeps its agent", None)]
+
+
+def test_an_edit_racing_the_agents_deletion_is_404(api, alice):
+    """The PUT read the agent while its deletion was committing: 404 as after it, not the stale
+    row error (a 500)."""
+    agent_id = make_agent(api, alice)
+    raced = sent_while_deleting(Agent.__table__, agent_id, lambda: api.put(
+        f"/chat/agents/{agent_id}", json={"name": "Renamed"}, headers=alice.headers))
+    assert raced.status_code == 404 and raced.json()["message"] == f"Agent {agent_id} not found"

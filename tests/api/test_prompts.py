@@ -1,6 +1,9 @@
 """Prompt templates (001): CRUD, filters, paging, system templates, previews."""
 from __future__ import annotations
 
+from models import Prompt
+from tests.conftest import sent_while_deleting
+
 PROMPT = {"title": "Text Summarizer", "content": "Summarize the following text: {text}",
           "scenario": "summarization", "description": "Generates concise summaries",
           "metadata": {"tags": ["summary", "concise"]}}
@@ -139,3 +142,13 @@ def test_preview_answers_an_unknown_model_with_400_like_stream(api, alice):
     streamed = api.post("/v1/chat/stream", json={"model": "bogus", "messages": [{"role": "user", "content": "hi"}]},
                         headers=alice.headers)
     assert streamed.status_code == 400 and streamed.json()["detail"] == bogus.json()["detail"]
+
+
+def test_an_edit_racing_the_prompts_deletion_is_404(api, alice):
+    """The PUT read the prompt while its deletion was committing: 404 as after it, not the stale
+    row error (a 500)."""
+    prompt_id = api.post("/api/chat/prompts", json={"title": "Doomed", "content": "Say {text}"},
+                         headers=alice.headers).json()["id"]
+    raced = sent_while_deleting(Prompt.__table__, prompt_id, lambda: api.put(
+        f"/api/chat/prompts/{prompt_id}", json={"title": "Renamed"}, headers=alice.headers))
+    assert raced.status_code == 404 and raced.json() == {"detail": "Prompt not found"}

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from models import Chat
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
-from tests.conftest import enqueue_refused
+from tests.conftest import enqueue_refused, sent_while_deleting
 from tests.pdfs import text_pdf
 from workers import events as stream_events
 from workers import runtime, stream_leases
@@ -199,6 +199,19 @@ def test_send_errors(api, alice, make_user, fake_upstream):
     other = api.post("/chat/send", json={"message": "x", "session_id": response.headers["X-Session-Id"]},
                      headers=eve.headers)
     assert other.status_code == 404
+
+
+def test_a_message_to_a_session_deleted_meanwhile_is_404(api, alice, fake_upstream):
+    """The message found its session while the session's deletion was committing: 404 as for a
+    session already deleted, not the message's foreign key error (a 500)."""
+    fake_upstream.configure(tokens=1)
+    session_uuid = send(api, alice, "first")[0].headers["X-Session-Id"]
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == session_uuid))
+    answer = sent_while_deleting(Chat.__table__, chat_id, lambda: api.post(
+        "/chat/send", json={"message": "again", "session_id": session_uuid}, headers=alice.headers))
+    assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
+    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0  # its slot given back
 
 
 def test_no_documents_still_answers(api, make_user, fake_upstream):

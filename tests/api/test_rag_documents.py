@@ -5,9 +5,9 @@ import time
 
 from sqlalchemy import func, select
 
-from models import DocumentChunk
+from models import Document, DocumentChunk
 from tests.api.rag_helpers import upload, upload_ready
-from tests.conftest import enqueue_refused, wait_for
+from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
 from workers import runtime
 
@@ -130,6 +130,18 @@ def test_datasets(api, alice, make_user):
     assert api.post("/datasets", json={"name": "Stolen", "document_ids": [one["id"]]},
                     headers=eve.headers).status_code == 404
     assert api.get("/datasets", headers=eve.headers).json() == {"datasets": [], "total_count": 0}
+
+
+def test_a_dataset_of_a_document_deleted_meanwhile_is_404(api, alice):
+    """The dataset found its document while the document's deletion was committing: 404 naming
+    it, as for a document already deleted, not the dataset row's foreign key error (a 500)."""
+    doc = upload_ready(api, alice, "going.txt", b"soon deleted")
+    with runtime.session() as db:
+        doc_id = db.scalar(select(Document.id).where(Document.uuid == doc["id"]))
+    answer = sent_while_deleting(Document.__table__, doc_id, lambda: api.post(
+        "/datasets", json={"name": "Too late", "document_ids": [doc["id"]]}, headers=alice.headers))
+    assert answer.status_code == 404 and answer.json() == {"detail": f"Document not found: {doc['id']}"}
+    assert api.get("/datasets", headers=alice.headers).json()["total_count"] == 0
 
 
 def test_upload_when_the_queue_is_down_is_503(api, alice):

@@ -1,10 +1,15 @@
 """PDF upload as session context (001): parsed by a worker, used in later replies."""
 from __future__ import annotations
 
-from httpx_sse import connect_sse
+from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import enqueue_refused, wait_for
+from httpx_sse import connect_sse
+from sqlalchemy import select
+
+from models import Chat, Document
+from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
+from workers import runtime
 
 
 def new_session(api, account):
@@ -82,6 +87,33 @@ def test_upload_rules(api, alice, make_user):
     eve = make_user("eve")
     assert upload(api, eve, session_id, text_pdf(["x"])).status_code == 404
     assert api.get(f"/api/chat/sessions/{session_id}/files/999999", headers=alice.headers).status_code == 404
+
+
+def test_upload_to_a_session_deleted_meanwhile_is_404(api, alice):
+    """The upload found the session while its deletion was committing: 404 as for a session
+    already deleted, not the file's foreign key error (a 500)."""
+    session_id = new_session(api, alice)
+    answer = sent_while_deleting(Chat.__table__, session_id,
+                                 lambda: upload(api, alice, session_id, text_pdf(["Too late."])))
+    assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
+
+
+def test_upload_whose_session_is_deleted_while_it_is_parsed_is_404(api, alice):
+    """The upload is stored, then the session is deleted (with its files) while the upload waits for
+    the parse: 404 as for a session deleted before, not the stored file's failed re-read (a 500)."""
+    session_id = new_session(api, alice)
+    book = text_pdf([f"Page {i}: " + "long prose about rivers and valleys " * 30 for i in range(300)])
+
+    def stored():
+        with runtime.session() as db:
+            return db.scalar(select(Document.id).where(Document.chat_id == session_id))
+
+    with ThreadPoolExecutor(1) as pool:
+        uploading = pool.submit(upload, api, alice, session_id, book)
+        wait_for(stored, interval=0.01, what="the upload stored")
+        assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+        answer = uploading.result()
+    assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
 
 
 def test_upload_needs_can_upload_files(api, alice, make_user, share_session, fake_upstream):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from httpx_sse import connect_sse
 
 from models import Chat
-from tests.conftest import wait_for
+from tests.conftest import sent_while_deleting, wait_for
 from workers import events, runtime
 
 
@@ -347,6 +347,22 @@ def test_delete_session_for_good(api, alice, make_user, fake_upstream):
     assert deleted.status_code == 200 and deleted.json() == {"message": "Session deleted successfully"}
     assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
     assert all(s["id"] != session_id for s in api.get("/v1/chat/history", headers=alice.headers).json()["sessions"])
+
+
+def test_a_session_deleted_meanwhile_is_404(api, alice, fake_upstream):
+    """A request that found the session while its deletion was committing: 404 as for a session
+    already deleted (its writes met the deletion: a foreign key or stale row error, a 500)."""
+    fake_upstream.configure(tokens=1)
+    requests = {
+        "stream": lambda session_id: api.post("/v1/chat/stream", json=body(session_id=session_id),
+                                              headers=alice.headers),
+        "switch": lambda session_id: api.post("/v1/chat/switch-model", headers=alice.headers,
+                                              json={"session_id": session_id, "model": "gpt-3.5-turbo"}),
+    }
+    for name, request in requests.items():
+        session_id = int(stream(api, alice, body())[0].headers["X-Session-Id"])
+        answer = sent_while_deleting(Chat.__table__, session_id, lambda: request(session_id))
+        assert (name, answer.status_code, answer.json()) == (name, 404, {"detail": "Chat session not found"})
 
 
 def test_session_is_a_chat_on_the_uuid_surface(api, alice, fake_upstream):

@@ -9,14 +9,17 @@ replies fall back the same way.
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from sqlalchemy import func, or_, select, true
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Agent, User
 from models.base import utcnow
 from web.errors import Forbidden, NotFound
+from web.services import rows
 
 
 def visible_to(user: User):
@@ -42,6 +45,19 @@ def usable_agent(db: Session, user: User, agent_id: int) -> Agent:
     if agent is None:
         raise NotFound(f"Agent {agent_id} not found")
     return agent
+
+
+@contextmanager
+def agent_kept(db: Session, agent_id: int | None) -> Iterator[None]:
+    """Around a write naming `agent_id`: 404 (rolled back) when the agent was deleted since it
+    was looked up, as for one deleted before, instead of the write's foreign key error."""
+    try:
+        yield
+    except IntegrityError:
+        if agent_id is None:
+            raise
+        db.rollback()
+        raise NotFound(f"Agent {agent_id} not found") from None
 
 
 def editable_agent(db: Session, user: User, agent_id: int) -> Agent:
@@ -72,7 +88,7 @@ def update_agent(db: Session, user: User, agent_id: int, fields: dict[str, Any])
     for name, value in fields.items():
         setattr(agent, name, value)
     agent.updated_at = utcnow()
-    db.commit()
+    rows.commit_change(db, f"Agent {agent_id} not found")
     return agent
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from models import UserApiKey
 from web.errors import NotFound
@@ -22,8 +23,10 @@ def set_key(db: Session, settings: Settings, user_id: int, provider: str, api_ke
     encrypted = encrypt(settings_secret(settings), api_key)
     try:
         return _store(db, user_id, provider, encrypted, base_url, api_key[-4:])
-    except IntegrityError:
-        db.rollback()  # a concurrent PUT inserted the row first: replace that one
+    except (IntegrityError, StaleDataError):
+        # a concurrent PUT inserted the row first (replace that one), or a DELETE removed the
+        # one read (store the key anew)
+        db.rollback()
         return _store(db, user_id, provider, encrypted, base_url, api_key[-4:])
 
 

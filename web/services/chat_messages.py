@@ -44,6 +44,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
     message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content,
                       content_type=content_type, status=status, parent_id=parent_id, meta=meta,
                       created_at=now, updated_at=now)
+    chats.lock_chat(db, chat)  # deleted meanwhile: 404, not the message's foreign key error
     db.add(message)
     chats.record_posts(db, chat, member, now, counted=1)  # its UPDATE flushes the message first
     db.commit()

@@ -158,14 +158,17 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     return member
 
 
-def lock_chat(db: Session, chat: Chat) -> None:
-    """Hold the chat's write lock until the transaction ends.
+def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found") -> None:
+    """Hold the chat's write lock until the transaction ends; 404 `missing` (rolled back) when
+    the chat was deleted since the request read it, instead of a foreign key error on its writes.
 
-    A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way, and
-    on SQLite (no row locks, where a read does not even start the transaction) only a write
-    takes the database's one write lock before the checks read.
+    A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way (and
+    waits for a deletion in progress), and on SQLite (no row locks, where a read does not even
+    start the transaction) only a write takes the database's one write lock before the checks read.
     """
-    db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at))
+    if db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at)).rowcount != 1:
+        db.rollback()
+        raise NotFound(missing)
 
 
 def check_room_for(db: Session, chat: Chat, user: User) -> None:
@@ -176,33 +179,33 @@ def check_room_for(db: Session, chat: Chat, user: User) -> None:
         raise BadRequest("A DIRECT chat has at most 2 participants; use a GROUP chat")
 
 
-def change_status(db: Session, chat: Chat, actor: Participant, status: str) -> Chat:
+def change_status(db: Session, chat: Chat, actor: Participant, status: str,
+                  missing: str = "Chat not found") -> Chat:
     """Archive, restore or delete a chat; only its owner or admins may. DELETED is final.
 
     The update is conditional on the chat not being DELETED: a change racing a delete (both
-    read the chat before either wrote) answers 404, as for a chat already deleted, instead of
-    bringing it back.
+    read the chat before either wrote) answers 404 `missing`, as for a chat already deleted,
+    instead of bringing it back.
     """
     if actor.role not in ("OWNER", "ADMIN"):
         raise Forbidden("Only the chat's owner or admins can change its status")
     if chat.status == status:
         return chat
-    if not write_unless_deleted(db, chat, {"status": status}):
-        raise NotFound("Chat not found")
+    write_unless_deleted(db, chat, {"status": status}, missing=missing)
     return chat
 
 
-def write_unless_deleted(db: Session, chat: Chat, values: dict[str, Any]) -> bool:
-    """Write `values` (and `updated_at`) to the chat and commit, unless it is DELETED by now.
+def write_unless_deleted(db: Session, chat: Chat, values: dict[str, Any], missing: str) -> None:
+    """Write `values` (and `updated_at`) to the chat and commit, unless it is DELETED by now or
+    deleted for good (001/004 delete sessions): then 404 `missing`, rolled back.
 
     One conditional UPDATE, so a change racing a delete (both read the chat before either
-    wrote) cannot bring the chat back. False (rolled back) when the chat was deleted.
+    wrote) cannot bring the chat back, nor fail on the row that is gone.
     """
     done = db.execute(update(Chat).where(Chat.id == chat.id, Chat.status != "DELETED")
                       .values(**values, updated_at=utcnow()))
     if done.rowcount != 1:
         db.rollback()
-        return False
+        raise NotFound(missing)
     db.commit()
     db.refresh(chat)
-    return True

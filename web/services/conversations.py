@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
 from web.errors import ApiError, BadRequest, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
-from web.services import agents, chats, replies
+from web.services import agents, chats, history, replies
 from workers import events, runtime, upstream
 
 VISIBLE = ("ACTIVE", "ARCHIVED")
@@ -103,8 +103,9 @@ def conversation_row(db: Session, chat: Chat, member: Participant, user: User) -
 def create_conversation(db: Session, user: User, title: str, agent: Agent | None, conversation_type: str,
                         is_pinned: bool) -> Chat:
     meta = {"conversation_type": conversation_type} if conversation_type != "chat" else None
-    return chats.create_chat(db, user, title=title, agent_id=agent.id if agent else None, is_pinned=is_pinned,
-                             meta=meta)
+    agent_id = agent.id if agent else None
+    with agents.agent_kept(db, agent_id):
+        return chats.create_chat(db, user, title=title, agent_id=agent_id, is_pinned=is_pinned, meta=meta)
 
 
 def require_manager(member: Participant) -> None:
@@ -120,16 +121,17 @@ def update_conversation(db: Session, user: User, chat: Chat, member: Participant
     require_manager(member)
     if changes.get("agent_id") is not None:
         agents.usable_agent(db, user, changes["agent_id"])
-    if not chats.write_unless_deleted(db, chat, changes):
-        raise NotFound(f"Conversation {chat.id} not found")
+    with agents.agent_kept(db, changes.get("agent_id")):
+        chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
     return chat
 
 
 def delete_conversation(db: Session, redis: Redis, chat: Chat, member: Participant) -> None:
-    """Only the owner deletes; the chat disappears from every surface (status DELETED) and its replies stop."""
+    """Only the owner deletes; the chat disappears from every surface (status DELETED) and its replies stop.
+    A deletion racing another (or a deletion for good) is 404, as one sent after it."""
     if member.role != "OWNER":
         raise Forbidden("Only the conversation's owner can delete it")
-    replies.change_chat_status(db, redis, chat, member, "DELETED")
+    replies.change_chat_status(db, redis, chat, member, "DELETED", missing=f"Conversation {chat.id} not found")
 
 
 def list_messages(db: Session, chat: Chat, member: Participant, limit: int,
@@ -207,12 +209,12 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
     record_activity(db, chat, message.created_at, 2)
     wait_s = runtime.current().settings.ai_message_wait_s
     try:
-        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
+        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s, lambda: history.reply_ended(reply.uuid))
     except ReplyNotFinished:
         raise ApiError({"message": f"The AI response did not finish within {wait_s:g} seconds; it is stored "
                                    "in the conversation when it does", "data": {"message_id": reply.id}},
                        status=504) from None
-    db.refresh(reply)
+    reply = replies.stored_reply(db, reply, f"Conversation {chat.id} not found")
     if reply.status != "DELIVERED":
         code = reply.error_code or ("cancelled" if reply.status == "CANCELLED" else "upstream_error")
         raise ApiError({"message": upstream.ERROR_TEXT.get(code, "The AI response was stopped"), "error_code": code,

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Document, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
+from web.services import chats
 from workers import queues, runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
         raise BadRequest("Only PDF files are supported (the file's content is not a PDF)")
     doc = Document(owner_id=user.id, chat_id=chat.id, filename=stored_name(filename, "document.pdf"),
                    mime_type="application/pdf", file_size=len(data), data=data)
+    chats.lock_chat(db, chat, missing="Chat session not found")  # deleted meanwhile
     db.add(doc)
     db.commit()
     try:
@@ -51,6 +53,15 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
 def wait_parsed(redis: Redis, doc: Document, wait_s: int) -> None:
     """Give a quick parse the chance to finish before answering the upload."""
     parse_job(redis, doc).latest_result(timeout=wait_s)
+
+
+def stored_file(db: Session, doc: Document) -> Document:
+    """The file as stored now (after waiting for its parse); 404 when its session was deleted
+    meanwhile, with it."""
+    found = db.scalar(select(Document).where(Document.id == doc.id).execution_options(populate_existing=True))
+    if found is None:
+        raise NotFound("Chat session not found")
+    return found
 
 
 def parse_job(redis: Redis, doc: Document) -> Job:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import utcnow
 from web.errors import BadRequest, Forbidden
-from web.services import replies
+from web.services import chats, replies
 from workers import events
 
 MESSAGE_STATUS_CHANGED = "message_status_changed"
@@ -59,6 +59,7 @@ def change_status(db: Session, redis: Redis, chat: Chat, member: Participant, me
         raise Forbidden(f"Only the message's sender or the chat's owner or admins can mark it {status}; "
                         "others can mark it DELIVERED or READ")
     for _ in range(ATTEMPTS):
+        chats.lock_chat(db, chat, missing="Message not found")  # none deletes it while it is read and written
         db.refresh(message)
         previous = message.status
         check_transition(previous, status)

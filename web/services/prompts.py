@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from models import Prompt, User
 from web.errors import BadRequest, Forbidden, NotFound
+from web.services import rows
 
 # `{name}` is a variable; `{{` and `}}` are literal braces, as in Python's str.format. Read
 # left to right in one pass, so a brace pair stands for one brace only in the template's own text.
@@ -58,7 +59,7 @@ def create_prompt(db: Session, user: User, fields: dict[str, Any]) -> Prompt:
 def update_prompt(db: Session, prompt: Prompt, fields: dict[str, Any]) -> Prompt:
     for key, value in fields.items():
         setattr(prompt, key, value)
-    db.commit()
+    rows.commit_change(db, "Prompt not found")
     return prompt
 
 

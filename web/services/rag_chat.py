@@ -52,9 +52,11 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
         cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
                                         reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid)
-    except Exception:
+    except Exception as exc:
         if new_session:
             drop_empty_session(db, redis, user, chat, reply_uuid)
+        if isinstance(exc, NotFound):  # deleted while the request ran (chats.lock_chat)
+            raise NotFound("Chat session not found") from exc
         raise
     return StartedReply(chat, reply, cursor, new_session)
 

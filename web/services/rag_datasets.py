@@ -18,9 +18,11 @@ def dataset_for(db: Session, user: User, dataset_uuid: str) -> Dataset:
 
 
 def library_documents(db: Session, user: User, document_uuids: list[str]) -> list[Document]:
-    """The user's library documents with these ids; 404 naming the first unknown one."""
+    """The user's library documents with these ids, kept from deletion until the transaction
+    ends (FOR KEY SHARE; a deletion in progress is waited for); 404 naming the first unknown one."""
     found = {d.uuid: d for d in db.scalars(select(Document).where(
-        Document.uuid.in_(document_uuids), Document.owner_id == user.id, Document.chat_id.is_(None)))}
+        Document.uuid.in_(document_uuids), Document.owner_id == user.id, Document.chat_id.is_(None))
+        .with_for_update(key_share=True))}
     missing = [u for u in document_uuids if u not in found]
     if missing:
         raise NotFound(f"Document not found: {missing[0]}")
@@ -28,7 +30,11 @@ def library_documents(db: Session, user: User, document_uuids: list[str]) -> lis
 
 
 def create(db: Session, user: User, name: str, description: str | None, document_uuids: list[str]) -> Dataset:
-    documents = library_documents(db, user, document_uuids)
+    """A new dataset of the user's library documents; 409 for a name they already use.
+
+    The documents are read after the dataset's insert: on SQLite that write holds the database's
+    write lock, so no deletion commits between the read and the links (a foreign key error).
+    """
     dataset = Dataset(owner_id=user.id, name=name, description=description)
     db.add(dataset)
     try:
@@ -36,6 +42,7 @@ def create(db: Session, user: User, name: str, description: str | None, document
     except IntegrityError:
         db.rollback()
         raise Conflict(f"You already have a dataset named {name!r}") from None
+    documents = library_documents(db, user, document_uuids)
     add_documents(db, dataset, [d.id for d in documents])
     db.commit()
     return dataset

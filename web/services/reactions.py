@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Reaction, User
 from models.base import utcnow
 from web.errors import NotFound
-from web.services import replies
+from web.services import chats, replies
 from workers import events
 
 REACTION_ADDED = "reaction_added"
@@ -24,6 +24,7 @@ def add_reaction(db: Session, redis: Redis, chat: Chat, message: Message, user: 
     """Add `user`'s `reaction`; False (and no event) when it was already there."""
     if _exists(db, message, user, reaction):
         return False
+    chats.lock_chat(db, chat, missing="Message not found")  # deleted meanwhile: 404, not a 200 for nothing
     db.add(Reaction(message_id=message.id, user_id=user.id, reaction=reaction, created_at=utcnow()))
     try:
         db.commit()

@@ -49,6 +49,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     if reply_uuid is not None:
         take_stream_slot(redis, user, reply_uuid)
     try:
+        chats.lock_chat(db, chat)  # deleted meanwhile: 404, not the messages' foreign key error
         now = utcnow()
         message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
                           parent_id=parent.id if parent else None, meta=meta, hidden=hidden,
@@ -149,10 +150,11 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, member: Participant, messa
     return reply
 
 
-def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str) -> Chat:
-    """`chats.change_status`; a chat deleted stops its replies and closes its open sockets, as on
-    every surface that deletes."""
-    chats.change_status(db, chat, actor, status)
+def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str,
+                       missing: str = "Chat not found") -> Chat:
+    """`chats.change_status` (404 `missing` when the chat was deleted meanwhile); a chat deleted
+    stops its replies and closes its open sockets, as on every surface that deletes."""
+    chats.change_status(db, chat, actor, status, missing=missing)
     if chat.status == "DELETED":
         stop_chat_replies(db, redis, chat)
         close_chat_sockets(redis, chat)
@@ -170,6 +172,15 @@ def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:
     running = db.scalars(select(Message.uuid).where(Message.chat_id == chat.id, Message.status == "PROCESSING"))
     for reply_uuid in running:
         ask_to_stop(redis, reply_uuid)
+
+
+def stored_reply(db: Session, reply: Message, missing: str) -> Message:
+    """The reply as stored now (after waiting for it to end); 404 `missing` when it was deleted
+    with its chat meanwhile."""
+    found = db.scalar(select(Message).where(Message.id == reply.id).execution_options(populate_existing=True))
+    if found is None:
+        raise NotFound(missing)
+    return found
 
 
 def ask_to_stop(redis: Redis, message_uuid: str) -> None:

@@ -50,8 +50,10 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
         cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
                                         reply_uuid=reply_uuid)
-    except Exception:
+    except Exception as exc:
         stream_leases.release(redis, user.id, reply_uuid)
+        if isinstance(exc, NotFound):  # deleted while the request ran (chats.lock_chat)
+            raise NotFound("Chat session not found") from exc
         raise
     return chat, reply, cursor
 
@@ -86,18 +88,17 @@ def store_settings(db: Session, user: User, chat: Chat | None, member: Participa
         chat = chats.create_chat(db, user, title=chats.title_from(first), **settings)
         return chat, chats.participant(db, chat, user)
     if chats.manages(member):  # others were refused unless their settings are the session's
-        for name in SETTINGS.keys() & body.model_fields_set:
-            if getattr(body, name) is not None:
-                setattr(chat, SETTINGS[name], getattr(body, name))
-        db.commit()
+        named = {SETTINGS[name]: getattr(body, name) for name in SETTINGS.keys() & body.model_fields_set
+                 if getattr(body, name) is not None}
+        if named:
+            chats.write_unless_deleted(db, chat, named, missing="Chat session not found")
     return chat, member
 
 
 def switch_model(db: Session, chat: Chat, member: Participant, model: str) -> None:
     """Set the session's model (its owner or admins: 403 for other members)."""
     check_may_change(chat, member, {"model": model})
-    chat.ai_model = model
-    db.commit()
+    chats.write_unless_deleted(db, chat, {"ai_model": model}, missing="Chat session not found")
 
 
 def transcript(db: Session, chat_ids: list[int]) -> dict[int, list[dict[str, str]]]:
@@ -138,6 +139,7 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     """Hard delete (001 and 004 document one): the chat, its messages, files and event stream."""
     if chat.owner_id != user.id:
         raise NotFound("Chat session not found")
+    chats.lock_chat(db, chat, missing="Chat session not found")  # the chat before its messages, as writers do
     replies.stop_chat_replies(db, redis, chat)
     db.execute(delete(Message).where(Message.chat_id == chat.id))
     db.delete(chat)

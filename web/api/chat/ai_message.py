@@ -16,7 +16,7 @@ from web.db import get_db
 from web.errors import ApiError, BadRequest, ErrorBody
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.redis_client import get_redis
-from web.services import chats, replies, upstreams
+from web.services import chats, history, replies, upstreams
 from workers import events, runtime, upstream
 from workers.user_keys import key_for_user
 
@@ -56,7 +56,7 @@ def ai_message(chat_id: str):
             "timestamp": events.iso_now(),
         })
     wait_for_end(chat.id, cursor, reply.uuid, settings.ai_message_wait_s)
-    db.refresh(reply)
+    reply = replies.stored_reply(db, reply, "Chat not found")
     db.refresh(chat)
     if reply.status != "DELIVERED":
         return failed(redis, reply)
@@ -65,7 +65,7 @@ def ai_message(chat_id: str):
 
 def wait_for_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> None:
     try:
-        wait_for_reply_end(chat_id, cursor, reply_uuid, wait_s)
+        wait_for_reply_end(chat_id, cursor, reply_uuid, wait_s, lambda: history.reply_ended(reply_uuid))
     except ReplyNotFinished:
         raise ApiError(f"The AI reply did not finish within {int(wait_s)} seconds; it goes on streaming "
                        f"on the chat's WebSocket (ai_message_id {reply_uuid})", status=504) from None

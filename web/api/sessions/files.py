@@ -33,7 +33,7 @@ def upload(session_id: int):
         raise BadRequest("Send the PDF as multipart form field 'file'")
     doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read())
     documents.wait_parsed(redis, doc, UPLOAD_WAIT_S)
-    db.refresh(doc)
+    doc = documents.stored_file(db, doc)
     message = "File uploaded successfully" if doc.status == "READY" else f"File uploaded; parsing is {doc.status}"
     return jsonify({"file": file_view(doc), "message": message})
 

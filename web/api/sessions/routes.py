@@ -17,7 +17,7 @@ from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.realtime.sse import frame, parse_last_event_id, reply_frames
 from web.redis_client import get_redis
-from web.services import history, models, sessions
+from web.services import history, models, replies, sessions
 from workers import events, runtime
 
 FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
@@ -82,13 +82,12 @@ def whole_reply(chat, reply, cursor: str):
     """`stream: false`: wait for the reply and answer it as one JSON object."""
     wait_s = runtime.current().settings.ai_message_wait_s
     try:
-        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s)
+        wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s, lambda: history.reply_ended(reply.uuid))
     except ReplyNotFinished:
         raise ApiError(f"The reply did not finish within {int(wait_s)} seconds; it is stored when it does "
                        f"(session {chat.id}, message {reply.uuid})", status=504,
                        headers={"X-Session-Id": str(chat.id)}) from None
-    db = get_db()
-    db.refresh(reply)
+    reply = replies.stored_reply(get_db(), reply, "Chat session not found")
     body = {"session_id": chat.id, "message_id": reply.id, "model": reply.model, "role": "assistant",
             "content": reply.content, "finish_reason": reply.finish_reason, "status": reply.status,
             "usage": sessions.reply_usage(reply)}
