@@ -166,12 +166,15 @@ def close_chat_sockets(redis: Redis, chat: Chat) -> None:
     publish(redis, chat, {"type": events.CHAT_DELETED})
 
 
-def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> None:
+def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> list[tuple[str, int | None]]:
     """Ask every reply still streaming in the chat to stop: one streaming into a deleted chat
-    would go on spending the upstream (and streaming to the chat's open sockets)."""
-    running = db.scalars(select(Message.uuid).where(Message.chat_id == chat.id, Message.status == "PROCESSING"))
-    for reply_uuid in running:
+    would go on spending the upstream (and streaming to the chat's open sockets). Returns each
+    reply's uuid and asker."""
+    running = db.execute(select(Message.uuid, Message.meta).where(Message.chat_id == chat.id,
+                                                                  Message.status == "PROCESSING")).all()
+    for reply_uuid, _ in running:
         ask_to_stop(redis, reply_uuid)
+    return [(reply_uuid, (meta or {}).get("requested_by")) for reply_uuid, meta in running]
 
 
 def stored_reply(db: Session, reply: Message, missing: str) -> Message:

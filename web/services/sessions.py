@@ -140,10 +140,13 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     if chat.owner_id != user.id:
         raise NotFound("Chat session not found")
     chats.lock_chat(db, chat, missing="Chat session not found")  # the chat before its messages, as writers do
-    replies.stop_chat_replies(db, redis, chat)
+    running = replies.stop_chat_replies(db, redis, chat)
     db.execute(delete(Message).where(Message.chat_id == chat.id))
     db.delete(chat)
     db.commit()
+    for reply_uuid, asker in running:  # a job not taken yet finds no reply and would keep its slot
+        if asker is not None:
+            stream_leases.release(redis, asker, reply_uuid)
     redis.delete(events.chat_stream_key(chat.id))
     replies.close_chat_sockets(redis, chat)  # the stream then holds only that event, until it expires
 
