@@ -85,6 +85,20 @@ def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 0
 
 
+def test_a_new_member_has_read_what_was_said_before_they_joined(api, alice, make_user, make_chat):
+    chat = make_chat(alice, chat_type="GROUP", title="Old news")
+    team = next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Old news")
+    for n in range(2):
+        add(api, alice, team["id"], f"before bob {n}")
+    bob = make_user("bob")
+    added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
+                     headers=alice.headers)
+    assert added.status_code == 201, added.text
+    assert conversations(api, bob)["conversations"][0]["unread_count"] == 0
+    add(api, alice, team["id"], "welcome bob")
+    assert conversations(api, bob)["conversations"][0]["unread_count"] == 1
+
+
 def test_a_reply_still_being_written_when_listed_is_unread_once_it_ends(api, alice, make_user, make_chat,
                                                                       fake_upstream):
     """The reply and its question share a time: listing the question must not count the reply as read."""

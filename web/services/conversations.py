@@ -43,12 +43,13 @@ class ConversationPage:
 
 def unread_count_of(user: User):
     """A correlated count of the chat's messages the user has not read (others' messages after
-    the participant's `last_read_at`); use where `Chat` and `Participant` are in the query."""
+    the participant's `last_read_at`, or after joining for one who has read nothing: what was said
+    before they joined is history, not news); use where `Chat` and `Participant` are in the query."""
     return (
         select(func.count(Message.id))
         .where(Message.chat_id == Chat.id, Message.hidden.is_(False), Message.status != "PROCESSING",
                or_(Message.sender_id.is_(None), Message.sender_id != user.id),
-               or_(Participant.last_read_at.is_(None), Message.created_at > Participant.last_read_at))
+               Message.created_at > func.coalesce(Participant.last_read_at, Participant.joined_at))
         .correlate(Chat, Participant)
         .scalar_subquery()
     )
