@@ -23,7 +23,7 @@ from web.api import described
 
 bp = Blueprint("openapi", __name__)
 
-PARSED = re.compile(r"parse_(body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s*,\s*error_status\s*=\s*(\d+))?")
+PARSED = re.compile(r"parse_(body|optional_body|query)\(\s*([A-Za-z_][A-Za-z0-9_]*)(?:\s*,\s*error_status\s*=\s*(\d+))?")
 CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PUBLIC = {"auth.register", "auth.login", "auth.refresh", "pages.chat_page", "openapi.spec", "openapi.docs",
           "openapi.docs_asset", "rag.health"}
@@ -47,7 +47,9 @@ def request_models(view: Callable) -> dict[str, Any]:
     for where, name, status in PARSED.findall(source):
         model = func.__globals__.get(name)
         if isinstance(model, type) and issubclass(model, BaseModel):
-            found[where] = model
+            found["body" if where == "optional_body" else where] = model
+            if where == "optional_body":
+                found["optional_body"] = True
         if status:
             found["invalid_status"] = status
     return {**found, **described.input_of(view)}
@@ -167,7 +169,7 @@ def operation(app: Flask, rule: Rule, method: str, components: dict[str, Any]) -
     if secured:
         op["security"] = [{"bearer": []}]
     if "body" in models:
-        op["requestBody"] = {"required": True, "content": {
+        op["requestBody"] = {"required": not models.get("optional_body"), "content": {
             "application/json": {"schema": type_schema(models["body"], prefix, components)}}}
     if "form" in models:
         op["requestBody"] = {"required": True, "content": {

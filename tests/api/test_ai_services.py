@@ -139,6 +139,10 @@ def test_langchain_and_openai_test_endpoints(api, alice, fake_upstream, monkeypa
     missing = api.post("/api/v1/chat/openai/test", json=body, headers=alice.headers)
     assert missing.status_code == 503 and "not configured" in missing.json()["detail"]
     assert api.post("/api/v1/chat/langchain/test", json={"temperature": 5}, headers=alice.headers).status_code == 422
+    # Every field is optional, so a bodiless POST (a "test" button, like /test/connection) runs the defaults.
+    bodiless = api.post("/api/v1/chat/langchain/test", headers=alice.headers)
+    assert bodiless.status_code == 200, bodiless.text
+    assert bodiless.json()["data"]["request"]["message"] == "Hello! This is a test message."
 
 
 def test_langchain_test_reports_fallback(api, alice, fake_upstream, fallback_upstream):

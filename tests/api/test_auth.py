@@ -34,6 +34,18 @@ def test_register_conflicts_and_validation(api):
     assert not_json.status_code == 422
 
 
+def test_a_password_is_taken_as_typed(api):
+    """Spaces around a password are part of it: registering must not trim what login compares as typed,
+    or the new account cannot sign in."""
+    _, body = register(api, username=f"  u{uuid.uuid4().hex[:8]}  ", password="  spaced password  ")
+    login = api.post("/api/v1/auth/login", json={"username": body["username"], "password": body["password"]})
+    assert login.status_code == 200, login.text
+    trimmed = api.post("/api/v1/auth/login", json={"username": body["username"], "password": "spaced password"})
+    assert trimmed.status_code == 401
+    short, _ = register(api, password="  7chars  ")  # 11 characters as typed: long enough
+    assert short.status_code == 201, short.text
+
+
 def test_login_with_username_or_email(api):
     _, body = register(api)
     by_name = api.post("/api/v1/auth/login", json={"username": body["username"], "password": body["password"]})

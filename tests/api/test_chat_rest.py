@@ -40,6 +40,11 @@ def test_create_chat_validation(api, alice):
         assert response.status_code == 422, body
         detail = response.json()["detail"]
         assert detail[0]["loc"] == ["body", field] and detail[0]["msg"] and detail[0]["type"]
+    # Each tag is bounded too: one tag of ~1 MB made every chat list carrying it that large.
+    for tags in (["x" * 51], ["ok", ""]):
+        response = api.post("/api/v1/chat/chats", json={"title": "t", "tags": tags}, headers=alice.headers)
+        assert response.status_code == 422, tags
+        assert response.json()["detail"][0]["loc"] == ["body", "tags", len(tags) - 1]
 
 
 def test_list_chats_by_last_activity_with_paging(api, alice, make_chat, fake_upstream):

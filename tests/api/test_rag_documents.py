@@ -40,6 +40,13 @@ def test_upload_text_and_markdown(api, alice):
     assert chunk["metadata"]["page_number"] is None and "ünïcode" in chunk["content"]
 
 
+def test_a_long_file_name_is_cut_keeping_its_extension(api, alice):
+    """Names are kept to 255 characters; cutting the end took the extension, so a client showed
+    "nnn…n" with no ".md" (and saved it without a type)."""
+    doc = upload_ready(api, alice, "n" * 300 + ".md", b"# Notes")
+    assert doc["filename"] == "n" * 252 + ".md" and doc["metadata"]["file_type"] == "markdown"
+
+
 def test_long_text_is_chunked_with_overlap(api, alice, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "rag_chunk_tokens", 50)
     monkeypatch.setattr(runtime.current().settings, "rag_chunk_overlap", 10)

@@ -148,6 +148,22 @@ def test_ping_and_heartbeat_get_pong(alice, make_chat, connect):
         assert pong["type"] == "pong" and pong["timestamp"] == "2024-01-01T12:00:00Z" and pong["server_time"]
 
 
+def test_a_socket_without_client_frames_closes_idle_and_any_frame_keeps_it_open(alice, make_chat, connect,
+                                                                               settings, monkeypatch):
+    monkeypatch.setattr(settings, "ws_idle_timeout_s", 1.5)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    for frame in ({"type": "heartbeat"}, {"type": "typing"}):  # each one restarts the idle time
+        time.sleep(1.0)
+        ws.send(frame)
+        ws.next()
+    started = time.monotonic()
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4408 and data[2:] == b"Idle timeout"
+    assert 1.0 < time.monotonic() - started < 3.0
+
+
 def test_typing_indicator_reaches_other_members(api, alice, make_user, make_chat, connect):
     bob = make_user("bob")
     chat = make_chat(alice, chat_type="GROUP")

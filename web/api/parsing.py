@@ -195,6 +195,11 @@ def parse_body(model: type[M]) -> M:
         raise Unprocessable(validation_details(exc, "body")) from None
 
 
+def parse_optional_body(model: type[M]) -> M:
+    """As parse_body, for a body whose fields are all optional: no body at all means the defaults."""
+    return parse_body(model) if request_body() else model()
+
+
 def parse_query(model: type[M], error_status: int = 422) -> M:
     """Validate the query string; `error_status` lets a surface answer 400 as it documents."""
     try:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 from flask_jwt_extended import create_access_token, create_refresh_token
 
 from models import User
 from web.api.described import responds
-from web.api.parsing import parse_body
+from web.api.parsing import parse_body, parse_optional_body
 from web.auth import tokens
 from web.auth.answers import AccessToken, LoggedOut, TokenPair, UserOut
 from web.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest
@@ -59,7 +59,7 @@ def login():
 @responds(200, AccessToken, "A new access token")
 def refresh():
     """Exchange a refresh token (Authorization header or body) for a new access token."""
-    body = parse_body(RefreshRequest) if _has_json() else RefreshRequest()
+    body = parse_optional_body(RefreshRequest)
     claims = tokens.verify(body.refresh_token or tokens.request_token(), "refresh")
     user = tokens.user_from_claims(claims)
     pair = token_pair(user)
@@ -72,7 +72,7 @@ def refresh():
 def logout():
     """Revoke the access token used here, and the refresh token if one is given."""
     # Check the body first: a logout refused (422, or 401 for its refresh token) revokes nothing.
-    body = parse_body(LogoutRequest) if _has_json() else LogoutRequest()
+    body = parse_optional_body(LogoutRequest)
     refresh_claims = tokens.verify(body.refresh_token, "refresh") if body.refresh_token else None
     tokens.revoke(g.claims)
     if refresh_claims is not None:
@@ -86,7 +86,3 @@ def logout():
 def me():
     """The signed-in user."""
     return jsonify(user_view(g.user))
-
-
-def _has_json() -> bool:
-    return bool(request.get_data(cache=True))

@@ -1,16 +1,18 @@
 """Request bodies of the auth endpoints."""
 from __future__ import annotations
 
-from pydantic import ConfigDict, EmailStr, Field, model_validator
+from typing import Annotated
+
+from pydantic import EmailStr, Field, StringConstraints, model_validator
 
 from web.api.parsing import RequestModel
 
 
 class RegisterRequest(RequestModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
-
-    email: EmailStr
-    username: str = Field(min_length=3, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
+    email: EmailStr  # trimmed by the email check
+    username: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=50,
+                                               pattern=r"^[A-Za-z0-9_.-]+$")]
+    # Taken as typed, never trimmed: login compares the password as typed.
     password: str = Field(min_length=8, max_length=128)
 
 

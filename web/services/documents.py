@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os.path
 
 from redis import Redis
 from rq.job import Job
@@ -16,15 +17,23 @@ from workers import queues, runtime
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_NAME_CHARS = 255  # the filename column
+MAX_EXTENSION_CHARS = 16
 PDF_MAGIC = b"%PDF-"
 
 
 def stored_name(filename: str, default: str) -> str:
-    """The name an upload is kept under: at most 255 characters, and never a NUL (PostgreSQL
-    refuses one; a multipart header can carry it, percent-encoded in `filename*`)."""
+    """The name an upload is kept under: at most 255 characters, a longer one cut before its
+    extension (clients show and save files by it), and never a NUL (PostgreSQL refuses one; a
+    multipart header can carry it, percent-encoded in `filename*`)."""
     if "\x00" in filename:
         raise BadRequest("The file name must not contain NUL characters")
-    return filename[:255] or default
+    if len(filename) <= MAX_NAME_CHARS:
+        return filename or default
+    stem, extension = os.path.splitext(filename)
+    if len(extension) > MAX_EXTENSION_CHARS:
+        stem, extension = filename, ""
+    return stem[:MAX_NAME_CHARS - len(extension)] + extension
 
 
 def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, data: bytes) -> Document:

@@ -1,12 +1,15 @@
 """Request bodies and query strings of the chat API, with the documented limits."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from models.base import MAX_KEY
 from web.api.parsing import NotBlank, QueryModel, RequestModel, UuidKey
+
+# Bounded: every chat list carries each chat's tags.
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 
 
 class CreateChatRequest(RequestModel):
@@ -19,7 +22,7 @@ class CreateChatRequest(RequestModel):
     temperature: float = Field(default=0.7, ge=0.0, le=1.0)
     max_tokens: int = Field(default=2048, ge=1, le=32000)
     is_private: bool = False
-    tags: list[str] | None = Field(default=None, max_length=50)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
 
 
 class ListChatsQuery(QueryModel):

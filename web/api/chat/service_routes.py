@@ -11,7 +11,7 @@ from web.api.chat.schemas import ServiceTestRequest
 from web.api.chat.service_answers import (ConnectionTest, LangchainHealth, ServicesStatus, ServiceTest,
                                           ServiceTestFailed, Stats)
 from web.api.described import responds
-from web.api.parsing import parse_body
+from web.api.parsing import parse_optional_body
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ErrorBody, ServiceUnavailable
@@ -62,7 +62,8 @@ def langchain_health():
 @login_required
 def langchain_test():
     """Test one completion on the primary upstream, falling back to direct OpenAI."""
-    return service_test("auto", "LangChain service test completed successfully")
+    body = parse_optional_body(ServiceTestRequest)
+    return service_test(body, "auto", "LangChain service test completed successfully")
 
 
 @bp.post("/openai/test")
@@ -72,13 +73,13 @@ def langchain_test():
 @login_required
 def openai_test():
     """Test one completion on the fallback upstream ("direct OpenAI") only."""
+    body = parse_optional_body(ServiceTestRequest)
     if upstream.fallback(runtime.current().settings) is None:
         raise ServiceUnavailable("Direct OpenAI (the fallback upstream) is not configured")
-    return service_test("fallback", "Direct OpenAI test completed successfully")
+    return service_test(body, "fallback", "Direct OpenAI test completed successfully")
 
 
-def service_test(target: str, message: str):
-    body = parse_body(ServiceTestRequest)
+def service_test(body: ServiceTestRequest, target: str, message: str):
     redis = get_redis()
     models.check_model(redis, body.model, ["body", "model"])
     answer = upstreams.probe(redis, target, body.model_dump())
