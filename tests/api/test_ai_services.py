@@ -325,6 +325,23 @@ def test_concurrent_stream_limit(api, alice, make_chat, fake_upstream, monkeypat
     send(api, alice, chat["id"], "after the first finished")
 
 
+def test_stats_name_only_the_callers_chats(api, alice, make_user, make_chat, connect):
+    """Every signed-in user may read /stats: the totals count every socket, but another user's chat
+    ids are not theirs to see (an admin sees them all)."""
+    from tests.api.test_conversations_agents import make_admin
+
+    bob = make_user("bob")
+    mine, his = make_chat(alice), make_chat(bob)
+    for chat, account in ((mine, alice), (his, bob)):
+        connect(chat["id"], account["access_token"]).next()
+
+    def sockets(account):
+        return api.get("/api/v1/chat/stats", headers=account.headers).json()["websocket_connections"]
+    seen = wait_for(lambda: (s := sockets(alice))["total_connections"] == 2 and s)
+    assert seen["active_chats"] == 2 and seen["connections_per_chat"] == {mine["id"]: 1}
+    assert sockets(make_admin(make_user("admin")))["connections_per_chat"] == {mine["id"]: 1, his["id"]: 1}
+
+
 @pytest.mark.skipif(not REAL_SERVICES, reason="a second web process needs a shared Redis (real services)")
 def test_stats_count_sockets_on_two_web_processes(api, alice, make_chat, connect, settings, tmp_path):
     port = 18000 + os.getpid() % 1000

@@ -52,6 +52,14 @@ def participant(db: Session, chat: Chat, user: User) -> Participant | None:
     return db.scalar(select(Participant).where(Participant.chat_id == chat.id, Participant.user_id == user.id))
 
 
+def member_chat_uuids(db: Session, user: User, chat_uuids: list[str]) -> list[str]:
+    """Those of `chat_uuids` naming chats (not deleted) that `user` takes part in."""
+    if not chat_uuids:
+        return []
+    return list(db.scalars(select(Chat.uuid).join(Participant, Participant.chat_id == Chat.id).where(
+        Chat.uuid.in_(chat_uuids), Chat.status != "DELETED", Participant.user_id == user.id)))
+
+
 def chat_for_member(db: Session, user: User, chat_key: str | int,
                     statuses: tuple[str, ...] = VISIBLE) -> tuple[Chat, Participant]:
     """The chat if `user` takes part in it: 404 when unknown or not in `statuses`

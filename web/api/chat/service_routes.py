@@ -17,7 +17,7 @@ from web.db import get_db
 from web.errors import ErrorBody, ServiceUnavailable
 from web.realtime import presence
 from web.redis_client import get_redis
-from web.services import models, upstreams
+from web.services import chats, models, upstreams
 from web.services.rag_health import timed
 from workers import events, runtime, upstream
 
@@ -27,13 +27,17 @@ def envelope(message: str, data: dict[str, Any]) -> Any:
 
 
 def websocket_view() -> dict[str, Any]:
+    """Open sockets on every web process. The totals count every chat; `connections_per_chat`
+    names only the caller's chats (every chat for an admin): chat ids are not everyone's to see."""
     per_chat = presence.connections(get_redis())
+    shown = per_chat if g.user.is_admin else {
+        chat_uuid: per_chat[chat_uuid] for chat_uuid in chats.member_chat_uuids(get_db(), g.user, list(per_chat))}
     return {"total_connections": sum(per_chat.values()), "active_chats": len(per_chat),
-            "connections_per_chat": per_chat}
+            "connections_per_chat": shown}
 
 
 @bp.get("/stats")
-@responds(200, Stats, "Open chat WebSockets on every web process")
+@responds(200, Stats, "Open chat WebSockets on every web process (per chat: the caller's chats only, every chat for an admin)")
 @login_required
 def stats():
     """Get chat system statistics and WebSocket connections."""
