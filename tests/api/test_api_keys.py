@@ -70,6 +70,7 @@ def test_validation(api, alice):
         ({"api_key": new_key(), "base_url": "not a url"}, "base_url"),
         ({"api_key": new_key(), "base_url": "https://"}, "base_url"),
         ({"api_key": new_key(), "base_url": "https://example.com/" + "a" * 490}, "base_url"),
+        ({"api_key": new_key(), "base_url": "https://proxy:s3cret@example.com/v1"}, "base_url"),
     ]
     for body, field in cases:
         response = api.put(URL, json=body, headers=alice.headers)

@@ -23,4 +23,6 @@ class ApiKeyRequest(RequestModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
             raise ValueError("base_url must be an http or https URL")
+        if parts.username is not None or parts.password is not None:  # stored and shown as given, unencrypted
+            raise ValueError("base_url must not carry credentials (user:password@); the key goes in api_key")
         return value
