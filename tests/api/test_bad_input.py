@@ -354,3 +354,22 @@ def test_request_models_refuse_unknown_fields_and_bound_their_integers(app):
                 bounds = [m.le for m in field.metadata if getattr(m, "le", None) is not None]
                 assert bounds and bounds[0] <= MAX_KEY, f"{model.__name__}.{name} has no upper bound"
     assert len(seen) > 30
+
+
+def test_metadata_objects_take_at_most_16_kb(api, alice, make_chat):
+    """A client's metadata comes back with every item of a list (up to 1,000 a page): each surface
+    bounds it, 422 (400 on 003) naming the field."""
+    from tests.api.test_chats_v1 import create_chat
+
+    big, fits = {"notes": "x" * 16384}, {"notes": "x" * 16000}
+    chat = make_chat(alice)
+    v1_chat = create_chat(api, alice)
+    for url, field, status in ((f"/api/v1/chat/chats/{chat['id']}/messages", "message_metadata", 422),
+                               (f"/api/v1/chats/{v1_chat['id']}/messages", "message_metadata", 400),
+                               ("/api/chat/prompts", "metadata", 422)):
+        body = {"content": "hi", "title": "t"} if "prompts" in url else {"content": "hi"}
+        refused = api.post(url, json={**body, field: big}, headers=alice.headers)
+        assert refused.status_code == status, url
+        error = refused.json()["detail"][0]
+        assert error["loc"] == ["body", field] and "at most 16384 bytes" in error["msg"], url
+        assert api.post(url, json={**body, field: fits}, headers=alice.headers).status_code == 200, url

@@ -73,6 +73,7 @@ def test_invalid_input_is_400_with_the_validation_list(api, alice):
         ({"chat_type": "DIRECT"}, "chat_type"), ({"title": ""}, "title"), ({"title": "   "}, "title"),
         ({"title": "x" * 201}, "title"),
         ({"rag_enabled": "maybe"}, "rag_enabled"), ({"chat_metadata": "x"}, "chat_metadata"),
+        ({"chat_metadata": {"notes": "x" * 16384}}, "chat_metadata"),  # shown with every chat listed
         ({"status": "DELETED"}, "status"),
     ]
     for body, field in cases:

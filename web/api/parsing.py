@@ -95,6 +95,18 @@ def not_blank(value: str) -> str:
 
 NotBlank = Annotated[str, AfterValidator(not_blank)]
 
+METADATA_BYTES = 16384
+
+
+def small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A client's metadata object is stored and shown with every item of a list (up to 1,000 a page)."""
+    if value is not None and len(json.dumps(value, ensure_ascii=False).encode()) > METADATA_BYTES:
+        raise ValueError(f"must take at most {METADATA_BYTES} bytes as JSON")
+    return value
+
+
+Metadata = Annotated[dict[str, Any] | None, AfterValidator(small_metadata)]
+
 
 def in_utc(value: datetime | None) -> datetime | None:
     """A date-time as UTC (naive ones are UTC): PostgreSQL takes offsets only up to ±15:59."""

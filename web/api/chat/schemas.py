@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from models.base import MAX_KEY
-from web.api.parsing import NotBlank, QueryModel, RequestModel, UuidKey
+from web.api.parsing import Metadata, NotBlank, QueryModel, RequestModel, UuidKey
 
 # Bounded: every chat list carries each chat's tags.
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
@@ -40,7 +40,7 @@ class SendMessageRequest(RequestModel):
     content: str = Field(max_length=50000)
     message_type: Literal["USER", "AI", "SYSTEM"] = "USER"
     reply_to_id: UuidKey | None = None
-    message_metadata: dict[str, Any] | None = None
+    message_metadata: Metadata = None
 
 
 class AddParticipantRequest(RequestModel):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from models.base import MAX_KEY
-from web.api.parsing import NotBlank, QueryModel, RequestModel
+from web.api.parsing import Metadata, NotBlank, QueryModel, RequestModel
 
 ChatType = Literal["PERSONAL", "GROUP", "SYSTEM"]
 ChatStatus = Literal["ACTIVE", "ARCHIVED", "DELETED"]
@@ -42,7 +42,7 @@ class CreateChatRequest(RequestModel):
     rag_enabled: bool = False
     chat_type: ChatType = "PERSONAL"
     status: Literal["ACTIVE", "ARCHIVED"] = "ACTIVE"
-    chat_metadata: dict[str, Any] | None = None
+    chat_metadata: Metadata = None
 
 
 class ListChatsQuery(QueryModel):
@@ -61,7 +61,7 @@ class SendMessageRequest(RequestModel):
     is_user: bool = True
     message_type: MessageType = "TEXT"
     status: MessageStatus = "SENT"
-    message_metadata: dict[str, Any] | None = None
+    message_metadata: Metadata = None
     parent_message_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
     # The document's Message has them; the server sets them (reactions through their own URL).
     reactions: dict[str, Any] | None = Field(default=None, exclude=True)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import NotBlank, QueryModel, RequestModel, in_utc, not_null
+from web.api.parsing import Metadata, NotBlank, QueryModel, RequestModel, in_utc, not_null
 
 
 class ChatMessageIn(RequestModel):
@@ -51,7 +51,7 @@ class PromptIn(RequestModel):
     content: str = Field(min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
 
 
 class PromptUpdate(RequestModel):
@@ -59,7 +59,7 @@ class PromptUpdate(RequestModel):
     content: str | None = Field(default=None, min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
 
     # Left out, a field keeps its value; given as null it is refused (the columns are NOT NULL).
     _not_null = field_validator("title", "content")(not_null)
