@@ -15,6 +15,7 @@ def test_create_get_update_delete(api, alice, make_user):
     prompt = created.json()
     assert {k: prompt[k] for k in PROMPT} == PROMPT
     assert prompt["is_template"] is False and prompt["usage_count"] == 0 and prompt["created_at"]
+    assert prompt["updated_at"] == prompt["created_at"]  # not edited yet
     pid = prompt["id"]
     assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()["title"] == "Text Summarizer"
     updated = api.put(f"/api/chat/prompts/{pid}", json={"title": "Updated Title"}, headers=alice.headers).json()

@@ -125,6 +125,7 @@ def test_datasets(api, alice, make_user):
     assert created.status_code == 201, created.text
     dataset = created.json()
     assert dataset["name"] == "Manuals" and dataset["document_ids"] == [one["id"]]
+    assert dataset["updated_at"] == dataset["created_at"]  # not changed yet
     two = upload_ready(api, alice, "two.txt", b"second document", dataset_id=dataset["id"])
     assert two["metadata"]["additional_metadata"]["dataset_ids"] == [dataset["id"]]
     listed = api.get("/datasets", headers=alice.headers).json()
