@@ -6,8 +6,9 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from httpx_sse import connect_sse
+from sqlalchemy import select
 
-from models import Chat
+from models import Chat, Message
 from tests.conftest import sent_while_deleting, wait_for
 from workers import events, runtime
 
@@ -208,6 +209,20 @@ def test_failed_reply_as_json_and_as_sse(api, alice, fake_upstream, monkeypatch)
     monkeypatch.setattr(runtime.current().settings, "openai_api_key", None)
     no_key = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
     assert no_key.status_code == 400 and no_key.json()["status"] == "FAILED"
+
+
+def test_stream_false_still_running_is_504_naming_the_session_and_message(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "ai_message_wait_s", 0.5)
+    fake_upstream.configure(tokens=3, first_delay_ms=1500)
+    late = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
+    session_id = int(late.headers["X-Session-Id"])
+    with runtime.session() as db:
+        reply_id = db.scalars(select(Message.id).where(Message.chat_id == session_id,
+                                                       Message.role == "assistant")).one()
+    assert late.status_code == 504 and late.json() == {"detail": (
+        f"The reply did not finish within 0.5 seconds; it is stored when it does "
+        f"(session {session_id}, message {reply_id})")}  # the integer message_id of this API
+    assert wait_for(lambda: stored_session(api, alice, session_id)["messages"][-1]["content"] == "t0 t1 t2 ")
 
 
 def test_stream_validation(api, alice):
