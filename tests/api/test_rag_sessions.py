@@ -7,6 +7,7 @@ from redis import Redis
 from models.base import make_engine
 from tests.conftest import wait_for
 from tests.api.rag_helpers import events, send, upload_ready
+from tests.api.test_sessions import stream
 from tests.pdfs import text_pdf
 from tests.test_metrics_web_process import free_port
 from web.api.rag.relay import GENERATING
@@ -71,6 +72,19 @@ def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
     [message] = api.get(f"/chat/sessions/{sessions['Keyed']['id']}", headers=alice.headers).json()["messages"]
     # A client's own keys named as those this view sets from the message itself are not shown.
     assert message["metadata"] == {"note": 1, "status": "SENT", "model": None}
+
+
+def test_every_message_a_user_wrote_names_them_whatever_its_role(api, alice, fake_upstream):
+    """001 takes earlier system and assistant messages from the session's owner: their author too."""
+    fake_upstream.configure(tokens=1)
+    stream(api, alice, {"model": "gpt-4", "messages": [{"role": "system", "content": "Be brief"},
+                                                       {"role": "assistant", "content": "Hello"},
+                                                       {"role": "user", "content": "Authored"}]})
+    [session] = [s for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
+                 if s["title"] == "Authored"]
+    messages = api.get(f"/chat/sessions/{session['id']}", headers=alice.headers).json()["messages"]
+    assert [(m["role"], m["user_id"]) for m in messages] == [
+        ("system", alice["id"]), ("assistant", alice["id"]), ("user", alice["id"]), ("assistant", alice["id"])]
 
 
 def test_session_documents(api, alice, make_user, fake_upstream):
