@@ -155,20 +155,23 @@ def test_open_circuit_answers_503_with_error_code(api, alice, fake_upstream):
     assert stored(data["message_id"]).status == "FAILED"
 
 
-def test_a_reply_stopped_while_awaited_answers_409_with_what_it_wrote(api, alice, fake_upstream):
+@pytest.mark.parametrize("stopped_by", ["stop", "deleting the conversation"])
+def test_a_reply_stopped_while_awaited_answers_409_with_what_it_wrote(api, alice, fake_upstream, stopped_by):
     fake_upstream.configure(tokens=200, delay_ms=50)
     conversation_id = create(api, alice)
     answer = {}
     asking = threading.Thread(target=lambda: answer.update(zip(("data", "body"), ask(
         api, alice, conversation_id, "long story", status=409))))
     asking.start()
-
     wait_for(lambda: fake_upstream.completions)  # the reply is being written
-    with runtime.session() as db:
-        chat_uuid, reply_uuid = db.execute(select(Chat.uuid, Message.uuid).join(Message, Message.chat_id == Chat.id)
-                                           .where(Chat.id == conversation_id, Message.status == "PROCESSING")).one()
-    assert api.post(f"/api/v1/chat/chats/{chat_uuid}/messages/{reply_uuid}/stop",
-                    headers=alice.headers).status_code == 200
+    if stopped_by == "stop":
+        with runtime.session() as db:
+            chat_uuid, reply_uuid = db.execute(select(Chat.uuid, Message.uuid).join(Message, Message.chat_id == Chat.id)
+                                               .where(Chat.id == conversation_id, Message.status == "PROCESSING")).one()
+        stopping = api.post(f"/api/v1/chat/chats/{chat_uuid}/messages/{reply_uuid}/stop", headers=alice.headers)
+    else:
+        stopping = api.delete(f"/chat/conversations/{conversation_id}", headers=alice.headers)
+    assert stopping.status_code == 200
     asking.join(timeout=30)
     whole = "".join(f"t{i} " for i in range(200))
     assert answer["body"]["error_code"] == "cancelled" and answer["data"]["partial_content"] != whole
