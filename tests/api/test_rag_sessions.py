@@ -147,6 +147,16 @@ def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, 
     wait_for(lambda: runtime.current().redis.zcard(slots) == 0, timeout=10)
 
 
+def test_sessions_most_recently_active_first_and_paging(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    first, second = (send(api, alice, text)[0].headers["X-Session-Id"] for text in ("first", "second"))
+    send(api, alice, "again", session_id=first)  # the first is now the latest active
+    listed = api.get("/chat/sessions", headers=alice.headers).json()
+    assert [s["id"] for s in listed["sessions"]] == [first, second] and listed["total_count"] == 2
+    page = api.get("/chat/sessions", params={"limit": 1, "offset": 1}, headers=alice.headers).json()
+    assert [s["id"] for s in page["sessions"]] == [second] and page["total_count"] == 2
+
+
 def test_sessions_paging_and_auth(api, alice):
     assert api.get("/chat/sessions").status_code == 401
     assert api.get("/chat/sessions?limit=0", headers=alice.headers).status_code == 400
