@@ -9,6 +9,7 @@ from httpx_sse import connect_sse
 from sqlalchemy import select
 
 from models import Chat, Message
+from tests.api.rag_helpers import send
 from tests.conftest import sent_while_deleting, wait_for
 from workers import events, runtime
 
@@ -314,6 +315,21 @@ def test_only_the_owner_posts_system_and_assistant_messages(api, alice, make_use
     response, _ = stream(api, alice, owner)
     assert response.status_code == 200
     assert [m["role"] for m in stored_session(api, alice, session_id)["messages"]] == ["system", "user", "assistant"]
+
+
+def test_a_member_continues_a_session_made_without_a_model_with_the_model_it_uses(api, make_user, fake_upstream):
+    """A chat made on 004 (or 002, 003) has no model of its own: its replies use the default one,
+    which history shows, filters by and a member may send."""
+    fake_upstream.configure(tokens=1)
+    owner, member = make_user("owner"), make_user("member")
+    made, _ = send(api, owner, "Made on 004")
+    assert api.post(f"/api/v1/chat/chats/{made.headers['X-Session-Id']}/participants", json={"user_id": member["id"]},
+                    headers=owner.headers).status_code == 201
+    [session] = api.get("/v1/chat/history", headers=member.headers).json()["sessions"]
+    assert session["model"] == runtime.current().settings.default_ai_model
+    assert api.get("/v1/chat/history", params={"model": session["model"]}, headers=member.headers).json()["total"] == 1
+    response, received = stream(api, member, body("From 001", model=session["model"], session_id=session["id"]))
+    assert response.status_code == 200 and received[-1].data == "[DONE]"
 
 
 def test_switch_model(api, alice, make_user, fake_upstream):

@@ -130,7 +130,7 @@ def chat_history():
                                    query.model)
     messages = sessions.transcript(db, [c.id for c in page])
     return jsonify({"total": total, "page": query.page, "page_size": query.page_size,
-                    "sessions": [session_view(c, messages[c.id]) for c in page]})
+                    "sessions": [session_view(c, messages[c.id], replies.chat_model(c)) for c in page]})
 
 
 @bp.delete("/v1/chat/sessions/<int:session_id>")
