@@ -59,7 +59,8 @@ def test_agents_are_listed_by_name_whatever_its_case(api, make_user):
     carol = make_user("carol")
     for name in ("beta", "Alpha", "charlie", "Bravo"):
         make_agent(api, carol, name=name)
-    listed = [a["name"] for a in envelope(api.get("/chat/agents", params={"limit": 100}, headers=carol.headers))["agents"]]
+    agents = envelope(api.get("/chat/agents", params={"limit": 100}, headers=carol.headers))["agents"]
+    listed = [a["name"] for a in agents]
     assert [n for n in listed if n in ("beta", "Alpha", "charlie", "Bravo")] == ["Alpha", "beta", "Bravo", "charlie"]
 
 

@@ -166,8 +166,9 @@ def test_a_reply_stopped_while_awaited_answers_409_with_what_it_wrote(api, alice
     wait_for(lambda: fake_upstream.completions)  # the reply is being written
     if stopped_by == "stop":
         with runtime.session() as db:
-            chat_uuid, reply_uuid = db.execute(select(Chat.uuid, Message.uuid).join(Message, Message.chat_id == Chat.id)
-                                               .where(Chat.id == conversation_id, Message.status == "PROCESSING")).one()
+            chat_uuid, reply_uuid = db.execute(
+                select(Chat.uuid, Message.uuid).join(Message, Message.chat_id == Chat.id)
+                .where(Chat.id == conversation_id, Message.status == "PROCESSING")).one()
         stopping = api.post(f"/api/v1/chat/chats/{chat_uuid}/messages/{reply_uuid}/stop", headers=alice.headers)
     else:
         stopping = api.delete(f"/chat/conversations/{conversation_id}", headers=alice.headers)

@@ -73,7 +73,8 @@ def check_may_change(chat: Chat, member: Participant, wanted: dict[str, Any]) ->
     its owner or admins change them (403). Anyone may send the values the session already has."""
     if chats.manages(member):
         return
-    current = {name: replies.chat_model(chat) if name == "model" else getattr(chat, SETTINGS[name]) for name in wanted}
+    current = {name: replies.chat_model(chat) if name == "model" else getattr(chat, SETTINGS[name])
+               for name in wanted}
     changed = [name for name, value in wanted.items() if value is not None and current[name] != value]
     if changed:
         raise Forbidden(f"Only the session's owner or admins can change its settings ({', '.join(changed)})")
