@@ -55,6 +55,15 @@ def test_list_shows_own_and_public_agents_with_paging(api, alice, make_user):
     agent(api, bob, mine, 404)
 
 
+def test_agents_are_listed_by_name_whatever_its_case(api, make_user):
+    carol = make_user("carol")
+    for name in ("beta", "Alpha", "charlie", "Bravo"):
+        make_agent(api, carol, name=name)
+    agents = envelope(api.get("/chat/agents", params={"limit": 100}, headers=carol.headers))["agents"]
+    listed = [a["name"] for a in agents]
+    assert [n for n in listed if n in ("beta", "Alpha", "charlie", "Bravo")] == ["Alpha", "beta", "Bravo", "charlie"]
+
+
 def test_only_admins_make_public_agents_and_only_owners_change_them(api, alice, make_user):
     admin = make_admin(make_user("admin"))
     envelope(api.post("/chat/agents", json={"name": "Everyone's", "is_public": True}, headers=alice.headers), 403)

@@ -1,11 +1,13 @@
 """Conversations API (002): the AI response through the RQ pipeline, agents' models and prompts, cost."""
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
-from models import Message
+from models import Chat, Message
 from tests.api.test_conversations import create, envelope
 from tests.api.test_conversations_messages import add, messages
 from tests.conftest import wait_for
@@ -141,6 +143,41 @@ def test_failed_reply_answers_502_with_error_code(api, alice, fake_upstream):
     data, body = ask(api, alice, conversation_id, "fail", status=502)
     assert body["error_code"] == "upstream_error" and data["message_id"] and data["partial_content"] == ""
     assert stored(data["message_id"]).status == "FAILED"
+
+
+def test_open_circuit_answers_503_with_error_code(api, alice, fake_upstream):
+    fake_upstream.configure(fail_status=500)
+    conversation_id = create(api, alice)
+    for _ in range(5):  # the breaker opens after five failures
+        ask(api, alice, conversation_id, "fail", status=502)
+    data, body = ask(api, alice, conversation_id, "refused", status=503)
+    assert body["error_code"] == "service_unavailable" and "circuit breaker open" in body["message"]
+    assert stored(data["message_id"]).status == "FAILED"
+
+
+@pytest.mark.parametrize("stopped_by", ["stop", "deleting the conversation"])
+def test_a_reply_stopped_while_awaited_answers_409_with_what_it_wrote(api, alice, fake_upstream, stopped_by):
+    fake_upstream.configure(tokens=200, delay_ms=50)
+    conversation_id = create(api, alice)
+    answer = {}
+    asking = threading.Thread(target=lambda: answer.update(zip(("data", "body"), ask(
+        api, alice, conversation_id, "long story", status=409))))
+    asking.start()
+    wait_for(lambda: fake_upstream.completions)  # the reply is being written
+    if stopped_by == "stop":
+        with runtime.session() as db:
+            chat_uuid, reply_uuid = db.execute(
+                select(Chat.uuid, Message.uuid).join(Message, Message.chat_id == Chat.id)
+                .where(Chat.id == conversation_id, Message.status == "PROCESSING")).one()
+        stopping = api.post(f"/api/v1/chat/chats/{chat_uuid}/messages/{reply_uuid}/stop", headers=alice.headers)
+    else:
+        stopping = api.delete(f"/chat/conversations/{conversation_id}", headers=alice.headers)
+    assert stopping.status_code == 200
+    asking.join(timeout=30)
+    whole = "".join(f"t{i} " for i in range(200))
+    assert answer["body"]["error_code"] == "cancelled" and answer["data"]["partial_content"] != whole
+    assert whole.startswith(answer["data"]["partial_content"])
+    assert stored(answer["data"]["message_id"]).status == "CANCELLED"
 
 
 def test_no_api_key_answers_400(api, alice, monkeypatch):

@@ -15,6 +15,7 @@ def test_create_get_update_delete(api, alice, make_user):
     prompt = created.json()
     assert {k: prompt[k] for k in PROMPT} == PROMPT
     assert prompt["is_template"] is False and prompt["usage_count"] == 0 and prompt["created_at"]
+    assert prompt["updated_at"] == prompt["created_at"]  # not edited yet
     pid = prompt["id"]
     assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()["title"] == "Text Summarizer"
     updated = api.put(f"/api/chat/prompts/{pid}", json={"title": "Updated Title"}, headers=alice.headers).json()
@@ -152,3 +153,13 @@ def test_an_edit_racing_the_prompts_deletion_is_404(api, alice):
     raced = sent_while_deleting(Prompt.__table__, prompt_id, lambda: api.put(
         f"/api/chat/prompts/{prompt_id}", json={"title": "Renamed"}, headers=alice.headers))
     assert raced.status_code == 404 and raced.json() == {"detail": "Prompt not found"}
+
+
+def test_a_failed_preview_answers_like_a_failed_stream_false_reply(api, alice, fake_upstream):
+    """An upstream error is 502 (a bad gateway), as `stream: false` answers it; not 503."""
+    fake_upstream.configure(fail_status=500)
+    preview = api.post("/api/chat/prompts/preview", json={"content": "hi"}, headers=alice.headers)
+    whole = api.post("/v1/chat/stream", json={"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}],
+                                              "stream": False}, headers=alice.headers)
+    assert preview.status_code == whole.status_code == 502
+    assert preview.json() == {"detail": "The AI service failed while generating the reply."}

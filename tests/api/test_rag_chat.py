@@ -302,6 +302,17 @@ def test_ten_concurrent_streams_then_429(api, make_user, fake_upstream, sessions
     assert sessions["total_count"] == 10  # the refused message left no empty session
 
 
+def test_resuming_a_stream_at_the_limit_takes_no_new_slot(api, alice, fake_upstream, monkeypatch):
+    """An EventSource reconnecting while its reply still streams must not be refused as one too many."""
+    monkeypatch.setattr(runtime.current().settings, "max_concurrent_streams", 1)
+    fake_upstream.configure(tokens=30, delay_ms=50)
+    with connect_sse(api, "POST", "/chat/send", json={"message": "hi"}, headers=alice.headers) as sse:
+        last_id = next(event_id for event_id, payload in events(api, "POST", sse) if payload["type"] == "token")
+    assert api.post("/chat/send", json={"message": "another"}, headers=alice.headers).status_code == 429
+    response, rest = send(api, alice, "ignored", headers={"Last-Event-ID": last_id})
+    assert response.status_code == 200 and rest[-1][1]["type"] == "done"
+
+
 def test_query_string_token_is_never_logged(api, alice, fake_upstream, caplog):
     fake_upstream.configure(tokens=1)
     with caplog.at_level(logging.INFO, logger="werkzeug"):

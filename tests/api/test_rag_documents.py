@@ -100,6 +100,9 @@ def test_an_embedding_failure_says_what_went_wrong(api, alice, fake_upstream):
 
 def test_documents_are_private(api, alice, make_user):
     doc = upload_ready(api, alice, "mine.txt", b"alice's secret recipe")
+    newer = upload_ready(api, alice, "newer.txt", b"alice's shopping list")
+    listed = api.get("/documents", headers=alice.headers).json()
+    assert [d["id"] for d in listed["documents"]] == [newer["id"], doc["id"]] and listed["total_count"] == 2
     eve = make_user("eve")
     for path in (f"/documents/{doc['id']}", f"/documents/{doc['id']}/chunks/0"):
         assert api.get(path, headers=eve.headers).status_code == 404
@@ -125,6 +128,7 @@ def test_datasets(api, alice, make_user):
     assert created.status_code == 201, created.text
     dataset = created.json()
     assert dataset["name"] == "Manuals" and dataset["document_ids"] == [one["id"]]
+    assert dataset["updated_at"] == dataset["created_at"]  # not changed yet
     two = upload_ready(api, alice, "two.txt", b"second document", dataset_id=dataset["id"])
     assert two["metadata"]["additional_metadata"]["dataset_ids"] == [dataset["id"]]
     listed = api.get("/datasets", headers=alice.headers).json()

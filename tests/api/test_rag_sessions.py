@@ -7,6 +7,7 @@ from redis import Redis
 from models.base import make_engine
 from tests.conftest import wait_for
 from tests.api.rag_helpers import events, send, upload_ready
+from tests.api.test_sessions import stream
 from tests.pdfs import text_pdf
 from tests.test_metrics_web_process import free_port
 from web.api.rag.relay import GENERATING
@@ -73,6 +74,19 @@ def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
     assert message["metadata"] == {"note": 1, "status": "SENT", "model": None}
 
 
+def test_every_message_a_user_wrote_names_them_whatever_its_role(api, alice, fake_upstream):
+    """001 takes earlier system and assistant messages from the session's owner: their author too."""
+    fake_upstream.configure(tokens=1)
+    stream(api, alice, {"model": "gpt-4", "messages": [{"role": "system", "content": "Be brief"},
+                                                       {"role": "assistant", "content": "Hello"},
+                                                       {"role": "user", "content": "Authored"}]})
+    [session] = [s for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
+                 if s["title"] == "Authored"]
+    messages = api.get(f"/chat/sessions/{session['id']}", headers=alice.headers).json()["messages"]
+    assert [(m["role"], m["user_id"]) for m in messages] == [
+        ("system", alice["id"]), ("assistant", alice["id"]), ("user", alice["id"]), ("assistant", alice["id"])]
+
+
 def test_session_documents(api, alice, make_user, fake_upstream):
     session_id = rag_session(api, alice, fake_upstream)
     found = api.get(f"/documents/session/{session_id}", headers=alice.headers)
@@ -131,6 +145,16 @@ def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, 
     # The delete asks the reply to stop; its worker finds no reply to store and gives the streaming slot back.
     slots = stream_leases.leases_key(alice["user_id"])
     wait_for(lambda: runtime.current().redis.zcard(slots) == 0, timeout=10)
+
+
+def test_sessions_most_recently_active_first_and_paging(api, alice, fake_upstream):
+    fake_upstream.configure(tokens=1)
+    first, second = (send(api, alice, text)[0].headers["X-Session-Id"] for text in ("first", "second"))
+    send(api, alice, "again", session_id=first)  # the first is now the latest active
+    listed = api.get("/chat/sessions", headers=alice.headers).json()
+    assert [s["id"] for s in listed["sessions"]] == [first, second] and listed["total_count"] == 2
+    page = api.get("/chat/sessions", params={"limit": 1, "offset": 1}, headers=alice.headers).json()
+    assert [s["id"] for s in page["sessions"]] == [second] and page["total_count"] == 2
 
 
 def test_sessions_paging_and_auth(api, alice):

@@ -6,8 +6,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from httpx_sse import connect_sse
+from sqlalchemy import select
 
-from models import Chat
+from models import Chat, Message
+from tests.api.rag_helpers import send
 from tests.conftest import sent_while_deleting, wait_for
 from workers import events, runtime
 
@@ -210,6 +212,20 @@ def test_failed_reply_as_json_and_as_sse(api, alice, fake_upstream, monkeypatch)
     assert no_key.status_code == 400 and no_key.json()["status"] == "FAILED"
 
 
+def test_stream_false_still_running_is_504_naming_the_session_and_message(api, alice, fake_upstream, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "ai_message_wait_s", 0.5)
+    fake_upstream.configure(tokens=3, first_delay_ms=1500)
+    late = api.post("/v1/chat/stream", json=body(stream=False), headers=alice.headers)
+    session_id = int(late.headers["X-Session-Id"])
+    with runtime.session() as db:
+        reply_id = db.scalars(select(Message.id).where(Message.chat_id == session_id,
+                                                       Message.role == "assistant")).one()
+    assert late.status_code == 504 and late.json() == {"detail": (
+        f"The reply did not finish within 0.5 seconds; it is stored when it does "
+        f"(session {session_id}, message {reply_id})")}  # the integer message_id of this API
+    assert wait_for(lambda: stored_session(api, alice, session_id)["messages"][-1]["content"] == "t0 t1 t2 ")
+
+
 def test_stream_validation(api, alice):
     cases = [
         ({"model": "gpt-4", "messages": []}, 422),
@@ -299,6 +315,22 @@ def test_only_the_owner_posts_system_and_assistant_messages(api, alice, make_use
     response, _ = stream(api, alice, owner)
     assert response.status_code == 200
     assert [m["role"] for m in stored_session(api, alice, session_id)["messages"]] == ["system", "user", "assistant"]
+
+
+def test_a_member_continues_a_session_made_without_a_model_with_the_model_it_uses(api, make_user, fake_upstream):
+    """A chat made on 004 (or 002, 003) has no model of its own: its replies use the default one,
+    which history shows, filters by and a member may send."""
+    fake_upstream.configure(tokens=1)
+    owner, member = make_user("owner"), make_user("member")
+    made, _ = send(api, owner, "Made on 004")
+    assert api.post(f"/api/v1/chat/chats/{made.headers['X-Session-Id']}/participants", json={"user_id": member["id"]},
+                    headers=owner.headers).status_code == 201
+    [session] = api.get("/v1/chat/history", headers=member.headers).json()["sessions"]
+    assert session["model"] == runtime.current().settings.default_ai_model
+    filtered = api.get("/v1/chat/history", params={"model": session["model"]}, headers=member.headers).json()
+    assert filtered["total"] == 1
+    response, received = stream(api, member, body("From 001", model=session["model"], session_id=session["id"]))
+    assert response.status_code == 200 and received[-1].data == "[DONE]"
 
 
 def test_switch_model(api, alice, make_user, fake_upstream):

@@ -28,8 +28,10 @@ def visible_to(user: User):
 
 
 def list_agents(db: Session, user: User, limit: int, offset: int) -> tuple[list[Agent], int]:
-    """The user's agents and the public ones, by name; and how many there are in all."""
-    rows = db.scalars(select(Agent).where(visible_to(user)).order_by(Agent.name, Agent.id).limit(limit).offset(offset))
+    """The user's agents and the public ones, by name (`alpha` before `Bravo`, not after it as in
+    the byte order of SQLite and C-collated PostgreSQL); and how many there are in all."""
+    rows = db.scalars(select(Agent).where(visible_to(user)).order_by(func.lower(Agent.name), Agent.name, Agent.id)
+                      .limit(limit).offset(offset))
     total = db.scalar(select(func.count()).select_from(Agent).where(visible_to(user))) or 0
     return list(rows), total
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Prompt, User
+from models.base import utcnow
 from web.errors import BadRequest, Forbidden, NotFound
 from web.services import rows
 
@@ -50,7 +51,8 @@ def own_prompt(db: Session, user: User, prompt_id: int) -> Prompt:
 
 
 def create_prompt(db: Session, user: User, fields: dict[str, Any]) -> Prompt:
-    prompt = Prompt(owner_id=user.id, **fields)
+    now = utcnow()  # one instant: a new prompt's updated_at is its created_at
+    prompt = Prompt(owner_id=user.id, created_at=now, updated_at=now, **fields)
     db.add(prompt)
     db.commit()
     return prompt

@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Dataset, Document, User, dataset_documents
+from models.base import utcnow
 from web.errors import Conflict, NotFound
 
 
@@ -35,7 +36,8 @@ def create(db: Session, user: User, name: str, description: str | None, document
     The documents are read after the dataset's insert: on SQLite that write holds the database's
     write lock, so no deletion commits between the read and the links (a foreign key error).
     """
-    dataset = Dataset(owner_id=user.id, name=name, description=description)
+    now = utcnow()  # one instant: a new dataset's updated_at is its created_at
+    dataset = Dataset(owner_id=user.id, name=name, description=description, created_at=now, updated_at=now)
     db.add(dataset)
     try:
         db.flush()

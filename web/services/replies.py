@@ -27,6 +27,12 @@ TYPING_INTERVAL_MS = 1000  # typing indicators a user sends to a chat more often
 RETRY_STREAM_S = 5
 
 
+def chat_model(chat: Chat) -> str:
+    """The model a chat's replies use: its own, else the default (chats made on 002, 003 and 004
+    have none of their own)."""
+    return chat.ai_model or runtime.current().settings.default_ai_model
+
+
 def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
                  want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
@@ -42,7 +48,6 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     """
     check_content(content)
     check_may_send(member)
-    settings = runtime.current().settings
     if want_reply is None:
         want_reply = chat.ai_enabled
     reply_uuid = (reply_uuid or new_uuid()) if want_reply and role == "user" else None
@@ -59,7 +64,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         reply = None
         if reply_uuid is not None:
             reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
-                            model=chat.ai_model or settings.default_ai_model, hidden=hidden,
+                            model=chat_model(chat), hidden=hidden,
                             meta={**reply_agent(db, chat, user), **(reply_meta or {}), "requested_by": user.id,
                                   "prompt_message_id": message.id},
                             created_at=now, updated_at=now)

@@ -5,14 +5,14 @@ from datetime import datetime
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, Forbidden, NotFound
 from web.services import chats, replies
-from workers import events, stream_leases
+from workers import events, runtime, stream_leases
 
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
 MANAGERS_ONLY_ROLES = ("system", "assistant")  # earlier messages only the owner or admins may send
@@ -73,7 +73,9 @@ def check_may_change(chat: Chat, member: Participant, wanted: dict[str, Any]) ->
     its owner or admins change them (403). Anyone may send the values the session already has."""
     if chats.manages(member):
         return
-    changed = [name for name, value in wanted.items() if value is not None and getattr(chat, SETTINGS[name]) != value]
+    current = {name: replies.chat_model(chat) if name == "model" else getattr(chat, SETTINGS[name])
+               for name in wanted}
+    changed = [name for name, value in wanted.items() if value is not None and current[name] != value]
     if changed:
         raise Forbidden(f"Only the session's owner or admins can change its settings ({', '.join(changed)})")
 
@@ -121,8 +123,9 @@ def history(db: Session, user: User, page: int, page_size: int, start_date: date
         query = query.where(Chat.created_at >= start_date)
     if end_date is not None:
         query = query.where(Chat.created_at <= end_date)
-    if model:
-        query = query.where(Chat.ai_model == model)
+    if model:  # the model its replies use: a chat made without one uses the default
+        uses_default = Chat.ai_model.is_(None) if model == runtime.current().settings.default_ai_model else false()
+        query = query.where(or_(Chat.ai_model == model, uses_default))
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     page_rows = db.scalars(query.order_by(Chat.last_activity_at.desc(), Chat.id.desc())
                            .limit(page_size).offset((page - 1) * page_size))

@@ -94,7 +94,8 @@ def message_view(message: Message, session_uuid: str, user_uuids: dict[int, str]
                  deleted: set[str]) -> dict[str, Any]:
     """`deleted`: the documents the session cited that were deleted since."""
     meta = message.meta or {}
-    author = message.sender_id if message.role == "user" else meta.get("requested_by")
+    # Whoever wrote it (a user's system or assistant message too); a generated reply: who asked.
+    author = message.sender_id if message.sender_id is not None else meta.get("requested_by")
     shown = {k: v for k, v in meta.items() if k not in INTERNAL_META | OWN_META}
     shown.update(status=message.status, model=message.model)
     if message.sources is not None and "search" in meta:  # a RAG reply: retrieval recorded both

@@ -7,12 +7,12 @@ from web.api.described import responds
 from web.api.parsing import parse_body, parse_query
 from web.api.sessions import bp
 from web.api.sessions.answers import Preview, PromptDeleted, PromptOut, PromptPage
-from web.api.sessions.routes import check_model
+from web.api.sessions.routes import FAILED_STATUS, check_model
 from web.api.sessions.schemas import PreviewRequest, PromptIn, PromptQuery, PromptUpdate
 from web.api.sessions.serializers import prompt_view
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest
+from web.errors import ApiError, BadRequest, ErrorBody
 from web.redis_client import get_redis
 from web.services import prompts, upstreams
 from workers import runtime
@@ -77,6 +77,10 @@ def delete_prompt(prompt_id: int):
 
 @bp.post("/api/chat/prompts/preview")
 @responds(200, Preview)
+@responds(400, ErrorBody, "A missing variable, an unknown model, or no API key for the upstream")
+@responds(502, ErrorBody, "The upstream failed")
+@responds(503, ErrorBody, "No upstream is available (circuit open)")
+@responds(504, ErrorBody, "The upstream or the worker did not answer in time")
 @login_required
 def preview():
     """Fill a prompt (stored or inline) with `variables` and show what the model answers to it."""
@@ -90,7 +94,7 @@ def preview():
     check_model(model)  # 400, as /v1/chat/stream and switch-model answer an unknown model
     answer = upstreams.probe(get_redis(), "auto", {"message": text, "model": model, "temperature": 0.7})
     if "error_code" in answer:
-        raise ApiError(answer["error"], status=400 if answer["error_code"] == "no_api_key" else 503)
+        raise ApiError(answer["error"], status=FAILED_STATUS.get(answer["error_code"], 502))  # as stream: false
     if prompt is not None:
         prompts.count_use(db, prompt)
     return jsonify({"preview": answer["content"], "tokens_used": answer["tokens_used"],

@@ -84,8 +84,8 @@ def whole_reply(chat, reply, cursor: str):
     try:
         wait_for_reply_end(chat.id, cursor, reply.uuid, wait_s, lambda: history.reply_ended(reply.uuid))
     except ReplyNotFinished:
-        raise ApiError(f"The reply did not finish within {int(wait_s)} seconds; it is stored when it does "
-                       f"(session {chat.id}, message {reply.uuid})", status=504,
+        raise ApiError(f"The reply did not finish within {wait_s:g} seconds; it is stored when it does "
+                       f"(session {chat.id}, message {reply.id})", status=504,
                        headers={"X-Session-Id": str(chat.id)}) from None
     reply = replies.stored_reply(get_db(), reply, "Chat session not found")
     body = {"session_id": chat.id, "message_id": reply.id, "model": reply.model, "role": "assistant",
@@ -130,7 +130,7 @@ def chat_history():
                                    query.model)
     messages = sessions.transcript(db, [c.id for c in page])
     return jsonify({"total": total, "page": query.page, "page_size": query.page_size,
-                    "sessions": [session_view(c, messages[c.id]) for c in page]})
+                    "sessions": [session_view(c, messages[c.id], replies.chat_model(c)) for c in page]})
 
 
 @bp.delete("/v1/chat/sessions/<int:session_id>")

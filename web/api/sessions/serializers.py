@@ -7,10 +7,11 @@ from models import Chat, Document, Prompt
 from workers.events import iso
 
 
-def session_view(chat: Chat, messages: list[dict[str, str]]) -> dict[str, Any]:
+def session_view(chat: Chat, messages: list[dict[str, str]], model: str) -> dict[str, Any]:
+    """`model`: the one its replies use (the default for a chat made without one)."""
     return {
         "id": chat.id, "user_id": chat.owner_id, "application_id": application_id(chat),
-        "model": chat.ai_model, "title": chat.title, "messages": messages,
+        "model": model, "title": chat.title, "messages": messages,
         "created_at": iso(chat.created_at), "updated_at": iso(chat.last_activity_at),
     }
 
