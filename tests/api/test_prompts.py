@@ -71,15 +71,17 @@ def test_preview_by_id_and_inline(api, alice, fake_upstream):
     assert both.status_code == 400
 
 
-def test_blank_title_is_refused_naming_it(api, alice):
-    created = api.post("/api/chat/prompts", json={**PROMPT, "title": " \t "}, headers=alice.headers)
-    assert created.status_code == 422, created.text
-    assert [e["loc"] for e in created.json()["detail"]] == [["body", "title"]]
+def test_a_blank_title_or_content_is_refused_naming_it(api, alice):
     pid = api.post("/api/chat/prompts", json=PROMPT, headers=alice.headers).json()["id"]
-    updated = api.put(f"/api/chat/prompts/{pid}", json={"title": "   "}, headers=alice.headers)
-    assert updated.status_code == 422, updated.text
-    assert [e["loc"] for e in updated.json()["detail"]] == [["body", "title"]]
-    assert api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()["title"] == PROMPT["title"]
+    for field in ("title", "content"):  # a template of spaces renders nothing
+        created = api.post("/api/chat/prompts", json={**PROMPT, field: " \t "}, headers=alice.headers)
+        assert created.status_code == 422, created.text
+        assert [e["loc"] for e in created.json()["detail"]] == [["body", field]]
+        updated = api.put(f"/api/chat/prompts/{pid}", json={field: "   "}, headers=alice.headers)
+        assert updated.status_code == 422, updated.text
+        assert [e["loc"] for e in updated.json()["detail"]] == [["body", field]]
+    stored = api.get(f"/api/chat/prompts/{pid}", headers=alice.headers).json()
+    assert (stored["title"], stored["content"]) == (PROMPT["title"], PROMPT["content"])
 
 
 def test_update_refuses_null_for_title_and_content(api, alice):

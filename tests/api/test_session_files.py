@@ -68,6 +68,7 @@ def test_bad_files_end_as_clear_failures(api, alice):
     encrypted = upload(api, alice, session_id, encrypted_pdf(["secret"]))
     assert encrypted.status_code == 200 and encrypted.json()["file"]["status"] == "FAILED"
     assert "encrypted" in encrypted.json()["file"]["error"]
+    assert encrypted.json()["message"] == f"File uploaded, but its text could not be read: {encrypted.json()['file']['error']}"
     broken = upload(api, alice, session_id, truncated_pdf(["some text", "more text"]))
     assert broken.status_code == 200
     file = broken.json()["file"]

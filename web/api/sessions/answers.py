@@ -101,8 +101,9 @@ class FileOut(Answer):
 
 class FileUploaded(Answer):
     file: FileOut
-    message: str = Field(description="`File uploaded successfully`, or `File uploaded; parsing is <status>` "
-                                     "when parsing had not ended within 5 s")
+    message: str = Field(description="`File uploaded successfully`; `File uploaded, but its text could not be "
+                                     "read: <error>` (status FAILED); or, when parsing had not ended within 5 s, "
+                                     "that its text is still being read")
 
 
 class FileList(Answer):

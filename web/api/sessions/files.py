@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
+from models import Document
 from web.api.described import accepts, responds
 from web.api.sessions import bp
 from web.api.sessions.answers import FileList, FileUploaded, OneFile
@@ -34,8 +35,15 @@ def upload(session_id: int):
     doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read())
     documents.wait_parsed(redis, doc, UPLOAD_WAIT_S)
     doc = documents.stored_file(db, doc)
-    message = "File uploaded successfully" if doc.status == "READY" else f"File uploaded; parsing is {doc.status}"
-    return jsonify({"file": file_view(doc), "message": message})
+    return jsonify({"file": file_view(doc), "message": upload_message(doc)})
+
+
+def upload_message(doc: Document) -> str:
+    if doc.status == "READY":
+        return "File uploaded successfully"
+    if doc.status == "FAILED":
+        return f"File uploaded, but its text could not be read: {doc.error}"
+    return "File uploaded; its text is still being read (GET the session's files to see when it is ready)"
 
 
 @bp.get("/api/chat/sessions/<int:session_id>/files")

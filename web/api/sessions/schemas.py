@@ -48,7 +48,7 @@ class HistoryQuery(QueryModel):
 
 class PromptIn(RequestModel):
     title: NotBlank = Field(min_length=1, max_length=200)
-    content: str = Field(min_length=1, max_length=20000)
+    content: NotBlank = Field(min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     metadata: Metadata = None
@@ -56,7 +56,7 @@ class PromptIn(RequestModel):
 
 class PromptUpdate(RequestModel):
     title: NotBlank | None = Field(default=None, min_length=1, max_length=200)
-    content: str | None = Field(default=None, min_length=1, max_length=20000)
+    content: NotBlank | None = Field(default=None, min_length=1, max_length=20000)
     scenario: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
     metadata: Metadata = None
@@ -75,7 +75,7 @@ class PromptQuery(QueryModel):
 
 class PreviewRequest(RequestModel):
     prompt_id: int | None = Field(default=None, ge=1, le=MAX_KEY)
-    content: str | None = Field(default=None, min_length=1, max_length=20000)
+    content: NotBlank | None = Field(default=None, min_length=1, max_length=20000)
     variables: dict[str, Any] = Field(default_factory=dict)
     model: str | None = Field(default=None, max_length=100)
 
