@@ -26,10 +26,15 @@ def title_from(message: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def create_chat(db: Session, owner: User, **fields: Any) -> Chat:
-    """A new chat owned by `owner`, who is its first participant."""
+def create_chat(db: Session, owner: User, chat_type: str = "GROUP", **fields: Any) -> Chat:
+    """A new chat owned by `owner`, who is its first participant.
+
+    The chat API (000) and the chats API (003) choose the type; sessions (001, 004) and
+    conversations (002) have none and are shared with any number of members: GROUP chats.
+    """
     now = utcnow()
-    chat = Chat(owner_id=owner.id, created_at=now, last_activity_at=now, updated_at=now, **fields)
+    chat = Chat(owner_id=owner.id, chat_type=chat_type, created_at=now, last_activity_at=now, updated_at=now,
+                **fields)
     chat.participants.append(Participant(user_id=owner.id, role="OWNER", joined_at=now))
     db.add(chat)
     db.commit()
