@@ -32,6 +32,8 @@ def test_sessions_list_and_detail(api, alice, fake_upstream):
                             "last_context", "metadata", "relevant_documents"}
     assert session["id"] == session_id and session["user_id"] == alice["id"]
     assert session["title"] == "Where does coffee grow?" and session["metadata"]["rag_enabled"] is True
+    # 004 has no model of its own: the one its replies use, as 001 shows it.
+    assert session["metadata"]["ai_model"] == runtime.current().settings.default_ai_model
     assert session["relevant_documents"] == [{"document_id": session["relevant_documents"][0]["document_id"],
                                               "filename": "guide.pdf", "chunk_index": 1, "page_number": 2,
                                               "document_deleted": False}]
