@@ -82,6 +82,13 @@ def chat_for_member(db: Session, user: User, chat_key: str | int,
     return chat, member
 
 
+def check_active(chat: Chat, detail: str) -> None:
+    """400 `detail` for an archived chat: it stays readable, and can be deleted, but nobody adds
+    to it on any surface until it is active again."""
+    if chat.status != "ACTIVE":
+        raise BadRequest(detail)
+
+
 def manages(member: Participant) -> bool:
     """The chat's owner or one of its admins: they decide what steers every member's replies."""
     return member.role in MANAGERS
