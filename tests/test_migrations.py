@@ -1,6 +1,7 @@
 """The schema changes only through Alembic: one head, and models match the migrated schema."""
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -66,3 +67,29 @@ def test_sqlite_ids_of_deleted_rows_are_not_reused_and_upgrading_keeps_the_data(
         assert again.id > newest
         assert db.execute(text("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'zebra'")).scalar() == 2
     engine.dispose()
+
+
+def test_0010_makes_conversations_and_rag_sessions_group_chats(app):
+    """Chats stored DIRECT by 002 and 004 (no model of their own, AI on) become GROUP; the DIRECT
+    chats of 000 (a model) and PERSONAL ones of 003 (AI off) stay DIRECT."""
+    engine = runtime.current().engine
+    command.downgrade(alembic_config(engine), "0009")
+    try:
+        with make_sessionmaker(engine)() as db:
+            user = User(email="migrated@example.com", username="migrated", password_hash="x")
+            db.add(user)
+            db.flush()
+            made = {"002/004": Chat(owner_id=user.id, title="untyped"),
+                    "000": Chat(owner_id=user.id, title="000", ai_model="gpt-4"),
+                    "003": Chat(owner_id=user.id, title="003", ai_enabled=False),
+                    "channel": Chat(owner_id=user.id, title="channel", chat_type="CHANNEL")}
+            db.add_all(made.values())
+            db.commit()
+            ids = {name: chat.id for name, chat in made.items()}
+    finally:
+        upgrade_database(engine)
+    with make_sessionmaker(engine)() as db:
+        types = {name: db.get(Chat, chat_id).chat_type for name, chat_id in ids.items()}
+        db.delete(db.get(User, user.id))
+        db.commit()
+    assert types == {"002/004": "GROUP", "000": "DIRECT", "003": "DIRECT", "channel": "CHANNEL"}

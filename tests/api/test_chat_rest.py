@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from models import User
 from models.message import INTERNAL_META
+from tests.api.rag_helpers import send
 from tests.conftest import wait_for
 from web.services import chats, replies
 from workers import events, runtime
@@ -178,6 +179,25 @@ def test_participants_and_permissions(api, alice, make_user, make_chat):
     assert api.post(direct_url, json={"user_id": bob["id"]}, headers=alice.headers).status_code == 201
     third = api.post(direct_url, json={"user_id": carol["id"]}, headers=alice.headers)
     assert third.status_code == 400 and "DIRECT" in third.json()["detail"]
+
+
+def test_sessions_and_conversations_are_group_chats_that_take_more_members(api, alice, make_user, fake_upstream):
+    """001, 002 and 004 have no chat types and share their chats with any number of members
+    (added here): their chats are GROUP chats, not DIRECT ones limited to two."""
+    fake_upstream.configure(tokens=1)
+    bob, carol = make_user("bob"), make_user("carol")
+    api.post("/v1/chat/stream", json={"model": "gpt-4", "stream": False,
+                                      "messages": [{"role": "user", "content": "Made on 001"}]}, headers=alice.headers)
+    api.post("/chat/conversations", json={"title": "Made on 002"}, headers=alice.headers)
+    send(api, alice, "Made on 004")
+    made = {chat["title"]: chat["id"] for chat in api.get("/api/v1/chat/chats", headers=alice.headers).json()}
+    assert sorted(made) == ["Made on 001", "Made on 002", "Made on 004"]
+    for title, chat_id in made.items():
+        url = f"/api/v1/chat/chats/{chat_id}/participants"
+        added = [api.post(url, json={"user_id": user["id"]}, headers=alice.headers) for user in (bob, carol)]
+        assert (title, [a.status_code for a in added]) == (title, [201, 201]), added[-1].text
+        assert api.get(f"/api/v1/chat/chats/{chat_id}", headers=carol.headers).json()["chat"]["chat_type"] == "GROUP"
+    assert [c["chat_type"] for c in api.get("/api/v1/chats", headers=carol.headers).json()] == ["GROUP"] * 3
 
 
 def add_at_once(api, owner, url, user_ids):

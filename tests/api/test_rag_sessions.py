@@ -32,6 +32,8 @@ def test_sessions_list_and_detail(api, alice, fake_upstream):
                             "last_context", "metadata", "relevant_documents"}
     assert session["id"] == session_id and session["user_id"] == alice["id"]
     assert session["title"] == "Where does coffee grow?" and session["metadata"]["rag_enabled"] is True
+    # 004 has no model of its own: the one its replies use, as 001 shows it.
+    assert session["metadata"]["ai_model"] == runtime.current().settings.default_ai_model
     assert session["relevant_documents"] == [{"document_id": session["relevant_documents"][0]["document_id"],
                                               "filename": "guide.pdf", "chunk_index": 1, "page_number": 2,
                                               "document_deleted": False}]
@@ -129,6 +131,29 @@ def test_delete_session(api, alice, make_user, fake_upstream):
     assert deleted.status_code == 200 and deleted.json() == {"message": "Chat session deleted successfully"}
     assert api.get(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
     assert api.get("/chat/sessions", headers=alice.headers).json()["total_count"] == 0
+
+
+def test_an_archived_session_is_read_and_deleted_but_takes_no_message(api, alice, fake_upstream):
+    """Archived on 002 or 003, a session leaves the list (as archived conversations leave 002's) but
+    is still read by its id, as 002 and 003 read it; a message to it is 400 saying why, not 404."""
+    session_id = rag_session(api, alice, fake_upstream)
+    [listed] = api.get("/chat/sessions", headers=alice.headers).json()["sessions"]
+    detail = api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()
+    cited = api.get(f"/documents/session/{session_id}", headers=alice.headers).json()
+    chat_id = api.get("/v1/chat/history", headers=alice.headers).json()["sessions"][0]["id"]
+    assert api.patch(f"/api/v1/chats/{chat_id}/status", json={"status": "ARCHIVED"},
+                     headers=alice.headers).status_code == 200
+    assert api.get("/chat/sessions", headers=alice.headers).json() == {"sessions": [], "total_count": 0}
+    archived = api.get(f"/chat/sessions/{session_id}", headers=alice.headers)
+    assert archived.status_code == 200 and archived.json()["messages"] == detail["messages"]
+    assert archived.json()["session"] == {**listed, "updated_at": archived.json()["session"]["updated_at"]}
+    assert api.get(f"/documents/session/{session_id}", headers=alice.headers).json() == cited
+    refused, _ = send(api, alice, "Still there?", session_id=session_id)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "Chat session is archived: unarchive it to continue it"}
+    assert len(api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()["messages"]) == 2
+    assert api.delete(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+    assert api.get(f"/chat/sessions/{session_id}", headers=alice.headers).status_code == 404
 
 
 def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, fake_upstream, monkeypatch):

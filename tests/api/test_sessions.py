@@ -11,6 +11,7 @@ from sqlalchemy import select
 from models import Chat, Message
 from tests.api.rag_helpers import send
 from tests.conftest import sent_while_deleting, wait_for
+from tests.pdfs import text_pdf
 from workers import events, runtime
 
 
@@ -426,3 +427,33 @@ def test_a_reconnect_after_done_gets_done_again(api, alice, fake_upstream):
     assert done.data == "[DONE]" and done.id
     response, rest = stream(api, alice, body(), headers={"Last-Event-ID": done.id})
     assert response.status_code == 200 and [e.data for e in rest] == ["[DONE]"]
+
+
+ARCHIVED = "Chat session is archived: unarchive it to continue it"
+
+
+def test_an_archived_session_takes_nothing_new_until_unarchived(api, alice, fake_upstream):
+    """Archived on 002 or 003, a session leaves the history (as archived conversations leave 002's
+    list) and is refused new messages, settings and files with a 400 saying why, not a 404 as if
+    it were gone; it is still deleted like any session."""
+    fake_upstream.configure(tokens=1)
+    session_id = int(stream(api, alice, body("Soon archived"))[0].headers["X-Session-Id"])
+    before = stored_session(api, alice, session_id)
+    status_url = f"/api/v1/chats/{session_id}/status"
+    assert api.patch(status_url, json={"status": "ARCHIVED"}, headers=alice.headers).status_code == 200
+    refused = {
+        "stream": api.post("/v1/chat/stream", json=body("more", session_id=session_id), headers=alice.headers),
+        "switch": api.post("/v1/chat/switch-model", json={"session_id": session_id, "model": "gpt-4"},
+                           headers=alice.headers),
+        "upload": api.post(f"/api/chat/sessions/{session_id}/upload", headers=alice.headers,
+                           files={"file": ("a.pdf", text_pdf(["Archived."]), "application/pdf")}),
+    }
+    for name, answer in refused.items():
+        assert (name, answer.status_code, answer.json()) == (name, 400, {"detail": ARCHIVED})
+    assert api.get("/v1/chat/history", headers=alice.headers).json()["total"] == 0
+    assert api.patch(status_url, json={"status": "ACTIVE"}, headers=alice.headers).status_code == 200
+    assert stored_session(api, alice, session_id) == before
+    assert api.get(f"/api/chat/sessions/{session_id}/files", headers=alice.headers).json()["files"] == []
+    assert api.patch(status_url, json={"status": "ARCHIVED"}, headers=alice.headers).status_code == 200
+    assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
+    assert api.get(f"/api/v1/chats/{session_id}", headers=alice.headers).status_code == 404

@@ -30,8 +30,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
     """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
-    if chat.status != "ACTIVE":
-        raise BadRequest("Chat is archived: set its status to ACTIVE to post")
+    chats.check_active(chat, "Chat is archived: set its status to ACTIVE to post")
     if not member.can_send_messages:
         raise Forbidden("Cannot send messages to this chat")
     if role == "assistant":

@@ -26,10 +26,15 @@ def title_from(message: str) -> str:
     return first if len(first) <= TITLE_CHARS else first[: TITLE_CHARS - 1].rstrip() + "…"
 
 
-def create_chat(db: Session, owner: User, **fields: Any) -> Chat:
-    """A new chat owned by `owner`, who is its first participant."""
+def create_chat(db: Session, owner: User, chat_type: str = "GROUP", **fields: Any) -> Chat:
+    """A new chat owned by `owner`, who is its first participant.
+
+    The chat API (000) and the chats API (003) choose the type; sessions (001, 004) and
+    conversations (002) have none and are shared with any number of members: GROUP chats.
+    """
     now = utcnow()
-    chat = Chat(owner_id=owner.id, created_at=now, last_activity_at=now, updated_at=now, **fields)
+    chat = Chat(owner_id=owner.id, chat_type=chat_type, created_at=now, last_activity_at=now, updated_at=now,
+                **fields)
     chat.participants.append(Participant(user_id=owner.id, role="OWNER", joined_at=now))
     db.add(chat)
     db.commit()
@@ -75,6 +80,13 @@ def chat_for_member(db: Session, user: User, chat_key: str | int,
     if member is None:
         raise Forbidden("Access denied to this chat")
     return chat, member
+
+
+def check_active(chat: Chat, detail: str) -> None:
+    """400 `detail` for an archived chat: it stays readable, and can be deleted, but nobody adds
+    to it on any surface until it is active again."""
+    if chat.status != "ACTIVE":
+        raise BadRequest(detail)
 
 
 def manages(member: Participant) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
-from web.errors import ApiError, BadRequest, Forbidden, NotFound
+from web.errors import ApiError, Forbidden, NotFound
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.services import agents, chats, history, replies
 from workers import events, runtime, upstream
@@ -173,8 +173,7 @@ def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attach
 def check_open(chat: Chat) -> None:
     """400 for an archived conversation: it stays readable, but nobody posts to it on any surface
     (as on the chats API, 003) until it is active again."""
-    if chat.status != "ACTIVE":
-        raise BadRequest("Conversation is archived: unarchive it to post")
+    chats.check_active(chat, "Conversation is archived: unarchive it to post")
 
 
 def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, NotFound, ServiceUnavailable
-from web.services import chats, rag_datasets, replies
+from web.services import chats, rag_datasets, replies, sessions
 from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
@@ -30,9 +30,9 @@ class StartedReply:
 
 
 def session_for(db: Session, user: User, session_id: str) -> tuple[Chat, Participant]:
-    """The user's session (any chat they take part in); 404 when it is not theirs."""
+    """The user's session (any chat they take part in, archived ones too); 404 when it is not theirs."""
     try:
-        return chats.chat_for_member(db, user, session_id)
+        return chats.chat_for_member(db, user, session_id, chats.OPEN)
     except ApiError as exc:
         raise NotFound("Chat session not found") from exc
 
@@ -47,6 +47,7 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
         chat, member = open_session(db, redis, user, message, reply_uuid)
     else:
         chat, member = session_for(db, user, session_id)
+        chats.check_active(chat, sessions.ARCHIVED_SESSION)
     rag = {"query": message, "search_options": search_options, "dataset_id": dataset.id if dataset else None}
     try:
         cursor = events.last_event_id(redis, chat.id)

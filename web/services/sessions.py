@@ -16,14 +16,23 @@ from workers import events, runtime, stream_leases
 
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
 MANAGERS_ONLY_ROLES = ("system", "assistant")  # earlier messages only the owner or admins may send
+ARCHIVED_SESSION = "Chat session is archived: unarchive it to continue it"
 
 
 def session_for(db: Session, user: User, session_id: int) -> tuple[Chat, Participant]:
-    """The user's session, 404 (never 403) when it is not theirs."""
+    """The user's session, archived ones too (read, resumed, deleted); 404 (never 403) when it is not theirs."""
     try:
-        return chats.chat_for_member(db, user, session_id)
+        return chats.chat_for_member(db, user, session_id, chats.OPEN)
     except ApiError as exc:
         raise NotFound("Chat session not found") from exc
+
+
+def session_to_continue(db: Session, user: User, session_id: int) -> tuple[Chat, Participant]:
+    """The user's session to add messages, settings or files to: 400 when it is archived (on 002
+    or 003), as those surfaces refuse posts to it, rather than a 404 as if it were gone."""
+    chat, member = session_for(db, user, session_id)
+    chats.check_active(chat, ARCHIVED_SESSION)
+    return chat, member
 
 
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
@@ -34,7 +43,7 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
     (a client retrying it would otherwise store them twice).
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
-    chat, member = session_for(db, user, body.session_id) if body.session_id is not None else (None, None)
+    chat, member = session_to_continue(db, user, body.session_id) if body.session_id is not None else (None, None)
     for message in body.messages:
         replies.check_content(message.content)
     if member is not None:  # a new session's sender is its owner, who may do all of it

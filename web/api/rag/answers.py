@@ -55,7 +55,7 @@ class SessionMetadata(Answer):
     model_config = ConfigDict(extra="allow")
 
     rag_enabled: bool
-    ai_model: str | None
+    ai_model: str  # the model the session's replies use: its own, else the default (DEFAULT_AI_MODEL)
     message_count: int
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from models import Dataset, Document, DocumentChunk, Message
 from models.message import INTERNAL_META
 from web.services.rag_documents import FILE_TYPES, status
+from web.services.replies import chat_model
 from web.services.rag_sessions import SessionInfo, stored_citation
 from workers.events import iso
 
@@ -69,7 +70,7 @@ def session_view(info: SessionInfo) -> dict[str, Any]:
         "title": chat.title or None,  # chats made untitled elsewhere store ""
         "memory_key": memory_key,
         "last_context": info.last_context,
-        "metadata": {**meta, "rag_enabled": chat.rag_enabled, "ai_model": chat.ai_model,
+        "metadata": {**meta, "rag_enabled": chat.rag_enabled, "ai_model": chat_model(chat),
                      "message_count": chat.message_count},
         "relevant_documents": info.relevant_documents,
     }

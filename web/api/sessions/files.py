@@ -27,7 +27,7 @@ UPLOAD_WAIT_S = 5
 def upload(session_id: int):
     """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context."""
     db, redis = get_db(), get_redis()
-    chat, member = sessions.session_for(db, g.user, session_id)
+    chat, member = sessions.session_to_continue(db, g.user, session_id)
     chats.check_may_upload(member)
     upload = request.files.get("file")
     if upload is None:

@@ -27,7 +27,7 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
 @responds(200, media_type="text/event-stream", description=STREAM_FORMAT)
 @responds(200, WholeReply)
 @responds(400, FailedReply | ErrorBody, "`stream: false` and the reply failed for want of an API key (a failed "
-          "reply); or an unknown model, or a `Last-Event-ID` naming no reply of the session")
+          "reply); or an unknown model, an archived session, or a `Last-Event-ID` naming no reply of the session")
 @responds(502, FailedReply, "`stream: false` and the upstream failed")
 @responds(503, FailedReply | ErrorBody, "`stream: false` and no upstream is available (a failed reply); or the "
           "job queue is unreachable")
@@ -112,7 +112,7 @@ def switch_model():
     """Change a session's model; the history is kept and becomes the new model's context."""
     body = parse_body(SwitchModelRequest)
     db = get_db()
-    chat, member = sessions.session_for(db, g.user, body.session_id)
+    chat, member = sessions.session_to_continue(db, g.user, body.session_id)
     check_model(body.model)
     sessions.switch_model(db, chat, member, body.model)
     return jsonify({"session_id": chat.id, "model": chat.ai_model,
