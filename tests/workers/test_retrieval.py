@@ -237,6 +237,18 @@ def test_split_page_windows_and_overlap():
     assert chunk_pages([(1, "a b"), (2, ""), (3, "c")], 10, 2)[1].page_number == 3
 
 
+def test_text_without_spaces_is_chunked_to_size():
+    """Chinese or Japanese runs and minified data have no spaces to split at: a run longer than a
+    chunk is split between its tokens (each unspaced character is one), so no chunk outgrows `size`."""
+    chinese = "我们明天开会讨论预算。" * 50  # 550 characters: about 550 tokens for a BPE tokenizer
+    pieces = split_page(None, chinese, size=20, overlap=5)
+    assert len(pieces) > 25 and all(p.token_count <= 20 and len(p.content) <= 20 for p in pieces)
+    assert "".join(p.content[5:] if i else p.content for i, p in enumerate(pieces)) == chinese  # 5 overlap
+    data = ",".join(f'{{"id":{i},"name":"item{i}"}}' for i in range(100))
+    assert all(p.token_count <= 20 for p in split_page(1, data, size=20, overlap=5))
+    assert [p.token_count for p in split_page(1, "用Python写 代码", size=20, overlap=5)] == [5]
+
+
 def test_fuse_and_mmr():
     fused = fuse([1, 2, 3], [1, 3])
     assert fused[1] == pytest.approx(1.0) and fused[3] > fused[2]
