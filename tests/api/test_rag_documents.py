@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import sqlalchemy.event
 from sqlalchemy import func, select
 
 from models import Document, DocumentChunk
@@ -96,6 +97,29 @@ def test_an_embedding_failure_says_what_went_wrong(api, alice, fake_upstream):
     note = doc["metadata"]["additional_metadata"]["indexing_note"]
     assert note.startswith("The embedding service was unavailable (AuthenticationError: "), note
     assert "401" in note and "Incorrect API key provided." in note and note.endswith("): keyword search only")
+
+
+def test_an_embedding_failure_in_one_slice_of_a_long_pdf_is_noted(api, alice, fake_upstream, monkeypatch):
+    """Only the last slice's outcome was kept: when the embedding service failed for the first pages
+    and came back, the document said nothing, though those pages are found by keyword search only."""
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 1)
+    fake_upstream.configure(api_key="another-key")  # refused for the first slice only
+
+    def recovered(mapper, connection, chunk):
+        fake_upstream.configure(api_key=None)
+
+    sqlalchemy.event.listen(DocumentChunk, "after_insert", recovered)
+    try:
+        doc = upload_ready(api, alice, "book.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."]))
+    finally:
+        sqlalchemy.event.remove(DocumentChunk, "after_insert", recovered)
+    extra = doc["metadata"]["additional_metadata"]
+    with runtime.session() as db:
+        models = db.execute(select(DocumentChunk.page_number, DocumentChunk.embedding_model)
+                            .join(Document).where(Document.uuid == doc["id"]).order_by(DocumentChunk.page_number)).all()
+    assert [tuple(row) for row in models] == [(1, None), (2, "text-embedding-3-small")]
+    assert extra["embedding_model"] == "text-embedding-3-small"
+    assert extra["indexing_note"].startswith("The embedding service was unavailable (AuthenticationError: ")
 
 
 def test_documents_are_private(api, alice, make_user):
