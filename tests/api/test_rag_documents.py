@@ -7,7 +7,7 @@ import sqlalchemy.event
 from sqlalchemy import func, select
 
 from models import Document, DocumentChunk
-from tests.api.rag_helpers import upload, upload_ready
+from tests.api.rag_helpers import send, upload, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
 from workers import runtime
@@ -120,6 +120,30 @@ def test_an_embedding_failure_in_one_slice_of_a_long_pdf_is_noted(api, alice, fa
     assert [tuple(row) for row in models] == [(1, None), (2, "text-embedding-3-small")]
     assert extra["embedding_model"] == "text-embedding-3-small"
     assert extra["indexing_note"].startswith("The embedding service was unavailable (AuthenticationError: ")
+
+
+def test_a_long_pdf_failing_in_a_later_slice_leaves_no_chunks_to_cite(api, alice, fake_upstream, monkeypatch):
+    """The pages indexed before a slice failed stayed searchable: /chat/send cited a document that
+    GET /documents/{id} called failed."""
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 1)
+
+    def unreadable_from_now_on(mapper, connection, chunk):  # the next slice's parser fails
+        connection.execute(Document.__table__.update().where(Document.id == chunk.document_id)
+                           .values(data=b"%PDF-1.4 cut short"))
+
+    sqlalchemy.event.listen(DocumentChunk, "after_insert", unreadable_from_now_on)
+    try:
+        response = upload(api, alice, "book.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."]))
+        doc = wait_for(lambda: (d := api.get(f"/documents/{response.json()['id']}", headers=alice.headers).json())
+                       ["status"] != "processing" and d)
+    finally:
+        sqlalchemy.event.remove(DocumentChunk, "after_insert", unreadable_from_now_on)
+    assert doc["status"] == "failed" and doc["error"].startswith("The document could not be indexed"), doc
+    assert doc["metadata"]["additional_metadata"]["chunk_count"] == 0
+    assert api.get(f"/documents/{doc['id']}/chunks/0", headers=alice.headers).status_code == 404
+    fake_upstream.configure(reply="Assam [1].")
+    _, received = send(api, alice, "Where does tea grow?", search_options={"score_threshold": 0})
+    assert received[-1][1]["citations"] == []
 
 
 def test_documents_are_private(api, alice, make_user):

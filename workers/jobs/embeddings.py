@@ -102,7 +102,9 @@ def finish(db: Session, document_id: int) -> None:
 
 
 def fail(document_id: int, reason: str) -> None:
+    """End the document FAILED without the chunks of its earlier slices: a failed document is not searched."""
     with runtime.current().sessions() as db:
+        db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
         db.execute(update(Document).where(Document.id == document_id)
                    .values(status="FAILED", error=reason, updated_at=utcnow()))
         db.commit()
@@ -112,6 +114,6 @@ def embed_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback (timeout, killed worker): the document must not stay processing."""
     with runtime.current().sessions() as db:
         doc = db.get(Document, job.args[0])
-        if doc is not None and not (doc.meta or {}).get("indexed"):
-            doc.status, doc.error, doc.updated_at = "FAILED", "Indexing did not finish", utcnow()
-            db.commit()
+        indexed = doc is None or (doc.meta or {}).get("indexed")
+    if not indexed:
+        fail(job.args[0], "Indexing did not finish")
