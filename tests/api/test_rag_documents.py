@@ -181,12 +181,16 @@ def test_datasets(api, alice, make_user):
     assert two["metadata"]["additional_metadata"]["dataset_ids"] == [dataset["id"]]
     listed = api.get("/datasets", headers=alice.headers).json()
     assert listed["total_count"] == 1 and listed["datasets"][0]["document_ids"] == [one["id"], two["id"]]
-    assert api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()["document_count"] == 2
+    joined = api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()
+    assert joined["document_count"] == 2 and joined["updated_at"] > dataset["updated_at"]  # a document joined
+    assert api.delete(f"/documents/{one['id']}", headers=alice.headers).status_code == 200
+    left = api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()
+    assert left["document_ids"] == [two["id"]] and left["updated_at"] > joined["updated_at"]  # and one left
     assert api.post("/datasets", json={"name": "Manuals"}, headers=alice.headers).status_code == 409
     assert api.post("/datasets", json={"name": ""}, headers=alice.headers).status_code == 422
     eve = make_user("eve")
     assert api.get(f"/datasets/{dataset['id']}", headers=eve.headers).status_code == 404
-    assert api.post("/datasets", json={"name": "Stolen", "document_ids": [one["id"]]},
+    assert api.post("/datasets", json={"name": "Stolen", "document_ids": [two["id"]]},
                     headers=eve.headers).status_code == 404
     assert api.get("/datasets", headers=eve.headers).json() == {"datasets": [], "total_count": 0}
 
