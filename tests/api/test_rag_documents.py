@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import time
 
+import sqlalchemy.event
 from sqlalchemy import func, select
 
 from models import Document, DocumentChunk
-from tests.api.rag_helpers import upload, upload_ready
+from tests.api.rag_helpers import send, upload, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
 from workers import runtime
@@ -98,6 +99,53 @@ def test_an_embedding_failure_says_what_went_wrong(api, alice, fake_upstream):
     assert "401" in note and "Incorrect API key provided." in note and note.endswith("): keyword search only")
 
 
+def test_an_embedding_failure_in_one_slice_of_a_long_pdf_is_noted(api, alice, fake_upstream, monkeypatch):
+    """Only the last slice's outcome was kept: when the embedding service failed for the first pages
+    and came back, the document said nothing, though those pages are found by keyword search only."""
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 1)
+    fake_upstream.configure(api_key="another-key")  # refused for the first slice only
+
+    def recovered(mapper, connection, chunk):
+        fake_upstream.configure(api_key=None)
+
+    sqlalchemy.event.listen(DocumentChunk, "after_insert", recovered)
+    try:
+        doc = upload_ready(api, alice, "book.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."]))
+    finally:
+        sqlalchemy.event.remove(DocumentChunk, "after_insert", recovered)
+    extra = doc["metadata"]["additional_metadata"]
+    with runtime.session() as db:
+        models = db.execute(select(DocumentChunk.page_number, DocumentChunk.embedding_model)
+                            .join(Document).where(Document.uuid == doc["id"]).order_by(DocumentChunk.page_number)).all()
+    assert [tuple(row) for row in models] == [(1, None), (2, "text-embedding-3-small")]
+    assert extra["embedding_model"] == "text-embedding-3-small"
+    assert extra["indexing_note"].startswith("The embedding service was unavailable (AuthenticationError: ")
+
+
+def test_a_long_pdf_failing_in_a_later_slice_leaves_no_chunks_to_cite(api, alice, fake_upstream, monkeypatch):
+    """The pages indexed before a slice failed stayed searchable: /chat/send cited a document that
+    GET /documents/{id} called failed."""
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 1)
+
+    def unreadable_from_now_on(mapper, connection, chunk):  # the next slice's parser fails
+        connection.execute(Document.__table__.update().where(Document.id == chunk.document_id)
+                           .values(data=b"%PDF-1.4 cut short"))
+
+    sqlalchemy.event.listen(DocumentChunk, "after_insert", unreadable_from_now_on)
+    try:
+        response = upload(api, alice, "book.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."]))
+        doc = wait_for(lambda: (d := api.get(f"/documents/{response.json()['id']}", headers=alice.headers).json())
+                       ["status"] != "processing" and d)
+    finally:
+        sqlalchemy.event.remove(DocumentChunk, "after_insert", unreadable_from_now_on)
+    assert doc["status"] == "failed" and doc["error"].startswith("The document could not be indexed"), doc
+    assert doc["metadata"]["additional_metadata"]["chunk_count"] == 0
+    assert api.get(f"/documents/{doc['id']}/chunks/0", headers=alice.headers).status_code == 404
+    fake_upstream.configure(reply="Assam [1].")
+    _, received = send(api, alice, "Where does tea grow?", search_options={"score_threshold": 0})
+    assert received[-1][1]["citations"] == []
+
+
 def test_documents_are_private(api, alice, make_user):
     doc = upload_ready(api, alice, "mine.txt", b"alice's secret recipe")
     newer = upload_ready(api, alice, "newer.txt", b"alice's shopping list")
@@ -133,12 +181,16 @@ def test_datasets(api, alice, make_user):
     assert two["metadata"]["additional_metadata"]["dataset_ids"] == [dataset["id"]]
     listed = api.get("/datasets", headers=alice.headers).json()
     assert listed["total_count"] == 1 and listed["datasets"][0]["document_ids"] == [one["id"], two["id"]]
-    assert api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()["document_count"] == 2
+    joined = api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()
+    assert joined["document_count"] == 2 and joined["updated_at"] > dataset["updated_at"]  # a document joined
+    assert api.delete(f"/documents/{one['id']}", headers=alice.headers).status_code == 200
+    left = api.get(f"/datasets/{dataset['id']}", headers=alice.headers).json()
+    assert left["document_ids"] == [two["id"]] and left["updated_at"] > joined["updated_at"]  # and one left
     assert api.post("/datasets", json={"name": "Manuals"}, headers=alice.headers).status_code == 409
     assert api.post("/datasets", json={"name": ""}, headers=alice.headers).status_code == 422
     eve = make_user("eve")
     assert api.get(f"/datasets/{dataset['id']}", headers=eve.headers).status_code == 404
-    assert api.post("/datasets", json={"name": "Stolen", "document_ids": [one["id"]]},
+    assert api.post("/datasets", json={"name": "Stolen", "document_ids": [two["id"]]},
                     headers=eve.headers).status_code == 404
     assert api.get("/datasets", headers=eve.headers).json() == {"datasets": [], "total_count": 0}
 

@@ -76,6 +76,25 @@ def test_sessions_show_chats_made_elsewhere_in_the_documented_shape(api, alice):
     assert message["metadata"] == {"note": 1, "status": "SENT", "model": None}
 
 
+def test_cited_documents_read_markers_listed_in_one_bracket(api, alice, fake_upstream):
+    """Models often cite several excerpts in one bracket: [1, 3] cites the first and third."""
+    for name, fact in (("tea.txt", "Tea grows in Assam."), ("coffee.txt", "Coffee grows in Brazil."),
+                       ("cocoa.txt", "Cocoa grows in Ghana.")):
+        upload_ready(api, alice, name, fact.encode())
+    fake_upstream.configure(reply="Assam and Ghana [1, 3]; Brazil too [2].")
+    response, _ = send(api, alice, "Where does it grow?", search_options={"k": 3, "score_threshold": 0})
+    detail = api.get(f"/chat/sessions/{response.headers['X-Session-Id']}", headers=alice.headers).json()
+    reply = detail["messages"][-1]
+    assert len(reply["sources"]) == 3
+    assert [c["document_id"] for c in reply["cited_documents"]] == [s["document_id"] for s in reply["sources"]]
+    fake_upstream.configure(reply="Assam and Ghana [1,3].")
+    response, _ = send(api, alice, "Where does it grow?", session_id=response.headers["X-Session-Id"],
+                       search_options={"k": 3, "score_threshold": 0})
+    reply = api.get(f"/chat/sessions/{response.headers['X-Session-Id']}", headers=alice.headers).json()["messages"][-1]
+    assert [c["document_id"] for c in reply["cited_documents"]] == [reply["sources"][0]["document_id"],
+                                                                    reply["sources"][2]["document_id"]]
+
+
 def test_every_message_a_user_wrote_names_them_whatever_its_role(api, alice, fake_upstream):
     """001 takes earlier system and assistant messages from the session's owner: their author too."""
     fake_upstream.configure(tokens=1)

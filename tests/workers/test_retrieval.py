@@ -8,10 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+import sqlalchemy.event
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
 from sqlalchemy import text as sql_text
 
-from models import DocumentChunk, User
+from models import Document, DocumentChunk, User
 from tests.api.rag_helpers import upload_ready
 from tests.conftest import REAL_SERVICES
 from workers import runtime
@@ -51,6 +53,36 @@ def test_similarity_ranks_by_cosine_and_applies_the_threshold(corpus):
     assert [h["filename"] for h in everything][2:] == ["lyon.txt", "zoo.txt"]
     scores = [h["relevance_score"] for h in everything]
     assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("provider, query, found", [
+    ("auto", "What is the capital of France?", ["paris2.txt", "lyon.txt", "zoo.txt"]),
+    ("none", "capital France", ["paris2.txt", "lyon.txt"]),  # keywords only
+])
+def test_a_document_deleted_during_a_search_is_left_out_of_its_hits(corpus, monkeypatch, provider, query, found):
+    """PostgreSQL (and SQLite outside a transaction) reads each statement afresh: a document deleted
+    between the query ranking the chunks and the read of those chunks' text must drop out, not fail the
+    whole search (the reply then went without any document context)."""
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", provider)
+    deleted = []
+
+    def delete_paris(conn, cursor, statement, parameters, context, executemany):
+        if deleted or "FROM document_chunks" not in statement or "JOIN" in statement:
+            return
+        deleted.append(True)
+        with runtime.session() as db:
+            doc_id = db.scalar(select(Document.id).where(Document.filename == "paris.txt",
+                                                         Document.owner_id == corpus.owner_id))
+            db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == doc_id))
+            db.execute(delete(Document).where(Document.id == doc_id))
+            db.commit()
+
+    sqlalchemy.event.listen(Engine, "after_cursor_execute", delete_paris)
+    try:
+        hits = run(corpus, query, k=4, score_threshold=0.0)
+    finally:
+        sqlalchemy.event.remove(Engine, "after_cursor_execute", delete_paris)
+    assert deleted and [h["filename"] for h in hits] == found
 
 
 def test_hybrid_keeps_keyword_matches_the_threshold_drops(corpus):
@@ -203,6 +235,18 @@ def test_split_page_windows_and_overlap():
     assert [p.content.split()[0] for p in pieces] == ["w0", "w6", "w12", "w18"]
     assert all(p.page_number == 3 and p.token_count <= 10 for p in pieces)
     assert chunk_pages([(1, "a b"), (2, ""), (3, "c")], 10, 2)[1].page_number == 3
+
+
+def test_text_without_spaces_is_chunked_to_size():
+    """Chinese or Japanese runs and minified data have no spaces to split at: a run longer than a
+    chunk is split between its tokens (each unspaced character is one), so no chunk outgrows `size`."""
+    chinese = "我们明天开会讨论预算。" * 50  # 550 characters: about 550 tokens for a BPE tokenizer
+    pieces = split_page(None, chinese, size=20, overlap=5)
+    assert len(pieces) > 25 and all(p.token_count <= 20 and len(p.content) <= 20 for p in pieces)
+    assert "".join(p.content[5:] if i else p.content for i, p in enumerate(pieces)) == chinese  # 5 overlap
+    data = ",".join(f'{{"id":{i},"name":"item{i}"}}' for i in range(100))
+    assert all(p.token_count <= 20 for p in split_page(1, data, size=20, overlap=5))
+    assert [p.token_count for p in split_page(1, "用Python写 代码", size=20, overlap=5)] == [5]
 
 
 def test_fuse_and_mmr():

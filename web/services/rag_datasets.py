@@ -1,7 +1,7 @@
 """Datasets: named sets of a user's library documents that a RAG search can be limited to."""
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,18 @@ def add_documents(db: Session, dataset: Dataset, document_ids: list[int]) -> Non
     rows = [{"dataset_id": dataset.id, "document_id": i} for i in document_ids if i not in present]
     if rows:
         db.execute(insert(dataset_documents), rows)
+
+
+def join(db: Session, dataset: Dataset, document_id: int) -> None:
+    """A new document joins the dataset, which has then changed."""
+    add_documents(db, dataset, [document_id])
+    dataset.updated_at = utcnow()
+
+
+def touch_datasets_of(db: Session, document_id: int) -> None:
+    """The datasets holding the document change as it leaves them (before its deletion)."""
+    holding = select(dataset_documents.c.dataset_id).where(dataset_documents.c.document_id == document_id)
+    db.execute(update(Dataset).where(Dataset.id.in_(holding)).values(updated_at=utcnow()))
 
 
 def list_datasets(db: Session, user: User) -> list[Dataset]:

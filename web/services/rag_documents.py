@@ -63,7 +63,7 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
     db.add(doc)
     db.flush()
     if dataset is not None:
-        rag_datasets.add_documents(db, dataset, [doc.id])
+        rag_datasets.join(db, dataset, doc.id)
     db.commit()
     try:
         job = queues.enqueue_ingestion(redis, doc.id, doc.uuid, small=len(data) <= SMALL_UPLOAD_BYTES,
@@ -115,6 +115,7 @@ def chunk_of(db: Session, doc: Document, chunk_index: int) -> DocumentChunk:
 
 def remove(db: Session, doc: Document) -> None:
     """Delete the document with its chunks and vectors (and its dataset memberships)."""
+    rag_datasets.touch_datasets_of(db, doc.id)
     db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == doc.id))
     db.delete(doc)
     db.commit()

@@ -48,8 +48,9 @@ def embed_chunks(document_id: int, start_page: int = 0) -> str:
     next_page = start_page + settings.rag_pages_per_job
     with rt.sessions() as db:
         store(db, document_id, owner_id, start_page, pieces, vectors, model)
+        note_slice(db, document_id, model, problem)
         if next_page >= total:
-            finish(db, document_id, model, problem)
+            finish(db, document_id)
         db.commit()
     if next_page < total:
         queues.enqueue_embedding(rt.redis, document_id, doc_uuid, next_page)
@@ -84,16 +85,26 @@ def store(db: Session, document_id: int, owner_id: int, start_page: int, pieces:
                              unspaced_terms=text.unspaced_terms(piece.content)))
 
 
-def finish(db: Session, document_id: int, model: str | None, problem: str | None) -> None:
+def note_slice(db: Session, document_id: int, model: str | None, problem: str | None) -> None:
+    """Keep the embedding model and the first problem of any slice: one slice of a long PDF
+    stored without vectors leaves its pages to keyword search, whatever the other slices got."""
+    doc = db.get(Document, document_id)
+    meta = doc.meta or {}
+    doc.meta = {**meta, "embedding_model": meta.get("embedding_model") or model,
+                "indexing_note": meta.get("indexing_note") or problem}
+
+
+def finish(db: Session, document_id: int) -> None:
     doc = db.get(Document, document_id)
     count = db.scalar(select(func.count()).where(DocumentChunk.document_id == document_id)) or 0
-    doc.meta = {**(doc.meta or {}), "indexed": True, "chunk_count": count, "embedding_model": model,
-                "indexing_note": problem}
+    doc.meta = {**(doc.meta or {}), "indexed": True, "chunk_count": count}
     doc.updated_at = utcnow()
 
 
 def fail(document_id: int, reason: str) -> None:
+    """End the document FAILED without the chunks of its earlier slices: a failed document is not searched."""
     with runtime.current().sessions() as db:
+        db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
         db.execute(update(Document).where(Document.id == document_id)
                    .values(status="FAILED", error=reason, updated_at=utcnow()))
         db.commit()
@@ -103,6 +114,6 @@ def embed_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback (timeout, killed worker): the document must not stay processing."""
     with runtime.current().sessions() as db:
         doc = db.get(Document, job.args[0])
-        if doc is not None and not (doc.meta or {}).get("indexed"):
-            doc.status, doc.error, doc.updated_at = "FAILED", "Indexing did not finish", utcnow()
-            db.commit()
+        indexed = doc is None or (doc.meta or {}).get("indexed")
+    if not indexed:
+        fail(job.args[0], "Indexing did not finish")

@@ -1,7 +1,8 @@
 """Split a document's pages into overlapping chunks of about `size` tokens, keeping page numbers.
 
 No tokenizer data can be fetched here, so tokens are counted as runs of word characters and
-single punctuation marks, which tracks BPE token counts of English prose within ~20%.
+single punctuation marks, which tracks BPE token counts of English prose within ~20%, and each
+character of a script written without spaces (Chinese, Japanese, Korean) as one.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 
 from pypdf import PdfReader
 
+from workers.retrieval.text import UNSPACED_CHARS
+
 PIECE = re.compile(r"\S+")
-TOKEN = re.compile(r"\w+|[^\w\s]")
+TOKEN = re.compile(f"[{UNSPACED_CHARS}]|[^\\W{UNSPACED_CHARS}]+|[^\\w\\s]")
 
 
 @dataclass(frozen=True)
@@ -20,10 +23,6 @@ class Piece:
     page_number: int | None
     content: str
     token_count: int
-
-
-def count_tokens(text: str) -> int:
-    return len(TOKEN.findall(text))
 
 
 def pdf_pages(data: bytes, start: int, count: int) -> tuple[list[tuple[int, str]], int]:
@@ -38,7 +37,7 @@ def pdf_pages(data: bytes, start: int, count: int) -> tuple[list[tuple[int, str]
 
 def split_page(page_number: int | None, text: str, size: int, overlap: int) -> list[Piece]:
     """Windows of whitespace-separated pieces, ~`size` tokens each, overlapping by ~`overlap`."""
-    spans = [(m.start(), m.end(), max(1, count_tokens(m.group()))) for m in PIECE.finditer(text)]
+    spans = word_spans(text, size)
     pieces: list[Piece] = []
     start = 0
     while start < len(spans):
@@ -55,6 +54,16 @@ def split_page(page_number: int | None, text: str, size: int, overlap: int) -> l
             back += spans[next_start][2]
         start = next_start
     return pieces
+
+
+def word_spans(text: str, size: int) -> list[tuple[int, int, int]]:
+    """(start, end, tokens) of each whitespace-separated word of `text`; a word of more than `size`
+    tokens (a Chinese or Japanese sentence, minified data) as its tokens, so a chunk can end inside it."""
+    spans = []
+    for word in PIECE.finditer(text):
+        tokens = [(word.start() + t.start(), word.start() + t.end(), 1) for t in TOKEN.finditer(word.group())]
+        spans.extend(tokens if len(tokens) > size else [(word.start(), word.end(), max(1, len(tokens)))])
+    return spans
 
 
 def chunk_pages(pages: list[tuple[int | None, str]], size: int, overlap: int) -> list[Piece]:

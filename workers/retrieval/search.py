@@ -57,7 +57,9 @@ def search(db: Session, settings: Settings, scope: store.Scope, query: str, opti
     else:
         ranked = [r for r in similar(db, scope, query_vector, model, pool) if r.score >= options.score_threshold]
     rows = store.chunk_rows(db, [r.chunk_id for r in ranked])
-    ranked = [Ranked(r.chunk_id, r.score, r.semantic, rows[r.chunk_id]["content"]) for r in ranked]
+    # A chunk missing from `rows` went with its document, deleted since the ranking query ran.
+    ranked = [Ranked(r.chunk_id, r.score, r.semantic, rows[r.chunk_id]["content"])
+              for r in ranked if r.chunk_id in rows]
     if options.rerank:
         ranked = reranking.rerank(settings, query, ranked, notes)
     hits = [{**rows[r.chunk_id], "relevance_score": round(r.score, 4)} for r in ranked[:options.k]]
@@ -87,7 +89,8 @@ def by_keywords(db: Session, scope: store.Scope, query: str, limit: int) -> list
     query_terms = text.terms(query)
     found = store.keyword_matches(db, scope, query_terms, limit)
     rows = store.chunk_rows(db, [chunk_id for chunk_id, _ in found])
-    ranked = [Ranked(chunk_id, text.coverage(query_terms, rows[chunk_id]["content"])) for chunk_id, _ in found]
+    ranked = [Ranked(chunk_id, text.coverage(query_terms, rows[chunk_id]["content"])) for chunk_id, _ in found
+              if chunk_id in rows]  # not a document deleted since the keyword query ran
     return sorted(ranked, key=lambda r: -r.score)
 
 

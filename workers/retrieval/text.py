@@ -8,7 +8,8 @@ from collections import Counter
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Scripts written without spaces (kana, CJK ideographs, Hangul syllables): a run of them is
 # read as its overlapping character pairs, so a word is found inside a longer run.
-UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+UNSPACED_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # a character class's ranges
+UNSPACED = re.compile(f"[{UNSPACED_CHARS}]+")
 STOPWORDS = frozenset(
     "a an and are as at be but by can do does did for from has have how i if in into is it its me my no not of "
     "on or our so than that the their them then there these they this to was we were what when where which who "

@@ -11,7 +11,8 @@ from web.services.replies import chat_model
 from web.services.rag_sessions import SessionInfo, stored_citation
 from workers.events import iso
 
-CITE_MARK = re.compile(r"\[(\d{1,3})\]")
+# "[2]", and several excerpts in one bracket as models often write them: "[1, 3]".
+CITE_MARK = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Set from the message itself: a client's metadata keys of these names are not shown. The
 # pipeline's INTERNAL_META are shown as their own fields (`search` only on a RAG reply) or not at all.
 OWN_META = frozenset({"status", "model", "error_code"})
@@ -80,7 +81,7 @@ def cited(message: Message, deleted: set[str]) -> list[dict[str, Any]] | None:
     """The sources the answer cites by their `[n]` markers (None when it had no sources)."""
     if not message.sources:
         return None
-    marks = {int(n) for n in CITE_MARK.findall(message.content or "")}
+    marks = {int(n) for listed in CITE_MARK.findall(message.content or "") for n in listed.split(",")}
     return [stored_citation(s, deleted) for n, s in enumerate(message.sources, start=1) if n in marks]
 
 
