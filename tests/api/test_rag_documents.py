@@ -48,6 +48,14 @@ def test_a_long_file_name_is_cut_keeping_its_extension(api, alice):
     assert doc["filename"] == "n" * 252 + ".md" and doc["metadata"]["file_type"] == "markdown"
 
 
+def test_a_file_name_keeps_only_the_last_part_of_a_path(api, alice):
+    """A client's directories are not part of the name (RFC 7578 4.2): they showed in every listing and
+    in the prompts that cite the document."""
+    for sent, kept in (("../../etc/notes.md", "notes.md"), ("C:\\Users\\bob\\report.txt", "report.txt"),
+                       ("folder/", "document")):
+        assert upload_ready(api, alice, sent, b"# Notes")["filename"] == kept, sent
+
+
 def test_long_text_is_chunked_with_overlap(api, alice, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "rag_chunk_tokens", 50)
     monkeypatch.setattr(runtime.current().settings, "rag_chunk_overlap", 10)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os.path
+import re
 
 from redis import Redis
 from rq.job import Job
@@ -25,9 +26,11 @@ PDF_MAGIC = b"%PDF-"
 def stored_name(filename: str, default: str) -> str:
     """The name an upload is kept under: at most 255 characters, a longer one cut before its
     extension (clients show and save files by it), and never a NUL (PostgreSQL refuses one; a
-    multipart header can carry it, percent-encoded in `filename*`)."""
+    multipart header can carry it, percent-encoded in `filename*`). Only the last part of a path
+    is kept (RFC 7578 4.2: a client's directories are not part of the name, and reached prompts)."""
     if "\x00" in filename:
         raise BadRequest("The file name must not contain NUL characters")
+    filename = re.split(r"[/\\]", filename)[-1]
     if len(filename) <= MAX_NAME_CHARS:
         return filename or default
     stem, extension = os.path.splitext(filename)
