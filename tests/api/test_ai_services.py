@@ -380,6 +380,23 @@ def test_health_of_an_unreachable_upstream_says_what_failed(api, alice, monkeypa
     assert service["error"].startswith("The AI service did not answer the model list request")
 
 
+def test_service_urls_shown_to_users_carry_no_credentials(api, alice, fake_upstream, fallback_upstream, monkeypatch):
+    """An operator may put a gateway's credentials (or a key in the query string) in OPENAI_BASE_URL;
+    every signed-in user reads the upstreams' addresses, so they are shown without them."""
+    settings = runtime.current().settings
+    host = fake_upstream.base_url.split("://", 1)[1]
+    monkeypatch.setattr(settings, "openai_base_url", f"http://parley:s3cret@{host}?key=s3cret")
+    monkeypatch.setattr(settings, "fallback_openai_base_url", f"http://fallback:s3cret@{host}")
+    answers = [api.get("/api/v1/chat/langchain/health", headers=alice.headers),
+               api.get("/api/v1/chat/services/status", headers=alice.headers),
+               api.post("/api/v1/chat/test/connection", headers=alice.headers)]
+    for answer in answers:
+        assert answer.status_code == 200 and "s3cret" not in answer.text, answer.text
+    status = answers[1].json()["data"]
+    assert status["langchain_service"]["base_url"] == f"http://{host}"
+    assert status["fallback_services"]["direct_openai"]["service_url"] == f"http://{host}"
+
+
 def half_open(monkeypatch):
     """Open the primary's circuit with a 1 s timeout and wait until it is HALF_OPEN; its breaker."""
     rt = runtime.current()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
 
@@ -25,9 +26,12 @@ def breaker_view(redis: Redis, name: str) -> dict[str, Any]:
 
 
 def service_url(source: upstream.Upstream | None) -> str | None:
+    """The upstream's address as every signed-in user is shown it: without the credentials
+    (`https://user:password@gateway/v1`) or query string an operator may have put in its URL."""
     if source is None:
         return None
-    return source.base_url or "https://api.openai.com/v1"
+    parts = urlsplit(source.base_url or "https://api.openai.com/v1")
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 # The reply texts speak of a reply; a health check made none.
