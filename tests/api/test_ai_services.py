@@ -325,6 +325,27 @@ def test_concurrent_stream_limit(api, alice, make_chat, fake_upstream, monkeypat
     send(api, alice, chat["id"], "after the first finished")
 
 
+def test_test_completions_take_a_stream_slot(api, alice, make_chat, fake_upstream, fallback_upstream, monkeypatch):
+    """The service tests and prompt previews run a completion on a reply worker too: they count
+    against MAX_CONCURRENT_STREAMS (else one user could fill the reply workers with them), and free
+    their slot when they end."""
+    monkeypatch.setattr(runtime.current().settings, "max_concurrent_streams", 1)
+    fake_upstream.configure(tokens=10, delay_ms=100)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])  # holds the one slot until its reply ends
+    tests = [("/api/v1/chat/langchain/test", {"message": "hi"}), ("/api/v1/chat/openai/test", {"message": "hi"}),
+             ("/api/chat/prompts/preview", {"content": "Say {word}", "variables": {"word": "hi"}})]
+    for url, body in tests:
+        refused = api.post(url, json=body, headers=alice.headers)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "5", (url, refused.text)
+        assert "at once" in refused.json()["detail"]
+    assert all(c["body"].get("stream") for c in fake_upstream.completions)  # replies only: no test ran
+    assert fallback_upstream.completions == []
+    wait_for(lambda: last_reply(api, alice, chat["id"]))
+    for url, body in tests + tests:  # each ended test freed its slot
+        assert api.post(url, json=body, headers=alice.headers).status_code == 200, url
+
+
 def test_stats_name_only_the_callers_chats(api, alice, make_user, make_chat, connect):
     """Every signed-in user may read /stats: the totals count every socket, but another user's chat
     ids are not theirs to see (an admin sees them all)."""
