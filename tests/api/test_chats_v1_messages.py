@@ -140,6 +140,23 @@ def test_pipeline_metadata_is_never_shown_nor_taken(api, alice, make_user):
     assert len(api.get(url, headers=bob.headers).json()) == 1
 
 
+def test_a_replys_request_is_not_shown_as_its_metadata(api, alice, make_user, fake_upstream):
+    """An AI reply keeps which agent it was asked of and whether the asker sent the history
+    (002's agent_id and include_context): the asker's request, not metadata of the chat's, so
+    003 and 004 show the other members none of it (here bob's own private agent)."""
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    agent = api.post("/chat/agents", json={"name": "bob's own"}, headers=bob.headers).json()["data"]["agent_id"]
+    asked = api.post(f"/chat/conversations/{chat['id']}/ai-response", headers=bob.headers,
+                     json={"message": "hi", "agent_id": agent, "include_context": False})
+    assert asked.status_code == 200, asked.text
+    reply = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()[-1]
+    assert reply["is_user"] is False and reply["message_metadata"] == {}
+    session = api.get(f"/chat/sessions/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
+    assert session["messages"][-1]["metadata"] == {"status": "DELIVERED", "model": "gpt-3.5-turbo"}
+
+
 def test_list_messages_paging_and_threads(api, alice, make_user):
     chat = create_chat(api, alice)
     url = f"/api/v1/chats/{chat['id']}/messages"
