@@ -77,7 +77,8 @@ def delete_prompt(prompt_id: int):
 
 @bp.post("/api/chat/prompts/preview")
 @responds(200, Preview)
-@responds(400, ErrorBody, "A missing variable, an unknown model, or no API key for the upstream")
+@responds(400, ErrorBody, "A missing variable, a filled prompt longer than a message (50,000 characters), "
+                           "an unknown model, or no API key for the upstream")
 @responds(502, ErrorBody, "The upstream failed")
 @responds(503, ErrorBody, "No upstream is available (circuit open)")
 @responds(504, ErrorBody, "The upstream or the worker did not answer in time")
