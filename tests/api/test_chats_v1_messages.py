@@ -328,6 +328,28 @@ def test_reactions_per_user_and_idempotent(api, alice, make_user):
                     headers=alice.headers).status_code == 404
 
 
+def test_a_user_makes_at_most_20_reactions_on_a_message(api, alice, make_user):
+    """Every listing of a chat carries each message's reactions: one member adding thousands of
+    distinct ones would make every member's listings megabytes long."""
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    message = post(api, alice, chat["id"], "react to me")
+    url = f"/api/v1/messages/{message['id']}/reactions"
+    for n in range(20):
+        assert api.post(url, json={"reaction": f"r{n}"}, headers=bob.headers).status_code == 200, n
+    refused = api.post(url, json={"reaction": "one more"}, headers=bob.headers)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "You have made 20 reactions on this message, the most one can; "
+                                        "remove one to add another"}
+    assert api.post(url, json={"reaction": "r0"}, headers=bob.headers).status_code == 200  # one made: no change
+    assert api.post(url, json={"reaction": "mine"}, headers=alice.headers).status_code == 200  # each their own 20
+    assert api.delete(f"{url}/r0", headers=bob.headers).status_code == 200
+    assert api.post(url, json={"reaction": "one more"}, headers=bob.headers).status_code == 200
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()[0]["reactions"]
+    assert len(listed) == 21 and "r0" not in listed
+
+
 def test_every_reaction_added_can_be_removed(api, alice):
     message = post(api, alice, create_chat(api, alice)["id"])
     url = f"/api/v1/messages/{message['id']}/reactions"
