@@ -12,11 +12,12 @@ from models.base import Base, JSONType, PublicIdMixin, UTCDateTime, utcnow
 ROLES = ("user", "assistant", "system")
 STATUSES = ("SENDING", "SENT", "DELIVERED", "READ", "PROCESSING", "CANCELLED", "FAILED")
 FINAL_REPLY_STATUSES = ("DELIVERED", "CANCELLED", "FAILED")
-# Metadata keys the reply pipeline keeps on an AI message: who asked, the prompt, what retrieval
-# searched and found (`retrieved` holds the text of the asker's private chunks). Every surface
-# hides them from message metadata, and clients may not set them.
-INTERNAL_META = frozenset({"requested_by", "prompt_message_id", "rag", "retrieved", "context_ids",
-                           "relevance_score", "search"})
+# Metadata keys the reply pipeline keeps on an AI message: who asked, the prompt, the agent asked
+# and whether the history went with it, what retrieval searched and found (`retrieved` holds the
+# text of the asker's private chunks). Every surface hides them from message metadata, and
+# clients may not set them.
+INTERNAL_META = frozenset({"requested_by", "prompt_message_id", "agent_id", "include_context", "rag", "retrieved",
+                           "context_ids", "relevance_score", "search"})
 
 
 class Message(PublicIdMixin, Base):

@@ -63,11 +63,14 @@ def find_reply_job(redis: Redis, message_uuid: str) -> Job | None:
         return None
 
 
-def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int) -> Job:
-    """A one-off upstream test completion; the caller waits for its result."""
+def enqueue_probe(redis: Redis, target: str, payload: dict, *, timeout_s: int, lease: tuple[int, str]) -> Job:
+    """A one-off upstream test completion; the caller waits for its result. `lease` (user id,
+    lease id) is the asker's concurrent-reply slot, which the job frees when it ends."""
+    user_id, lease_id = lease
     return queue(REPLIES, redis).enqueue(
         "workers.jobs.probes.test_completion", target, payload["message"], payload["model"],
-        payload["temperature"], payload.get("system_prompt"), job_timeout=timeout_s, result_ttl=300, failure_ttl=3600,
+        payload["temperature"], payload.get("system_prompt"), user_id, lease_id,
+        job_timeout=timeout_s, result_ttl=300, failure_ttl=3600,
     )
 
 

@@ -325,6 +325,27 @@ def test_concurrent_stream_limit(api, alice, make_chat, fake_upstream, monkeypat
     send(api, alice, chat["id"], "after the first finished")
 
 
+def test_test_completions_take_a_stream_slot(api, alice, make_chat, fake_upstream, fallback_upstream, monkeypatch):
+    """The service tests and prompt previews run a completion on a reply worker too: they count
+    against MAX_CONCURRENT_STREAMS (else one user could fill the reply workers with them), and free
+    their slot when they end."""
+    monkeypatch.setattr(runtime.current().settings, "max_concurrent_streams", 1)
+    fake_upstream.configure(tokens=10, delay_ms=100)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])  # holds the one slot until its reply ends
+    tests = [("/api/v1/chat/langchain/test", {"message": "hi"}), ("/api/v1/chat/openai/test", {"message": "hi"}),
+             ("/api/chat/prompts/preview", {"content": "Say {word}", "variables": {"word": "hi"}})]
+    for url, body in tests:
+        refused = api.post(url, json=body, headers=alice.headers)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "5", (url, refused.text)
+        assert "at once" in refused.json()["detail"]
+    assert all(c["body"].get("stream") for c in fake_upstream.completions)  # replies only: no test ran
+    assert fallback_upstream.completions == []
+    wait_for(lambda: last_reply(api, alice, chat["id"]))
+    for url, body in tests + tests:  # each ended test freed its slot
+        assert api.post(url, json=body, headers=alice.headers).status_code == 200, url
+
+
 def test_stats_name_only_the_callers_chats(api, alice, make_user, make_chat, connect):
     """Every signed-in user may read /stats: the totals count every socket, but another user's chat
     ids are not theirs to see (an admin sees them all)."""
@@ -378,6 +399,23 @@ def test_health_of_an_unreachable_upstream_says_what_failed(api, alice, monkeypa
     service = health(api, alice)["service_health"]
     assert service["status"] == "unhealthy"
     assert service["error"].startswith("The AI service did not answer the model list request")
+
+
+def test_service_urls_shown_to_users_carry_no_credentials(api, alice, fake_upstream, fallback_upstream, monkeypatch):
+    """An operator may put a gateway's credentials (or a key in the query string) in OPENAI_BASE_URL;
+    every signed-in user reads the upstreams' addresses, so they are shown without them."""
+    settings = runtime.current().settings
+    host = fake_upstream.base_url.split("://", 1)[1]
+    monkeypatch.setattr(settings, "openai_base_url", f"http://parley:s3cret@{host}?key=s3cret")
+    monkeypatch.setattr(settings, "fallback_openai_base_url", f"http://fallback:s3cret@{host}")
+    answers = [api.get("/api/v1/chat/langchain/health", headers=alice.headers),
+               api.get("/api/v1/chat/services/status", headers=alice.headers),
+               api.post("/api/v1/chat/test/connection", headers=alice.headers)]
+    for answer in answers:
+        assert answer.status_code == 200 and "s3cret" not in answer.text, answer.text
+    status = answers[1].json()["data"]
+    assert status["langchain_service"]["base_url"] == f"http://{host}"
+    assert status["fallback_services"]["direct_openai"]["service_url"] == f"http://{host}"
 
 
 def half_open(monkeypatch):

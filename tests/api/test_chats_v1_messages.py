@@ -140,6 +140,23 @@ def test_pipeline_metadata_is_never_shown_nor_taken(api, alice, make_user):
     assert len(api.get(url, headers=bob.headers).json()) == 1
 
 
+def test_a_replys_request_is_not_shown_as_its_metadata(api, alice, make_user, fake_upstream):
+    """An AI reply keeps which agent it was asked of and whether the asker sent the history
+    (002's agent_id and include_context): the asker's request, not metadata of the chat's, so
+    003 and 004 show the other members none of it (here bob's own private agent)."""
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    agent = api.post("/chat/agents", json={"name": "bob's own"}, headers=bob.headers).json()["data"]["agent_id"]
+    asked = api.post(f"/chat/conversations/{chat['id']}/ai-response", headers=bob.headers,
+                     json={"message": "hi", "agent_id": agent, "include_context": False})
+    assert asked.status_code == 200, asked.text
+    reply = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()[-1]
+    assert reply["is_user"] is False and reply["message_metadata"] == {}
+    session = api.get(f"/chat/sessions/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
+    assert session["messages"][-1]["metadata"] == {"status": "DELIVERED", "model": "gpt-3.5-turbo"}
+
+
 def test_list_messages_paging_and_threads(api, alice, make_user):
     chat = create_chat(api, alice)
     url = f"/api/v1/chats/{chat['id']}/messages"
@@ -309,6 +326,28 @@ def test_reactions_per_user_and_idempotent(api, alice, make_user):
     assert api.delete(f"{url}/❤️", headers=eve.headers).status_code == 403
     assert api.post("/api/v1/messages/987654321/reactions", json={"reaction": "👍"},
                     headers=alice.headers).status_code == 404
+
+
+def test_a_user_makes_at_most_20_reactions_on_a_message(api, alice, make_user):
+    """Every listing of a chat carries each message's reactions: one member adding thousands of
+    distinct ones would make every member's listings megabytes long."""
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    message = post(api, alice, chat["id"], "react to me")
+    url = f"/api/v1/messages/{message['id']}/reactions"
+    for n in range(20):
+        assert api.post(url, json={"reaction": f"r{n}"}, headers=bob.headers).status_code == 200, n
+    refused = api.post(url, json={"reaction": "one more"}, headers=bob.headers)
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "You have made 20 reactions on this message, the most one can; "
+                                        "remove one to add another"}
+    assert api.post(url, json={"reaction": "r0"}, headers=bob.headers).status_code == 200  # one made: no change
+    assert api.post(url, json={"reaction": "mine"}, headers=alice.headers).status_code == 200  # each their own 20
+    assert api.delete(f"{url}/r0", headers=bob.headers).status_code == 200
+    assert api.post(url, json={"reaction": "one more"}, headers=bob.headers).status_code == 200
+    listed = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()[0]["reactions"]
+    assert len(listed) == 21 and "r0" not in listed
 
 
 def test_every_reaction_added_can_be_removed(api, alice):

@@ -103,6 +103,25 @@ def test_preview_puts_values_in_as_given(api, alice, fake_upstream):
     assert fake_upstream.completions[-1]["body"]["messages"][-1]["content"] == "{Review} template code {{user.name}} here"
 
 
+def test_a_filled_prompt_is_at_most_as_long_as_a_message(api, alice, fake_upstream):
+    """A variable used many times multiplies its value: 6,000 `{x}` filled with 1,000 characters would
+    be 6 MB from a 24 kB body (thousands of times that in memory from a 1 MB one). The filled prompt
+    goes upstream as one message, so it takes at most a message's 50,000 characters (400 before
+    anything is filled or sent)."""
+    fake_upstream.configure(reply="ok")
+    url = "/api/chat/prompts/preview"
+    fits = api.post(url, json={"content": "{x}" * 50, "variables": {"x": "y" * 1000}}, headers=alice.headers)
+    assert fits.status_code == 200, fits.text
+    assert len(fake_upstream.completions[-1]["body"]["messages"][-1]["content"]) == 50_000
+    sent = len(fake_upstream.completions)
+    for content, value, length in (("{x}" * 50, "y" * 1001, "50,050"), ("{x}" * 6000, "y" * 1000, "6,000,000")):
+        refused = api.post(url, json={"content": content, "variables": {"x": value}}, headers=alice.headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["detail"] == (f"The filled prompt would be {length} characters long: "
+                                            "at most 50,000 (as a message) are allowed")
+    assert len(fake_upstream.completions) == sent
+
+
 def test_preview_writes_json_values_as_json(api, alice, fake_upstream):
     """Variables arrive as JSON: a number, true, null, a list or an object is written as JSON, not as Python."""
     fake_upstream.configure(reply="ok")

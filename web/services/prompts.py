@@ -16,6 +16,7 @@ from web.services import rows
 # `{name}` is a variable; `{{` and `}}` are literal braces, as in Python's str.format. Read
 # left to right in one pass, so a brace pair stands for one brace only in the template's own text.
 TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MAX_FILLED_CHARS = 50_000  # a message's most (001 and 000): the filled prompt goes upstream as one
 
 
 def visible(user: User):
@@ -71,13 +72,21 @@ def delete_prompt(db: Session, prompt: Prompt) -> None:
 
 
 def render(content: str, variables: dict[str, Any]) -> str:
-    """Fill `{name}` placeholders and turn `{{`/`}}` into braces; 400 naming every missing variable.
-    Other braces stay as they are."""
-    missing = sorted({m.group(1) for m in TOKEN.finditer(content) if m.group(1) and m.group(1) not in variables})
+    """Fill `{name}` placeholders and turn `{{`/`}}` into braces; 400 naming every missing variable,
+    or when the filled prompt would be longer than a message. Other braces stay as they are."""
+    tokens = list(TOKEN.finditer(content))
+    used = {m.group(1) for m in tokens if m.group(1)}
+    missing = sorted(used - variables.keys())
     if missing:
         raise BadRequest(f"Missing variables: {', '.join(missing)}")
+    values = {name: as_text(variables[name]) for name in used}
+    # Counted before filling: a variable used thousands of times multiplies its value.
+    length = len(content) + sum((len(values[m.group(1)]) if m.group(1) else 1) - len(m.group()) for m in tokens)
+    if length > MAX_FILLED_CHARS:
+        raise BadRequest(f"The filled prompt would be {length:,} characters long: "
+                         f"at most {MAX_FILLED_CHARS:,} (as a message) are allowed")
     # A value is put in as given: its own `{{` is text the user filled in, not an escape.
-    return TOKEN.sub(lambda m: as_text(variables[m.group(1)]) if m.group(1) else m.group()[0], content)
+    return TOKEN.sub(lambda m: values[m.group(1)] if m.group(1) else m.group()[0], content)
 
 
 def as_text(value: Any) -> str:

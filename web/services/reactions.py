@@ -1,23 +1,25 @@
 """Reactions on messages: one per user, message and reaction; adding twice changes nothing.
 
-Any participant of the chat may react (readers of a channel too). Each change is announced
-on the chat's event stream as `reaction_added` / `reaction_removed`.
+Any participant of the chat may react (readers of a channel too), with at most MAX_PER_USER
+different reactions on a message. Each change is announced on the chat's event stream as
+`reaction_added` / `reaction_removed`.
 """
 from __future__ import annotations
 
 from redis import Redis
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Chat, Message, Reaction, User
 from models.base import utcnow
-from web.errors import NotFound
+from web.errors import BadRequest, NotFound
 from web.services import chats, replies
 from workers import events
 
 REACTION_ADDED = "reaction_added"
 REACTION_REMOVED = "reaction_removed"
+MAX_PER_USER = 20  # distinct reactions of one user on one message: every listing of the chat carries them
 
 
 def add_reaction(db: Session, redis: Redis, chat: Chat, message: Message, user: User, reaction: str) -> bool:
@@ -25,6 +27,12 @@ def add_reaction(db: Session, redis: Redis, chat: Chat, message: Message, user: 
     if _exists(db, message, user, reaction):
         return False
     chats.lock_chat(db, chat, missing="Message not found")  # deleted meanwhile: 404, not a 200 for nothing
+    made = db.scalar(select(func.count()).select_from(Reaction)
+                     .where(Reaction.message_id == message.id, Reaction.user_id == user.id)) or 0
+    if made >= MAX_PER_USER:  # counted under the chat's lock: two adds at once cannot both pass
+        db.rollback()
+        raise BadRequest(f"You have made {made} reactions on this message, the most one can; "
+                         "remove one to add another")
     db.add(Reaction(message_id=message.id, user_id=user.id, reaction=reaction, created_at=utcnow()))
     try:
         db.commit()

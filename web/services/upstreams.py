@@ -4,11 +4,15 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
 
+from models import User
+from models.base import new_uuid
 from web.errors import ApiError
-from workers import queues, runtime, upstream
+from web.services import replies
+from workers import queues, runtime, stream_leases, upstream
 from workers.breaker import CLOSED, HALF_OPEN, OPEN
 from workers.events import iso
 
@@ -25,9 +29,12 @@ def breaker_view(redis: Redis, name: str) -> dict[str, Any]:
 
 
 def service_url(source: upstream.Upstream | None) -> str | None:
+    """The upstream's address as every signed-in user is shown it: without the credentials
+    (`https://user:password@gateway/v1`) or query string an operator may have put in its URL."""
     if source is None:
         return None
-    return source.base_url or "https://api.openai.com/v1"
+    parts = urlsplit(source.base_url or "https://api.openai.com/v1")
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 # The reply texts speak of a reply; a health check made none.
@@ -75,11 +82,20 @@ def primary_is_open(redis: Redis, user_key: tuple[str, str | None] | None = None
     return state == OPEN or (state == HALF_OPEN and guard.trial_taken())
 
 
-def probe(redis: Redis, target: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run a test completion on a worker and wait for it (504 if it does not finish in time)."""
+def probe(redis: Redis, user: User, target: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Run a test completion on a worker and wait for it (504 if it does not finish in time).
+
+    It takes one of the user's concurrent-reply slots (429 when none is free), which the job frees:
+    a test keeps a reply worker busy as a reply does."""
     settings = runtime.current().settings
     wait_s = int(settings.ai_message_wait_s)
-    job = queues.enqueue_probe(redis, target, payload, timeout_s=wait_s)
+    lease_id = new_uuid()
+    replies.take_stream_slot(redis, user, lease_id)
+    try:
+        job = queues.enqueue_probe(redis, target, payload, timeout_s=wait_s, lease=(user.id, lease_id))
+    except Exception:
+        stream_leases.release(redis, user.id, lease_id)
+        raise
     result = job.latest_result(timeout=wait_s)
     if result is None:
         raise ApiError(f"The test did not finish within {wait_s} seconds", status=504)

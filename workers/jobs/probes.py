@@ -4,15 +4,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from workers import runtime, upstream
+from workers import runtime, stream_leases, upstream
 
 
-def test_completion(target: str, message: str, model: str, temperature: float,
-                    system_prompt: str | None) -> dict[str, Any]:
-    """Ask `target` ("auto": primary, then fallback; "primary"; "fallback") one question.
+def test_completion(target: str, message: str, model: str, temperature: float, system_prompt: str | None,
+                    user_id: int | None = None, lease_id: str | None = None) -> dict[str, Any]:
+    """Ask `target` ("auto": primary, then fallback; "primary"; "fallback") one question, then free
+    the asker's concurrent-reply slot `lease_id` (taken by the web when it enqueued the test).
 
     Returns what answered and how, or `{"error", "error_code"}` when no upstream could.
     """
+    try:
+        return complete(target, message, model, temperature, system_prompt)
+    finally:
+        if user_id is not None and lease_id is not None:
+            stream_leases.release(runtime.current().redis, user_id, lease_id)
+
+
+def complete(target: str, message: str, model: str, temperature: float, system_prompt: str | None) -> dict[str, Any]:
     rt = runtime.current()
     settings = rt.settings
     chain = {"auto": [upstream.primary_or_none(settings), upstream.fallback(settings)],

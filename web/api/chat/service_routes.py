@@ -86,7 +86,7 @@ def openai_test():
 def service_test(body: ServiceTestRequest, target: str, message: str):
     redis = get_redis()
     models.check_model(redis, body.model, ["body", "model"])
-    answer = upstreams.probe(redis, target, body.model_dump())
+    answer = upstreams.probe(redis, g.user, target, body.model_dump())
     if "error_code" in answer:
         status = 400 if answer["error_code"] == "no_api_key" else 503
         return jsonify({"success": False, "error": answer["error"], "error_code": answer["error_code"],

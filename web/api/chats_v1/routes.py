@@ -109,7 +109,7 @@ def update_message_status(message_id: int):
 @responds(200, MessageOut)
 @login_required
 def add_reaction(message_id: int):
-    """React to a message (adding the same reaction again changes nothing)."""
+    """React to a message (adding the same reaction again changes nothing; 400 past one's 20th on it)."""
     body = parse_body(AddReactionRequest)
     db = get_db()
     message, chat, _ = chat_messages.message_for_member(db, g.user, message_id)

@@ -77,7 +77,8 @@ def delete_prompt(prompt_id: int):
 
 @bp.post("/api/chat/prompts/preview")
 @responds(200, Preview)
-@responds(400, ErrorBody, "A missing variable, an unknown model, or no API key for the upstream")
+@responds(400, ErrorBody, "A missing variable, a filled prompt longer than a message (50,000 characters), "
+                           "an unknown model, or no API key for the upstream")
 @responds(502, ErrorBody, "The upstream failed")
 @responds(503, ErrorBody, "No upstream is available (circuit open)")
 @responds(504, ErrorBody, "The upstream or the worker did not answer in time")
@@ -92,7 +93,7 @@ def preview():
     text = prompts.render(prompt.content if prompt else body.content, body.variables)
     model = body.model or runtime.current().settings.default_ai_model
     check_model(model)  # 400, as /v1/chat/stream and switch-model answer an unknown model
-    answer = upstreams.probe(get_redis(), "auto", {"message": text, "model": model, "temperature": 0.7})
+    answer = upstreams.probe(get_redis(), g.user, "auto", {"message": text, "model": model, "temperature": 0.7})
     if "error_code" in answer:
         raise ApiError(answer["error"], status=FAILED_STATUS.get(answer["error_code"], 502))  # as stream: false
     if prompt is not None:
