@@ -63,6 +63,7 @@ def settings(fake_upstream: FakeOpenAI, tmp_path_factory) -> Settings:
         upstream_timeout_s=5.0, ws_idle_timeout_s=300.0, embedded_worker_threads=8,
         rate_limit="100000/minute",  # tests poll; the limit tests lower it
         allow_private_user_upstreams=True,  # users' keys point at the fake upstream on 127.0.0.1
+        password_hash="scrypt:1024:8:1",  # 3 ms instead of 100 per hash: most tests register users
     )
     if REAL_SERVICES:
         values.update(database_url=os.environ["DATABASE_URL"], redis_url=os.environ["REDIS_URL"])

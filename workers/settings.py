@@ -7,6 +7,7 @@ from limits import parse_many
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.password_hash import weaker_than_default, work_factor
 from workers.pricing import parse_prices
 
 INSTANCE_DIR = Path.cwd() / "instance"
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
 
     cors_origins: str = "*"
     access_token_minutes: PositiveInt = 60
+    # werkzeug's method string: "scrypt" (n=32768, r=8, p=1), "scrypt:n:r:p" or "pbkdf2:sha256:iterations".
+    # Production refuses a cheaper one than werkzeug's defaults; the tests use a cheap one.
+    password_hash: str = "scrypt"
     refresh_token_days: PositiveInt = 30
 
     # Reply pipeline.
@@ -83,6 +87,12 @@ class Settings(BaseSettings):
         parse_many(value)  # else every request is a 500 (or, empty, no limit at all)
         return value
 
+    @field_validator("password_hash")
+    @classmethod
+    def _password_hash_works(cls, value: str) -> str:
+        work_factor(value)
+        return value
+
     @field_validator("model_prices")
     @classmethod
     def _prices_parse(cls, value: str) -> str:
@@ -114,3 +124,5 @@ class Settings(BaseSettings):
             raise RuntimeError("SECRET_KEY must be set (32+ characters) when PRODUCTION=1")
         if self.production and (not self.database_url or not self.redis_url):
             raise RuntimeError("DATABASE_URL and REDIS_URL must be set when PRODUCTION=1")
+        if self.production and weaker_than_default(self.password_hash):
+            raise RuntimeError("PASSWORD_HASH must be at least as costly as werkzeug's default when PRODUCTION=1")

@@ -99,6 +99,7 @@ def start_services(args: argparse.Namespace, services: Services, source: Path, h
         DATABASE_URL=f"{PG_URL}/{args.db}", REDIS_URL=args.redis_url, SECRET_KEY="bench-secret-" + "x" * 27,
         OPENAI_API_KEY="bench-key", OPENAI_BASE_URL=fake_url, PORT=str(web_port),
         RATE_LIMIT="1000000/minute",  # the per-user/IP limiter stays on, but setup is 400 requests from one IP
+        PASSWORD_HASH="scrypt:1024:8:1",  # setup registers and logs in N users; no figure includes a login
         WEB_CONCURRENCY=str(args.web_workers), PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
     )

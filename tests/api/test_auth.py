@@ -102,3 +102,25 @@ def test_a_refused_logout_revokes_nothing(api, alice):
     out = api.post("/api/v1/auth/logout", json={"refresh_token": alice["refresh_token"]}, headers=alice.headers)
     assert out.status_code == 200
     assert api.get("/api/v1/auth/me", headers=alice.headers).status_code == 401
+
+
+def test_a_changed_password_hash_applies_to_new_passwords_and_old_ones_still_log_in(api, settings, monkeypatch):
+    from sqlalchemy import select
+
+    from models import User
+    from workers import runtime
+
+    def stored_hash(username):
+        with runtime.session() as db:
+            return db.scalar(select(User.password_hash).where(User.username == username))
+
+    _, before = register(api)
+    monkeypatch.setattr(settings, "password_hash", "pbkdf2:sha256:1000")
+    _, after = register(api)
+    assert stored_hash(before["username"]).startswith("scrypt:1024:8:1$")
+    assert stored_hash(after["username"]).startswith("pbkdf2:sha256:1000$")
+    for body in (before, after):
+        login = api.post("/api/v1/auth/login", json={"username": body["username"], "password": body["password"]})
+        assert login.status_code == 200, login.text
+    wrong = api.post("/api/v1/auth/login", json={"username": "nobody-" + uuid.uuid4().hex, "password": "x" * 12})
+    assert wrong.status_code == 401

@@ -18,6 +18,9 @@ from workers.settings import Settings
     ("ws_idle_timeout_s", "0"),
     ("rate_limit", "garbage"),  # every request was a 500
     ("rate_limit", ""),  # no limit at all, silently
+    ("password_hash", "md5"),  # every registration was a 500
+    ("password_hash", "scrypt:1000:8:1"),  # N must be a power of 2
+    ("password_hash", "pbkdf2:nosuchdigest:1000"),
 ])
 def test_a_value_no_process_can_run_on_is_refused_at_start(monkeypatch, name, value):
     monkeypatch.setenv(name.upper(), value)
@@ -41,3 +44,12 @@ def test_production_needs_a_real_secret_key(secret):
         settings.check()
     Settings(_env_file=None, production=True, secret_key="k" * 32, database_url="postgresql://db/p",
              redis_url="redis://cache").check()
+
+
+@pytest.mark.parametrize("method", ["scrypt:1024:8:1", "pbkdf2:sha256:1000"])
+def test_production_refuses_a_password_hash_cheaper_than_the_default(method):
+    production = dict(production=True, secret_key="k" * 32, database_url="postgresql://db/p", redis_url="redis://c")
+    with pytest.raises(RuntimeError, match="PASSWORD_HASH"):
+        Settings(_env_file=None, password_hash=method, **production).check()
+    Settings(_env_file=None, password_hash="scrypt:65536:8:1", **production).check()
+    Settings(_env_file=None, password_hash="pbkdf2:sha512:2000000", **production).check()

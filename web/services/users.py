@@ -1,6 +1,8 @@
 """Accounts: registration, credentials, lookup."""
 from __future__ import annotations
 
+from functools import cache
+
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -8,9 +10,17 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import User
 from web.errors import Conflict, Unauthorized
+from workers import runtime
 
-# A real hash to compare against when the user does not exist, so timing does not tell.
-_DUMMY_HASH = generate_password_hash("parley-dummy-password")
+
+def _hash(password: str) -> str:
+    return generate_password_hash(password, method=runtime.current().settings.password_hash)
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """A real hash to compare against when the user does not exist, so timing does not tell."""
+    return generate_password_hash("parley-dummy-password", method=method)
 
 
 def create_user(db: Session, email: str, username: str, password: str, role: str = "user") -> User:
@@ -21,7 +31,7 @@ def create_user(db: Session, email: str, username: str, password: str, role: str
     if taken is not None:
         field = "email" if taken.email.lower() == email else "username"
         raise Conflict(f"A user with this {field} already exists")
-    user = User(email=email, username=username, password_hash=generate_password_hash(password), role=role)
+    user = User(email=email, username=username, password_hash=_hash(password), role=role)
     db.add(user)
     try:
         db.commit()
@@ -35,7 +45,7 @@ def check_credentials(db: Session, login: str, password: str) -> User:
     login = login.strip().lower()
     user = db.scalar(select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login)))
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(runtime.current().settings.password_hash), password)
         raise Unauthorized("Incorrect username or password", headers={"WWW-Authenticate": "Bearer"})
     if not check_password_hash(user.password_hash, password) or not user.is_active:
         raise Unauthorized("Incorrect username or password", headers={"WWW-Authenticate": "Bearer"})
