@@ -19,6 +19,7 @@ from rq import SimpleWorker, worker_registration
 from rq.registry import DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.worker import WorkerStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now
 from workers.death_penalty import RepeatingTimerDeathPenalty
 
 from workers import queues
@@ -64,6 +65,7 @@ class ThreadWorker(JobLogContext, SimpleWorker):
             if queue.name == queues.REPLIES:
                 self.end_orphaned_replies()
             queue.release_maintenance_lock()
+        self.last_cleaned_at = now()  # as RQ's own does: else RQ runs it again before every job
 
     def end_orphaned_replies(self) -> None:
         """Replies that no job will end (see `end_orphaned_replies`); a failure waits for the next run."""
@@ -93,6 +95,8 @@ class ThreadPool:
             )
             for i in range(size)
         ]
+        for worker in self.workers[1:]:
+            worker.last_cleaned_at = now()  # the first thread maintains; the others never do, even at start
         self.threads: list[threading.Thread] = []
 
     def renew_connections(self) -> None:

@@ -49,3 +49,16 @@ def test_worker_entry_refuses_a_misspelt_queue(capsys):
         main(["--queues", "replies,replys"])
     assert exit_.value.code == 2
     assert "unknown queue 'replys': Parley's queues are replies, documents" in capsys.readouterr().err
+
+
+def test_maintenance_runs_once_per_interval_not_before_every_job():
+    """Our `clean_registries` never recorded that it ran, so RQ took every thread's maintenance as
+    never done and ran it before every job it took (registries, worker registry and a database
+    query for orphaned replies: about 10 ms of CPU a reply, twice)."""
+    rt = runtime.current()
+    q_name = f"pool-{uuid.uuid4().hex[:6]}"
+    pool = ThreadPool(rt.redis, [q_name], 2, maintenance_interval_s=3600)
+    maintainer, other = pool.workers
+    assert maintainer.should_run_maintenance_tasks and not other.should_run_maintenance_tasks  # one thread's job
+    maintainer.clean_registries()
+    assert not maintainer.should_run_maintenance_tasks
