@@ -64,7 +64,7 @@ def generate_reply(message_id: int, primary_only: bool = False) -> str:
         user_key = key_for_user(db, rt.settings, requested_by) if requested_by else None
         chat_uuid, start_message = chat.uuid, events.message_view(reply, chat.uuid, None)
         only_for = asker_if_not_kept(db, reply)
-    run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid)
+    run = new_run(rt, reply.chat_id, reply.uuid, message_id, chat_uuid, model)
     run.requested_by, run.only_for = requested_by, only_for
     run.prompt_tokens = sum(estimate_tokens(m["content"]) for m in prompt)
     if rt.redis.exists(events.stop_key(reply.uuid)):
@@ -145,38 +145,39 @@ def stream_from(run: ReplyRun, rt: runtime.Runtime, source: upstream.Upstream,
     return fields
 
 
-def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: int, chat_uuid: str) -> ReplyRun:
+def new_run(rt: runtime.Runtime, chat_id: int, message_uuid: str, message_id: int, chat_uuid: str,
+            model: str | None) -> ReplyRun:
     settings = rt.settings
 
     def persist(run: ReplyRun, status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
-        return persist_reply(rt, message_id, chat_uuid, run, status, fields)
+        return persist_reply(rt, message_id, chat_uuid, model, run, status, fields)
 
     return ReplyRun(rt.redis, chat_id, chat_uuid, message_uuid, maxlen=settings.reply_stream_maxlen,
                     ttl_s=settings.reply_stream_ttl_s, persist=persist,
                     chunk_window_s=settings.reply_chunk_window_ms / 1000)
 
 
-def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, run: ReplyRun,
+def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, model: str | None, run: ReplyRun,
                   status: str, fields: dict[str, Any]) -> dict[str, Any] | None:
     """Write the reply's final state (only if it is still PROCESSING); return its closing event."""
     if run.content or status == "DELIVERED":  # a reply refused before its first token used nothing
         fields.setdefault("tokens_in", run.prompt_tokens)
     fields.setdefault("tokens_out", estimate_tokens(run.content) if run.content else 0)
+    if "tokens_in" in fields:  # a reply that produced nothing cost nothing
+        fields["cost"] = pricing.reply_cost(rt.settings, model, fields["tokens_in"], fields["tokens_out"])
     with rt.sessions() as db:
-        done = db.execute(
+        message = db.scalars(  # the row written, in the same round trip
             update(Message)
             .where(Message.id == message_id, Message.status == "PROCESSING")
             .values(content=run.content, status=status, updated_at=utcnow(), **fields)
-        )
-        if done.rowcount != 1:  # ended elsewhere, or deleted with its chat meanwhile
+            .returning(Message)
+        ).first()
+        if message is None:  # ended elsewhere, or deleted with its chat meanwhile
             db.rollback()
             reply_metrics.forget(run)
             if run.requested_by is not None:
                 stream_leases.release(rt.redis, run.requested_by, run.message_uuid)
             return None
-        message = db.get(Message, message_id)
-        if run.content or status == "DELIVERED":  # a reply that produced nothing cost nothing
-            message.cost = pricing.reply_cost(rt.settings, message.model, message.tokens_in, message.tokens_out)
         if not message.hidden:
             db.execute(
                 update(Chat).where(Chat.id == message.chat_id)
@@ -216,9 +217,10 @@ def end_reply_without_worker(message_id: int, status: str, **fields: Any) -> boo
         if reply is None or reply.status != "PROCESSING":
             return False
         chat_uuid, chat_id, message_uuid = db.get(Chat, reply.chat_id).uuid, reply.chat_id, reply.uuid
+        model = reply.model
         fields.setdefault("processing_time_ms", int((utcnow() - reply.created_at).total_seconds() * 1000))
         only_for = asker_if_not_kept(db, reply)
-    run = new_run(rt, chat_id, message_uuid, message_id, chat_uuid)
+    run = new_run(rt, chat_id, message_uuid, message_id, chat_uuid, model)
     run.only_for = only_for
     run.content = streamed_content(rt, chat_id, message_uuid)
     return run.finish(status, **fields)
