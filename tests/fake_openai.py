@@ -105,7 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        settings = fake._record({"path": self.path, "headers": headers, "body": body})
+        settings = fake._record({"path": self.path, "headers": headers, "body": body,
+                                 "peer": self.client_address})  # the client's (host, port): its connection
         try:
             if settings["api_key"] is not None and headers.get("authorization") != f"Bearer {settings['api_key']}":
                 raise ApiError(401, "Incorrect API key provided.", "invalid_api_key")

@@ -21,17 +21,28 @@ class CompletionStream:
             messages=messages, stream=True, stream_options={"include_usage": True}, **params
         )
         self.response = request.__enter__()  # sends it; a refused request raises openai's typed error here
+        self.lines = self.response.iter_lines()
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
+        self.done = False  # `[DONE]` came: only the body's end is left to read
 
     def close(self) -> None:
-        self.response.close()
+        """Release the connection: after `[DONE]`, to the client's pool for the next reply (the
+        rest of the body is read first, else the client drops it); mid-stream, closed."""
+        try:
+            if self.done:
+                for _ in self.lines:  # the body's terminating chunk; the reply is already stored
+                    pass
+        finally:
+            self.response.close()
 
     def texts(self) -> Iterator[str]:
-        """Each non-empty piece of content, in order, until the stream's `[DONE]`."""
+        """Each non-empty piece of content, in order, until the stream's `[DONE]` (the caller then
+        closes the stream, once the reply is stored: see `close`)."""
         try:
             for data in self._events():
                 if data.startswith("[DONE]"):
+                    self.done = True
                     return
                 chunk = json.loads(data)
                 if isinstance(chunk, dict) and chunk.get("error"):
@@ -43,12 +54,13 @@ class CompletionStream:
                     if text:
                         yield text
         finally:
-            self.close()
+            if not self.done:
+                self.close()
 
     def _events(self) -> Iterator[str]:
         """The data of each event (its `data:` lines joined by newlines), per the SSE format."""
         data: list[str] = []
-        for line in self.response.iter_lines():
+        for line in self.lines:
             if not line:
                 if data:
                     yield "\n".join(data)

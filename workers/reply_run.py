@@ -119,10 +119,12 @@ class ReplyRun:
             except Exception:
                 log.warning("could not publish the last chunk of reply %s", self.message_uuid, exc_info=True)
         fields.setdefault("processing_time_ms", int((time.monotonic() - self.started_at) * 1000))
-        final_event = self._persist(self, status, fields)
-        if final_event is not None:
-            self.publish(final_event)
-        self.close_upstream()
+        try:
+            final_event = self._persist(self, status, fields)
+            if final_event is not None:
+                self.publish(final_event)
+        finally:
+            self.close_upstream()  # its connection goes back to the pool, or is closed
         return True
 
     def close_upstream(self) -> None:
