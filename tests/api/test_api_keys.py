@@ -250,3 +250,11 @@ def test_a_key_set_while_the_old_one_is_deleted_is_stored(api, alice, fake_upstr
         url, json={"api_key": "sk-new-key-2222"}, headers=alice.headers))
     assert raced.status_code == 200, raced.text
     assert api.get(url, headers=alice.headers).json()["last4"] == "2222"
+
+
+def test_a_delete_racing_another_delete_is_404(api, alice):
+    """Two DELETEs at once: the one that finds the key gone is 404, as after it (both were 204)."""
+    assert api.put(URL, json={"api_key": new_key()}, headers=alice.headers).status_code == 200
+    raced = sent_while_deleting(UserApiKey.__table__, stored_row(alice["user_id"]).id,
+                                lambda: api.delete(URL, headers=alice.headers))
+    assert raced.status_code == 404 and raced.json() == {"detail": "No API key is set"}

@@ -169,3 +169,11 @@ def test_an_edit_racing_the_agents_deletion_is_404(api, alice):
     raced = sent_while_deleting(Agent.__table__, agent_id, lambda: api.put(
         f"/chat/agents/{agent_id}", json={"name": "Renamed"}, headers=alice.headers))
     assert raced.status_code == 404 and raced.json()["message"] == f"Agent {agent_id} not found"
+
+
+def test_a_delete_racing_another_delete_is_404(api, alice):
+    """Two DELETEs at once: the one that finds the agent gone is 404, as after it (both were 200)."""
+    agent_id = make_agent(api, alice)
+    raced = sent_while_deleting(Agent.__table__, agent_id, lambda: api.delete(
+        f"/chat/agents/{agent_id}", headers=alice.headers))
+    assert raced.status_code == 404 and raced.json()["message"] == f"Agent {agent_id} not found"

@@ -184,3 +184,12 @@ def test_a_failed_preview_answers_like_a_failed_stream_false_reply(api, alice, f
                                               "stream": False}, headers=alice.headers)
     assert preview.status_code == whole.status_code == 502
     assert preview.json() == {"detail": "The AI service failed while generating the reply."}
+
+
+def test_a_delete_racing_another_delete_is_404(api, alice):
+    """Two DELETEs at once: the one that finds the prompt gone is 404, as after it (both were 200)."""
+    prompt_id = api.post("/api/chat/prompts", json={"title": "Doomed", "content": "Bye"},
+                         headers=alice.headers).json()["id"]
+    raced = sent_while_deleting(Prompt.__table__, prompt_id, lambda: api.delete(
+        f"/api/chat/prompts/{prompt_id}", headers=alice.headers))
+    assert raced.status_code == 404 and raced.json() == {"detail": "Prompt not found"}

@@ -95,5 +95,4 @@ def update_agent(db: Session, user: User, agent_id: int, fields: dict[str, Any])
 
 
 def delete_agent(db: Session, user: User, agent_id: int) -> None:
-    db.delete(editable_agent(db, user, agent_id))
-    db.commit()
+    rows.delete_row(db, editable_agent(db, user, agent_id), f"Agent {agent_id} not found")

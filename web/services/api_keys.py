@@ -7,6 +7,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from models import UserApiKey
 from web.errors import NotFound
+from web.services import rows
 from workers.secrets import encrypt, settings_secret
 from workers.settings import Settings
 from workers.user_keys import stored_key
@@ -44,5 +45,4 @@ def delete_key(db: Session, user_id: int, provider: str) -> None:
     row = stored_key(db, user_id, provider)
     if row is None:
         raise NotFound("No API key is set")
-    db.delete(row)
-    db.commit()
+    rows.delete_row(db, row, "No API key is set")

@@ -67,8 +67,7 @@ def update_prompt(db: Session, prompt: Prompt, fields: dict[str, Any]) -> Prompt
 
 
 def delete_prompt(db: Session, prompt: Prompt) -> None:
-    db.delete(prompt)
-    db.commit()
+    rows.delete_row(db, prompt, "Prompt not found")
 
 
 def render(content: str, variables: dict[str, Any]) -> str:
