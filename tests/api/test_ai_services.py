@@ -15,6 +15,7 @@ from sqlalchemy import select
 from models import Message
 from tests.conftest import REAL_SERVICES, wait_for
 from tests.fake_openai import FakeOpenAI
+from web.services import models as model_service
 from workers import runtime, upstream
 
 
@@ -298,6 +299,22 @@ def test_unreadable_model_list_accepts_the_default(api, alice, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "openai_base_url", "http://127.0.0.1:9/v1")
     response = api.post("/api/v1/chat/chats", json={"title": "t"}, headers=alice.headers)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("cached", [b"\xff\x00not json", b'{"id": "gpt-4"}', b'["gpt-4"]', b'[{"name": "gpt-4"}]'])
+def test_an_unreadable_cached_model_list_is_fetched_again(api, alice, caplog, cached):
+    """A cached list that is not JSON or not a list of models was a 500 on every listing and chat
+    creation until it expired; now it is a miss: fetched again, stored over it, with a warning."""
+    redis = runtime.current().redis
+    redis.set(model_service.CACHE_KEY, cached, ex=300)
+    listing = api.get("/api/v1/models", headers=alice.headers)
+    assert listing.status_code == 200 and listing.json()["upstream_list_available"] is True
+    assert "gpt-4" in {m["id"] for m in listing.json()["data"]}
+    assert "unreadable cached model list" in caplog.text
+    assert redis.get(model_service.CACHE_KEY) != cached
+    redis.set(model_service.CACHE_KEY, cached, ex=300)
+    created = api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": "gpt-4"}, headers=alice.headers)
+    assert created.status_code == 200, created.text
 
 
 def test_request_rate_limit_per_user(api, make_user, monkeypatch):

@@ -21,7 +21,11 @@ def upstream_models(redis: Redis) -> list[dict[str, Any]] | None:
     """The primary upstream's models, or None when it cannot be read right now."""
     cached = redis.get(CACHE_KEY)
     if cached is not None:
-        return json.loads(cached) or None
+        models = read_cached(cached)
+        if models is not None:
+            return models or None
+        # else a miss: fetched again and stored over it (it failed every request until it expired)
+        log.warning("unreadable cached model list; fetching it again")
     settings = runtime.current().settings
     source = upstream.primary_or_none(settings)
     models: list[dict[str, Any]] = []
@@ -35,10 +39,22 @@ def upstream_models(redis: Redis) -> list[dict[str, Any]] | None:
     return models or None
 
 
+def read_cached(cached: bytes) -> list[dict[str, Any]] | None:
+    """The cached list of models (empty after a failed fetch), or None when it is not one."""
+    try:
+        models = json.loads(cached)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if isinstance(models, list) and all(isinstance(m, dict) and isinstance(m.get("id"), str)
+                                        and isinstance(m.get("owned_by"), (str, type(None))) for m in models):
+        return models
+    return None
+
+
 def available(redis: Redis) -> dict[str, Any]:
     settings = runtime.current().settings
     listed = upstream_models(redis)
-    data = [{"id": m["id"], "owned_by": m["owned_by"], "source": "upstream"} for m in listed or []]
+    data = [{"id": m["id"], "owned_by": m.get("owned_by"), "source": "upstream"} for m in listed or []]
     known = {m["id"] for m in data}
     data += [{"id": alias, "owned_by": None, "source": "alias", "target": target}
              for alias, target in settings.aliases().items() if alias not in known]
