@@ -301,6 +301,31 @@ def test_unreadable_model_list_accepts_the_default(api, alice, monkeypatch):
     assert response.status_code == 200
 
 
+def test_models_that_do_not_chat_are_refused(api, alice, fake_upstream, monkeypatch):
+    """The upstream lists text-embedding-3-small among its models: it was accepted for a chat, a
+    session and an agent, and every reply then failed upstream. Now it is refused naming the
+    field, left out of the listing, and so are speech, image and moderation models."""
+    fake_upstream.configure(models=["gpt-4", "text-embedding-3-small", "whisper-1", "tts-1", "dall-e-3",
+                                    "omni-moderation-latest"])
+    listed = {m["id"] for m in api.get("/api/v1/models", headers=alice.headers).json()["data"]}
+    assert "gpt-4" in listed and not listed & {"text-embedding-3-small", "whisper-1", "tts-1", "dall-e-3"}
+    for name in ("text-embedding-3-small", "whisper-1", "tts-1", "dall-e-3", "omni-moderation-latest"):
+        chat = api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": name}, headers=alice.headers)
+        assert chat.status_code == 422 and chat.json()["detail"][0]["loc"] == ["body", "ai_model"]
+        assert chat.json()["detail"][0]["msg"] == f"'{name}' is not a chat model"
+    agent = api.post("/chat/agents", json={"name": "a", "model": "text-embedding-3-small"}, headers=alice.headers)
+    assert agent.status_code == 422 and "not a chat model" in agent.text
+    session = api.post("/v1/chat/stream", json={"model": "text-embedding-3-small", "stream": False,
+                                                "messages": [{"role": "user", "content": "hi"}]}, headers=alice.headers)
+    assert session.status_code == 400 and session.json() == {"detail": "'text-embedding-3-small' is not a chat model"}
+    # also when the upstream's list cannot be read (then other names go)
+    monkeypatch.setattr(runtime.current().settings, "openai_base_url", "http://127.0.0.1:9/v1")
+    runtime.current().redis.delete(model_service.CACHE_KEY)
+    assert api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": "text-embedding-3-small"},
+                    headers=alice.headers).status_code == 422
+    assert fake_upstream.completions == []
+
+
 @pytest.mark.parametrize("cached", [b"\xff\x00not json", b'{"id": "gpt-4"}', b'["gpt-4"]', b'[{"name": "gpt-4"}]'])
 def test_an_unreadable_cached_model_list_is_fetched_again(api, alice, caplog, cached):
     """A cached list that is not JSON or not a list of models was a 500 on every listing and chat

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from redis import Redis
@@ -15,6 +16,9 @@ log = logging.getLogger(__name__)
 CACHE_KEY = "parley:models"
 FAILED_CACHE_S = 30  # do not ask a failing upstream again on every request
 LIST_TIMEOUT_S = 5.0
+# Upstreams list every model their key may use; these (by name, as OpenAI and most compatible
+# servers name them) embed, transcribe, speak, draw or moderate, and fail a chat reply.
+NOT_CHAT = re.compile(r"embed|whisper|transcribe|\btts\b|dall-e|gpt-image|moderation", re.IGNORECASE)
 
 
 def upstream_models(redis: Redis) -> list[dict[str, Any]] | None:
@@ -54,7 +58,8 @@ def read_cached(cached: bytes) -> list[dict[str, Any]] | None:
 def available(redis: Redis) -> dict[str, Any]:
     settings = runtime.current().settings
     listed = upstream_models(redis)
-    data = [{"id": m["id"], "owned_by": m.get("owned_by"), "source": "upstream"} for m in listed or []]
+    data = [{"id": m["id"], "owned_by": m.get("owned_by"), "source": "upstream"}
+            for m in listed or [] if is_chat_model(m["id"])]
     known = {m["id"] for m in data}
     data += [{"id": alias, "owned_by": None, "source": "alias", "target": target}
              for alias, target in settings.aliases().items() if alias not in known]
@@ -64,8 +69,15 @@ def available(redis: Redis) -> dict[str, Any]:
             "upstream_list_available": listed is not None}
 
 
+def is_chat_model(name: str) -> bool:
+    return NOT_CHAT.search(name) is None
+
+
 def check_model(redis: Redis, name: str, loc: list[str | int]) -> None:
-    """422 listing the valid models, unless the upstream's list cannot be read (then any name goes)."""
+    """422 for a model that does not chat (see NOT_CHAT), or listing the valid models unless the
+    upstream's list cannot be read (then any other name goes)."""
+    if not is_chat_model(name):
+        raise field_error(loc, f"'{name}' is not a chat model")
     listing = available(redis)
     if not listing["upstream_list_available"]:
         return

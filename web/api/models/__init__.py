@@ -13,7 +13,8 @@ bp = Blueprint("models", __name__, url_prefix="/api/v1/models")
 
 
 @bp.get("")
-@responds(200, ModelList, "The upstream's models (cached 5 minutes), the aliases and the default")
+@responds(200, ModelList, "The upstream's chat models (cached 5 minutes; embedding, speech, image and "
+          "moderation models left out), the aliases and the default")
 @login_required
 def list_models():
     """The AI models chats may use."""
