@@ -538,3 +538,18 @@ def test_ai_message_on_the_users_own_address_ignores_the_servers_open_circuit(ap
     answer = api.post(f"/api/v1/chat/chats/{chat['id']}/ai-message", json={"message": "hi"}, headers=alice.headers)
     assert answer.status_code == 200, answer.text
     assert answer.json()["data"]["ai_response"]["content"] == "t0 t1 "
+
+
+def test_a_users_own_failing_address_leaves_the_servers_circuit_closed(api, alice, make_chat, fake_upstream):
+    """Replies on a user's own base_url that fail with 5xx count on no breaker: one user's broken
+    endpoint does not open the circuit of the shared upstream for everyone."""
+    own_address = fake_upstream.base_url.replace("127.0.0.1", "localhost")  # not the server's OPENAI_BASE_URL
+    assert api.put("/api/v1/users/me/api-keys/openai", json={"api_key": "sk-own-" + "k" * 24, "base_url": own_address},
+                   headers=alice.headers).status_code == 200
+    fake_upstream.configure(fail_status=503)
+    chat = make_chat(alice)
+    for i in range(6):
+        send(api, alice, chat["id"], f"try {i}")
+        assert wait_for(lambda: last_reply(api, alice, chat["id"]))["status"] == "FAILED"
+    breaker = health(api, alice)["circuit_breaker"]
+    assert breaker["state"] == "CLOSED" and breaker["failure_count"] == 0
