@@ -85,6 +85,18 @@ def test_unread_counts_others_messages_until_listed(api, alice, make_user, make_
     assert conversations(api, alice)["conversations"][0]["unread_count"] == 0
 
 
+def test_an_exchange_kept_out_of_history_does_not_read_the_chat(api, alice, make_user, make_chat, fake_upstream):
+    """An ai-message with save_to_history false is no chat activity: bob's message stays unread for
+    alice (posting it marked everything read, messages she never saw among them)."""
+    bob, team = team_with_bob(api, alice, make_user, make_chat)
+    add(api, bob, team["id"], "from bob")
+    chat_uuid = {c["title"]: c["id"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()}["Team"]
+    asked = api.post(f"/api/v1/chat/chats/{chat_uuid}/ai-message", json={"message": "aside", "save_to_history": False},
+                     headers=alice.headers)
+    assert asked.status_code == 200, asked.text
+    assert conversations(api, alice)["conversations"][0]["unread_count"] == 1
+
+
 def test_a_new_member_has_read_what_was_said_before_they_joined(api, alice, make_user, make_chat):
     chat = make_chat(alice, chat_type="GROUP", title="Old news")
     team = next(c for c in conversations(api, alice)["conversations"] if c["title"] == "Old news")

@@ -115,14 +115,16 @@ def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, co
 
     The count is added in SQL: two members posting at once both count (an ORM `+=` writes
     back the value it read, and one of them would be lost). Hidden messages (`counted` 0) are
-    not the chat's activity either: its count and last activity stay, as for a hidden reply.
+    not the chat's activity either: its count, last activity and the member's `last_read_at`
+    stay (an exchange kept out of the history shows nothing of the chat: it reads nothing).
     """
-    if counted:
-        count = db.execute(update(Chat).where(Chat.id == chat.id)
-                           .values(message_count=Chat.message_count + counted, last_activity_at=now, updated_at=now)
-                           .returning(Chat.message_count)).scalar_one()
-        for key, value in (("message_count", count), ("last_activity_at", now), ("updated_at", now)):
-            set_committed_value(chat, key, value)
+    if not counted:
+        return
+    count = db.execute(update(Chat).where(Chat.id == chat.id)
+                       .values(message_count=Chat.message_count + counted, last_activity_at=now, updated_at=now)
+                       .returning(Chat.message_count)).scalar_one()
+    for key, value in (("message_count", count), ("last_activity_at", now), ("updated_at", now)):
+        set_committed_value(chat, key, value)
     db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now))
     set_committed_value(member, "last_read_at", now)
 
