@@ -215,6 +215,16 @@ def test_a_dataset_of_a_document_deleted_meanwhile_is_404(api, alice):
     assert api.get("/datasets", headers=alice.headers).json()["total_count"] == 0
 
 
+def test_a_delete_racing_another_delete_is_404(api, alice):
+    """Two DELETEs at once: the one that finds the document gone is 404, as after it (both were 200)."""
+    doc = upload_ready(api, alice, "twice.txt", b"deleted twice")
+    with runtime.session() as db:
+        doc_id = db.scalar(select(Document.id).where(Document.uuid == doc["id"]))
+    raced = sent_while_deleting(Document.__table__, doc_id, lambda: api.delete(
+        f"/documents/{doc['id']}", headers=alice.headers))
+    assert raced.status_code == 404 and raced.json() == {"detail": "Document not found"}
+
+
 def test_upload_when_the_queue_is_down_is_503(api, alice):
     with enqueue_refused():
         response = upload(api, alice, "later.txt", b"try again")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Document, DocumentChunk, Message, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
-from web.services import rag_datasets
+from web.services import rag_datasets, rows
 from web.services.documents import stored_name
 from workers import queues, runtime
 
@@ -117,8 +117,7 @@ def remove(db: Session, doc: Document) -> None:
     """Delete the document with its chunks and vectors (and its dataset memberships)."""
     rag_datasets.touch_datasets_of(db, doc.id)
     db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == doc.id))
-    db.delete(doc)
-    db.commit()
+    rows.delete_row(db, doc, "Document not found")
 
 
 def cited_in_chat(db: Session, chat_id: int) -> list[dict]:
