@@ -160,6 +160,20 @@ def test_update_chat_status(api, alice, make_user):
     assert uuid_id not in [c["id"] for c in api.get("/api/v1/chat/chats", headers=alice.headers).json()]
 
 
+def test_only_the_owner_deletes_a_chat_admins_archive_it(api, alice, make_user):
+    """Deleting is final and removes the chat for every member, on every surface: only its owner
+    may, as 001, 002 and 004 delete; an admin archives and restores it."""
+    chat = create_chat(api, alice, chat_type="GROUP")
+    url = f"/api/v1/chats/{chat['id']}/status"
+    carol = make_user("carol")
+    add_member(api, alice, chat, carol, role="ADMIN")
+    assert api.patch(url, json={"status": "ARCHIVED"}, headers=carol.headers).json()["status"] == "ARCHIVED"
+    assert api.patch(url, json={"status": "ACTIVE"}, headers=carol.headers).json()["status"] == "ACTIVE"
+    refused = api.patch(url, json={"status": "DELETED"}, headers=carol.headers)
+    assert refused.status_code == 403 and refused.json() == {"detail": "Only the chat's owner can delete it"}
+    assert api.get(f"/api/v1/chats/{chat['id']}", headers=alice.headers).json()["status"] == "ACTIVE"
+
+
 def test_chat_created_here_is_listed_by_the_chat_api(api, alice):
     chat = create_chat(api, alice, chat_type="SYSTEM")
     post(api, alice, chat["id"], "from 003")

@@ -203,7 +203,8 @@ def check_room_for(db: Session, chat: Chat, user: User) -> None:
 
 def change_status(db: Session, chat: Chat, actor: Participant, status: str,
                   missing: str = "Chat not found") -> Chat:
-    """Archive, restore or delete a chat; only its owner or admins may. DELETED is final.
+    """Archive or restore a chat (its owner or admins), or delete it (its owner only, as every
+    surface that deletes: it is final and takes the chat from every member).
 
     The update is conditional on the chat not being DELETED: a change racing a delete (both
     read the chat before either wrote) answers 404 `missing`, as for a chat already deleted,
@@ -211,6 +212,8 @@ def change_status(db: Session, chat: Chat, actor: Participant, status: str,
     """
     if actor.role not in ("OWNER", "ADMIN"):
         raise Forbidden("Only the chat's owner or admins can change its status")
+    if status == "DELETED" and actor.role != "OWNER":
+        raise Forbidden("Only the chat's owner can delete it")
     if chat.status == status:
         return chat
     write_unless_deleted(db, chat, {"status": status}, missing=missing)

@@ -60,7 +60,7 @@ def get_chat(chat_id: int):
 @responds(200, ChatOut)
 @login_required
 def update_chat_status(chat_id: int):
-    """Archive, reactivate or delete a chat (its owner or an admin; DELETED is final)."""
+    """Archive or reactivate a chat (its owner or an admin), or delete it (its owner only; DELETED is final)."""
     body = parse_body(UpdateChatStatusRequest)
     db = get_db()
     chat, member = chats.chat_for_member(db, g.user, chat_id, chats.OPEN)
