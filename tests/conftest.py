@@ -258,10 +258,17 @@ def sent_while_deleting(table: Any, row_id: int, request: Callable[[], httpx.Res
     """The response to `request`, sent while another transaction has deleted the row `row_id` of
     `table` but not yet committed; the deletion commits `wait_s` later. The request still reads
     the row, so its writes meet the deletion (it waits for it on both databases)."""
+    return sent_while_writing(table.delete().where(table.c.id == row_id), request, wait_s)
+
+
+def sent_while_writing(statement: Any, request: Callable[[], httpx.Response], wait_s: float = 0.5) -> httpx.Response:
+    """The response to `request`, sent while another transaction has run `statement` but not yet
+    committed; it commits `wait_s` later. The request still reads the rows as they were, so its
+    writes meet the change (they wait for it on both databases)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with runtime.session() as db, ThreadPoolExecutor(1) as pool:
-        db.execute(table.delete().where(table.c.id == row_id))
+        db.execute(statement)
         sent = pool.submit(request)
         time.sleep(wait_s)
         db.commit()

@@ -6,15 +6,18 @@ import time
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from sqlalchemy import event
 from sqlalchemy import text as sql_text
 
 from models import Chat, Message
 from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
-from tests.conftest import sent_while_deleting, wait_for
+from tests.conftest import sent_while_writing, wait_for
+from tests.pdfs import text_pdf
 from web.services import chat_messages
-from workers import runtime
+from workers import runtime, stream_leases
 
 MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
                   "parent_message_id", "reactions", "created_at", "updated_at"}
@@ -461,10 +464,13 @@ def test_a_thread_is_walked_through_its_chats_index(api, alice):
     assert not re.search(r"(SCAN|Seq Scan on) messages\b|AUTOMATIC", plan), plan
 
 
-def test_writes_racing_the_chats_deletion_are_404(api, alice):
-    """A chat deleted for good (DELETE /v1/chat/sessions/{id}: a session is a chat) while a post,
-    reaction or status change that had read it ran: 404 as for a chat deleted before, not the
-    foreign key or stale row error (a 500), and no 200 for a reaction that was never stored."""
+@pytest.mark.parametrize("deletion", ["for good", "status DELETED"])
+def test_writes_racing_the_chats_deletion_are_404(api, alice, deletion):
+    """A chat deleted for good (DELETE /v1/chat/sessions/{id}: a session is a chat), or set DELETED
+    (003, 002), while a post, reaction or status change that had read it ran: 404 as for a chat
+    deleted before, not the foreign key or stale row error (a 500), no 200 for a reaction that
+    was never stored, nor a write to a chat no surface shows any more."""
+    chats = Chat.__table__
     requests = {
         "post": lambda chat, message: api.post(f"/api/v1/chats/{chat['id']}/messages", json={"content": "late"},
                                                headers=alice.headers),
@@ -477,5 +483,43 @@ def test_writes_racing_the_chats_deletion_are_404(api, alice):
     for name, request in requests.items():
         chat = create_chat(api, alice)
         message = post(api, alice, chat["id"], "first")
-        raced = sent_while_deleting(Chat.__table__, chat["id"], lambda: request(chat, message))
+        deleting = (chats.delete() if deletion == "for good" else chats.update().values(status="DELETED"))
+        raced = sent_while_writing(deleting.where(chats.c.id == chat["id"]), lambda: request(chat, message))
         assert (name, raced.status_code, raced.json()) == (name, 404, {"detail": missing[name]})
+
+
+def test_posts_racing_the_chats_archiving_are_refused(api, alice):
+    """A post that read the chat ACTIVE while its archiving was committing: refused as a post sent
+    after it (400 saying it is archived; 404 on the chat API, which hides archived chats), with
+    nothing stored, on every surface that adds to a chat."""
+    session = "Chat session is archived: unarchive it to continue it"
+    requests = {  # name: (request, status, error body)
+        "003 post": (lambda chat: api.post(f"/api/v1/chats/{chat['id']}/messages", json={"content": "late"},
+                                           headers=alice.headers),
+                     400, {"detail": "Chat is archived: set its status to ACTIVE to post"}),
+        "000 post": (lambda chat: api.post(f"/api/v1/chat/chats/{chat['uuid']}/messages", json={"content": "late"},
+                                           headers=alice.headers),
+                     404, {"detail": "Chat not found"}),
+        "001 stream": (lambda chat: api.post("/v1/chat/stream", headers=alice.headers, json={
+            "model": "gpt-4", "messages": [{"role": "user", "content": "late"}], "session_id": chat["id"]}),
+                       400, {"detail": session}),
+        "001 upload": (lambda chat: api.post(f"/api/chat/sessions/{chat['id']}/upload", headers=alice.headers,
+                                             files={"file": ("late.pdf", text_pdf(["late"]), "application/pdf")}),
+                       400, {"detail": session}),
+        "002 post": (lambda chat: api.post(f"/chat/conversations/{chat['id']}/messages", json={"content": "late"},
+                                           headers=alice.headers),
+                     400, {"success": False, "message": "Conversation is archived: unarchive it to post",
+                           "data": None}),
+        "004 send": (lambda chat: api.post("/chat/send", json={"message": "late", "session_id": chat["uuid"]},
+                                           headers=alice.headers),
+                     400, {"detail": session}),
+    }
+    for name, (request, status, error) in requests.items():
+        chat = create_chat(api, alice, chat_type="GROUP")
+        chat["uuid"] = chat_uuid(api, alice, chat)
+        archiving = Chat.__table__.update().where(Chat.__table__.c.id == chat["id"]).values(status="ARCHIVED")
+        raced = sent_while_writing(archiving, lambda: request(chat))
+        assert (name, raced.status_code, raced.json()) == (name, status, error)
+        assert api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json() == [], name
+        assert api.get(f"/api/chat/sessions/{chat['id']}/files", headers=alice.headers).json()["files"] == [], name
+    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0  # their slots given back

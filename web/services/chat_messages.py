@@ -19,6 +19,8 @@ from web.errors import BadRequest, Forbidden, NotFound
 from web.services import chats, replies
 from workers import events
 
+ARCHIVED_CHAT = "Chat is archived: set its status to ACTIVE to post"
+
 def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str, *,
                    role: str, content_type: str, status: str, parent_id: int | None,
                    meta: dict[str, Any] | None) -> Message:
@@ -30,7 +32,7 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
     """
     if not content.strip():
         raise BadRequest("Message content cannot be empty")
-    chats.check_active(chat, "Chat is archived: set its status to ACTIVE to post")
+    chats.check_active(chat, ARCHIVED_CHAT)
     if not member.can_send_messages:
         raise Forbidden("Cannot send messages to this chat")
     if role == "assistant":
@@ -43,7 +45,8 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
     message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content,
                       content_type=content_type, status=status, parent_id=parent_id, meta=meta,
                       created_at=now, updated_at=now)
-    chats.lock_chat(db, chat)  # deleted meanwhile: 404, not the message's foreign key error
+    # deleted meanwhile: 404, not the message's foreign key error; archived meanwhile: 400
+    chats.lock_chat(db, chat, statuses=chats.VISIBLE, archived=ARCHIVED_CHAT)
     db.add(message)
     chats.record_posts(db, chat, member, now, counted=1)  # its UPDATE flushes the message first
     db.commit()

@@ -180,16 +180,27 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     return member
 
 
-def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found") -> None:
+def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found", statuses: tuple[str, ...] = OPEN,
+              archived: str | None = None) -> None:
     """Hold the chat's write lock until the transaction ends; 404 `missing` (rolled back) when
     the chat was deleted since the request read it, instead of a foreign key error on its writes.
+    A writer adding to the chat passes `statuses` VISIBLE: a chat archived since is 400 `archived`
+    (404 `missing` on a surface that hides archived chats: `archived` None), as a request sent
+    after the archiving would be answered, and nothing is added to it.
 
     A no-op UPDATE rather than SELECT ... FOR UPDATE: PostgreSQL locks the row either way (and
-    waits for a deletion in progress), and on SQLite (no row locks, where a read does not even
-    start the transaction) only a write takes the database's one write lock before the checks read.
+    waits for a deletion or archiving in progress, then checks the status it committed), and on
+    SQLite (no row locks, where a read does not even start the transaction) only a write takes
+    the database's one write lock before the checks read. The status condition rides on that
+    UPDATE: no extra round trip unless it refuses.
     """
-    if db.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=Chat.updated_at)).rowcount != 1:
+    locked = db.execute(update(Chat).where(Chat.id == chat.id, Chat.status.in_(statuses))
+                        .values(updated_at=Chat.updated_at)).rowcount == 1
+    if not locked:
+        status = db.scalar(select(Chat.status).where(Chat.id == chat.id))
         db.rollback()
+        if status == "ARCHIVED" and archived is not None:
+            raise BadRequest(archived)
         raise NotFound(missing)
 
 

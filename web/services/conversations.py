@@ -22,6 +22,7 @@ from web.services import agents, chats, history, replies
 from workers import events, runtime, upstream
 
 VISIBLE = ("ACTIVE", "ARCHIVED")
+ARCHIVED_CONVERSATION = "Conversation is archived: unarchive it to post"
 SESSION_GAP = timedelta(minutes=30)  # a quieter spell than this starts a new session
 FAILURE_STATUS = {"no_api_key": 400, "cancelled": 409, "service_unavailable": 503, "timeout": 504,
                   "upstream_timeout": 504}
@@ -173,7 +174,7 @@ def attachments_of(db: Session, message_ids: list[int]) -> dict[int, list[Attach
 def check_open(chat: Chat) -> None:
     """400 for an archived conversation: it stays readable, but nobody posts to it on any surface
     (as on the chats API, 003) until it is active again."""
-    chats.check_active(chat, "Conversation is archived: unarchive it to post")
+    chats.check_active(chat, ARCHIVED_CONVERSATION)
 
 
 def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, content: str,
@@ -187,7 +188,8 @@ def add_message(db: Session, redis: Redis, chat: Chat, member: Participant, user
     if sender_type == "agent" and not chats.manages(member):
         raise Forbidden("Only the conversation's owner or admins can post as the agent")
     role = "assistant" if sender_type == "agent" else "user"
-    message, _ = replies.post_message(db, redis, chat, member, user, content, role=role, want_reply=False)
+    message, _ = replies.post_message(db, redis, chat, member, user, content, role=role, want_reply=False,
+                                      archived=ARCHIVED_CONVERSATION)
     stored = [Attachment(message_id=message.id, created_at=message.created_at, **f) for f in files]
     db.add_all(stored)
     db.commit()
@@ -205,7 +207,7 @@ def ask_ai(db: Session, redis: Redis, chat: Chat, member: Participant, user: Use
         reply_meta["include_context"] = False
     cursor = events.last_event_id(redis, chat.id)
     message, reply = replies.post_message(db, redis, chat, member, user, content, want_reply=True,
-                                          reply_meta=reply_meta)
+                                          reply_meta=reply_meta, archived=ARCHIVED_CONVERSATION)
     record_activity(db, chat, message.created_at, 2)
     wait_s = runtime.current().settings.ai_message_wait_s
     try:

@@ -39,8 +39,10 @@ def stored_name(filename: str, default: str) -> str:
     return stem[:MAX_NAME_CHARS - len(extension)] + extension
 
 
-def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, data: bytes) -> Document:
-    """Keep a PDF (checked by its content, not its name) and enqueue its parsing."""
+def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, data: bytes,
+              archived: str) -> Document:
+    """Keep a PDF (checked by its content, not its name) and enqueue its parsing; 400 `archived`
+    when the chat was archived since the caller checked it."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise ApiError("File too large: the maximum is 10 MB", status=413)
     if not data:
@@ -49,7 +51,8 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
         raise BadRequest("Only PDF files are supported (the file's content is not a PDF)")
     doc = Document(owner_id=user.id, chat_id=chat.id, filename=stored_name(filename, "document.pdf"),
                    mime_type="application/pdf", file_size=len(data), data=data)
-    chats.lock_chat(db, chat, missing="Chat session not found")  # deleted meanwhile
+    # deleted meanwhile: 404; archived meanwhile: 400, as the upload's earlier check answers
+    chats.lock_chat(db, chat, missing="Chat session not found", statuses=chats.VISIBLE, archived=archived)
     db.add(doc)
     db.commit()
     try:

@@ -52,7 +52,8 @@ def start(db: Session, redis: Redis, user: User, message: str, session_id: str |
     try:
         cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, message, want_reply=True,
-                                        reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid)
+                                        reply_meta={"rag": rag}, start=start_retrieval, reply_uuid=reply_uuid,
+                                        archived=sessions.ARCHIVED_SESSION)
     except Exception as exc:
         if new_session:
             drop_empty_session(db, redis, user, chat, reply_uuid)

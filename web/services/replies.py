@@ -37,7 +37,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
                  want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
                  reply_meta: dict[str, Any] | None = None, start: Callable[..., None] | None = None,
-                 reply_uuid: str | None = None) -> tuple[Message, Message | None]:
+                 reply_uuid: str | None = None, archived: str | None = None) -> tuple[Message, Message | None]:
     """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
 
     `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
@@ -45,6 +45,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     the job (e.g. `{"include_context": False}`). `start` replaces `start_reply` for replies
     that begin with another job (RAG retrieval), with the same arguments and failure rules.
     `reply_uuid` names the reply when the caller took its stream slot first (`take_stream_slot`).
+    `archived` answers a chat archived since the caller checked it (400; None: 404 as if gone, on
+    the chat API, which hides archived chats).
     """
     check_content(content)
     check_may_send(member)
@@ -54,7 +56,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     if reply_uuid is not None:
         take_stream_slot(redis, user, reply_uuid)
     try:
-        chats.lock_chat(db, chat)  # deleted meanwhile: 404, not the messages' foreign key error
+        # deleted meanwhile: 404, not the messages' foreign key error; archived meanwhile: refused
+        chats.lock_chat(db, chat, statuses=chats.VISIBLE, archived=archived)
         now = utcnow()
         message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
                           parent_id=parent.id if parent else None, meta=meta, hidden=hidden,

@@ -55,10 +55,10 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
         *earlier, last = body.messages
         for message in earlier:
             replies.post_message(db, redis, chat, member, user, message.content, role=message.role,
-                                 want_reply=False)
+                                 want_reply=False, archived=ARCHIVED_SESSION)
         cursor = events.last_event_id(redis, chat.id)
         _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
-                                        reply_uuid=reply_uuid)
+                                        reply_uuid=reply_uuid, archived=ARCHIVED_SESSION)
     except Exception as exc:
         stream_leases.release(redis, user.id, reply_uuid)
         if isinstance(exc, NotFound):  # deleted while the request ran (chats.lock_chat)

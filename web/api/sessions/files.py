@@ -32,7 +32,8 @@ def upload(session_id: int):
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("Send the PDF as multipart form field 'file'")
-    doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read())
+    doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read(),
+                               sessions.ARCHIVED_SESSION)
     documents.wait_parsed(redis, doc, UPLOAD_WAIT_S)
     doc = documents.stored_file(db, doc)
     return jsonify({"file": file_view(doc), "message": upload_message(doc)})
