@@ -120,6 +120,31 @@ def test_resume_with_last_event_id_then_204_after_done(api, alice, library, fake
     assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]  # posted once
 
 
+
+def test_resume_follows_the_sessions_status(api, alice, fake_upstream):
+    """A resume reads the reply as GET /chat/sessions/{id} reads the session: it goes on in an
+    archived session (it posts nothing) and is 404 once the session is deleted (003's or 002's
+    DELETED status, as after a delete here), like every 004 route."""
+    fake_upstream.configure(tokens=20, delay_ms=20)
+    for status, answer in (("ARCHIVED", 200), ("DELETED", 404)):
+        seen = []
+        with connect_sse(api, "POST", "/chat/send", json={"message": "hello"}, headers=alice.headers) as sse:
+            session_uuid = sse.response.headers["X-Session-Id"]
+            for event_id, payload in events(api, "POST", sse):
+                seen.append((event_id, payload))
+                if payload["type"] == "token":
+                    break
+        with runtime.session() as db:
+            chat_id = db.scalar(select(Chat.id).where(Chat.uuid == session_uuid))
+        assert api.patch(f"/api/v1/chats/{chat_id}/status", json={"status": status},
+                         headers=alice.headers).status_code == 200
+        response, rest = send(api, alice, "ignored", headers={"Last-Event-ID": seen[-1][0]})
+        assert (status, response.status_code) == (status, answer)
+        if answer == 200:
+            assert [p["token"] for p in of_type(seen + rest, "token")] == [f"t{i} " for i in range(20)]
+        else:
+            assert response.json() == {"detail": "Reply not found"}
+
 def test_a_reconnect_between_the_stored_reply_and_its_end_event_gets_the_last_tokens(api, alice, fake_upstream,
                                                                                   monkeypatch):
     """The worker stores a reply, then publishes its end: a reconnect in between (simulated by

@@ -100,11 +100,14 @@ def start_retrieval(db: Session, redis: Redis, reply: Message, primary_only: boo
 
 
 def reply_for(db: Session, user: User, reply_uuid: str) -> tuple[Chat, Message]:
-    """An AI message in one of the user's chats (to resume its stream); 404 otherwise."""
+    """An AI message in one of the user's sessions, archived ones too (to resume its stream: that
+    posts nothing); 404 otherwise, also when the session is deleted (status DELETED), as
+    `session_for` answers."""
     reply = db.scalar(select(Message).where(Message.uuid == reply_uuid, Message.role == "assistant"))
     if reply is None:
         raise NotFound("Reply not found")
-    chat = db.get(Chat, reply.chat_id)
-    if chat is None or chats.participant(db, chat, user) is None:
-        raise NotFound("Reply not found")
+    try:
+        chat, _ = chats.chat_for_member(db, user, reply.chat_id, chats.OPEN)
+    except ApiError as exc:
+        raise NotFound("Reply not found") from exc
     return chat, reply
