@@ -21,6 +21,8 @@ REPLY_COMPLETE = "ai_response_complete"
 REPLY_ERROR = "ai_error"
 PARTICIPANT_ADDED = "participant_added"
 CHAT_DELETED = "chat_deleted"  # the chat is gone on every surface: its open sockets close (never sent)
+# The chat was archived: sockets of a surface that hides archived chats (000) close if it still is (never sent).
+CHAT_ARCHIVED = "chat_archived"
 REPLY_END_TYPES = (REPLY_COMPLETE, REPLY_ERROR)
 # On the events of an exchange not kept (000's save_to_history: false): the asker's user uuid.
 # Only that user's sockets relay them; the field itself is never sent.

@@ -346,21 +346,6 @@ def test_frames_unlike_their_declared_event_are_refused(response_checker):
         f"{where}: event type 'dance' not described")
 
 
-def test_typing_into_a_chat_archived_meanwhile_answers_an_error_and_keeps_the_socket(api, alice, connect):
-    from tests.api.test_chats_v1 import chat_uuid, create_chat
-
-    chat = create_chat(api, alice, chat_type="GROUP")
-    ws = connect(chat_uuid(api, alice, chat), alice["access_token"])
-    ws.next()
-    archived = api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ARCHIVED"}, headers=alice.headers)
-    assert archived.status_code == 200
-    ws.send({"type": "typing"})
-    error = ws.next()
-    assert error["type"] == "error" and error["error_code"] == "typing_failed" and error["error"]
-    ws.send({"type": "ping"})
-    assert ws.next()["type"] == "pong"
-
-
 def test_a_cursor_past_the_streams_last_event_reads_as_that_event(api, alice, make_chat, connect, fake_upstream):
     """A made-up cursor, or one kept across a Redis reset, must not silence the socket: it gets what comes next."""
     fake_upstream.configure(tokens=1)

@@ -162,3 +162,33 @@ def test_open_sockets_close_when_their_chat_is_deleted(api, alice, connect, conn
     assert api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "DELETED"},
                      headers=alice.headers).status_code == 200
     assert close_code(chat_api) == close_code(here) == 4404
+
+
+def test_archiving_closes_the_chats_sockets_here_not_on_the_chats_api(api, alice, connect, connect_v1):
+    """The chat API hides an archived chat (REST 404, a new socket refused 4404): its open sockets
+    close 4404 too, whichever surface archives it (003's status, 002's is_archived). The chats API
+    (003) shows archived chats, and its socket stays. Once restored, a socket resuming from before
+    the archiving is not closed by it."""
+    chat = create_chat(api, alice, chat_type="GROUP")
+    uuid_id = chat_uuid(api, alice, chat)
+    archive = {"003": lambda: api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ARCHIVED"},
+                                        headers=alice.headers),
+               "002": lambda: api.put(f"/chat/conversations/{chat['id']}", json={"is_archived": True},
+                                      headers=alice.headers)}
+    v1 = connect_v1(chat["id"], alice["access_token"])
+    v1.next()
+    for surface, request in archive.items():
+        ws = connect(uuid_id, alice["access_token"])
+        cursor = ws.next()["last_event_id"]
+        assert request().status_code == 200, surface
+        ws.ws.settimeout(5)
+        opcode, data = ws.ws.recv_data()
+        assert (surface, opcode, int.from_bytes(data[:2], "big"), data[2:]) == (surface, 8, 4404, b"Chat not found")
+        assert api.patch(f"/api/v1/chats/{chat['id']}/status", json={"status": "ACTIVE"},
+                         headers=alice.headers).status_code == 200
+        resumed = connect(uuid_id, alice["access_token"], query=f"last_event_id={cursor}")
+        assert resumed.next()["type"] == "welcome"
+        post(api, alice, chat["id"], f"after {surface}'s archiving")
+        assert resumed.until("new_message")[-1]["message"]["content"] == f"after {surface}'s archiving"
+    assert [e["message"]["content"] for e in v1.until("new_message") + v1.until("new_message")
+            if e["type"] == "new_message"] == ["after 003's archiving", "after 002's archiving"]

@@ -48,6 +48,9 @@ class SocketContext:
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    # On a surface that hides archived chats (000): whether the chat is hidden now, asked when it
+    # was archived (a socket resumed from before an archiving undone since reads its event too).
+    chat_hidden: Callable[[], bool] | None = None
 
 
 class ChatSocket:
@@ -153,9 +156,11 @@ class ChatSocket:
         limit = events.parse_id(self.suppress_until)
         now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
-            if event.get("type") == events.CHAT_DELETED:  # as a socket opened now would be
-                self.ws.close(GONE_CLOSE_CODE, "Chat not found")
-                return False
+            if event.get("type") in (events.CHAT_DELETED, events.CHAT_ARCHIVED):
+                if self.chat_gone(event["type"]):  # as a socket opened now would be
+                    self.ws.close(GONE_CLOSE_CODE, "Chat not found")
+                    return False
+                continue
             if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
                 continue
             message_id = event_message_id(event)
@@ -166,6 +171,10 @@ class ChatSocket:
                 continue
             self.send({**event, "event_id": event_id}, now)
         return True
+
+    def chat_gone(self, kind: str) -> bool:
+        """Whether the chat is gone for this surface: deleted, or archived where archived chats are hidden."""
+        return kind == events.CHAT_DELETED or (self.ctx.chat_hidden is not None and self.ctx.chat_hidden())
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")

@@ -115,16 +115,21 @@ def require_manager(member: Participant) -> None:
         raise Forbidden("Only the conversation's owner or admins can change it")
 
 
-def update_conversation(db: Session, user: User, chat: Chat, member: Participant, changes: dict[str, Any]) -> Chat:
+def update_conversation(db: Session, redis: Redis, user: User, chat: Chat, member: Participant,
+                        changes: dict[str, Any]) -> Chat:
     """Apply `changes` (title, is_pinned, status ACTIVE/ARCHIVED, agent_id) by an owner or admin.
 
     A chat deleted since it was read is 404, as one deleted before: the change never brings it back.
+    Archived, it closes its sockets on the chat API, which hides archived chats.
     """
     require_manager(member)
     if changes.get("agent_id") is not None:
         agents.usable_agent(db, user, changes["agent_id"])
+    before = chat.status
     with agents.agent_kept(db, changes.get("agent_id")):
         chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
+    if before != "ARCHIVED" and chat.status == "ARCHIVED":
+        replies.close_hidden_sockets(redis, chat)
     return chat
 
 

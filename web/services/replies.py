@@ -161,17 +161,27 @@ def stop_reply(db: Session, redis: Redis, chat: Chat, member: Participant, messa
 def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant, status: str,
                        missing: str = "Chat not found") -> Chat:
     """`chats.change_status` (404 `missing` when the chat was deleted meanwhile); a chat deleted
-    stops its replies and closes its open sockets, as on every surface that deletes."""
+    stops its replies and closes its open sockets, as on every surface that deletes; one archived
+    closes those of the chat API (`close_hidden_sockets`)."""
+    before = chat.status
     chats.change_status(db, chat, actor, status, missing=missing)
     if chat.status == "DELETED":
         stop_chat_replies(db, redis, chat)
         close_chat_sockets(redis, chat)
+    elif before != "ARCHIVED" and chat.status == "ARCHIVED":
+        close_hidden_sockets(redis, chat)
     return chat
 
 
 def close_chat_sockets(redis: Redis, chat: Chat) -> None:
     """Close the deleted chat's open sockets (4404, as a socket opened now would be)."""
     publish(redis, chat, {"type": events.CHAT_DELETED})
+
+
+def close_hidden_sockets(redis: Redis, chat: Chat) -> None:
+    """Close the archived chat's sockets on the chat API (000), which hides archived chats (4404, as
+    a socket opened now would be); the chats API (003) shows them, and its sockets stay."""
+    publish(redis, chat, {"type": events.CHAT_ARCHIVED})
 
 
 def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> list[tuple[str, int | None]]:

@@ -6,7 +6,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from models import Message
+from models import Chat, Message
 from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
@@ -49,7 +49,7 @@ def chat_socket(ws, chat_id: str) -> None:
     `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
-    token is revoked (logout), 4404 once the chat is deleted.
+    token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats).
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:
@@ -62,6 +62,10 @@ def chat_socket(ws, chat_id: str) -> None:
         with runtime.session() as s:
             return set(s.scalars(select(Message.uuid).where(Message.chat_id == chat_key,
                                                             Message.status == "PROCESSING")))
+
+    def chat_hidden() -> bool:
+        with runtime.session() as s:
+            return s.scalar(select(Chat.status).where(Chat.id == chat_key)) not in chats.VISIBLE
 
     def stop(message: dict[str, Any]) -> dict[str, Any]:
         if not message.get("message_id"):
@@ -90,6 +94,7 @@ def chat_socket(ws, chat_id: str) -> None:
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
         token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
+        chat_hidden=chat_hidden,
     )
     ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(
         cursor, current_app.extensions["presence"])

@@ -60,7 +60,7 @@ def update_conversation(conversation_id: int):
     body = parse_body(UpdateConversationRequest)
     db = get_db()
     chat, member = conversations.conversation_for_member(db, g.user, conversation_id)
-    conversations.update_conversation(db, g.user, chat, member, body.changes())
+    conversations.update_conversation(db, get_redis(), g.user, chat, member, body.changes())
     return ok("Conversation updated successfully", {"conversation_id": chat.id})
 
 
