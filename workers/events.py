@@ -168,11 +168,13 @@ MESSAGE_TYPES = {"user": "USER", "assistant": "AI", "system": "SYSTEM"}
 
 
 def message_view(message: Any, chat_uuid: str, sender_uuid: str | None) -> dict[str, Any]:
-    """A message as the WebSocket events and the UUID chat surface show it."""
+    """A message as the WebSocket events and the UUID chat surface show it. An AI message has no
+    sender (the document's examples), also a line a user typed as the AI (002's agent lines, 001's
+    history), as the chats API (003) shows it."""
     return {
         "id": message.uuid,
         "chat_id": chat_uuid,
-        "sender_id": sender_uuid,
+        "sender_id": None if message.role == "assistant" else sender_uuid,
         "content": message.content,
         "message_type": MESSAGE_TYPES[message.role],
         "ai_model_used": message.model,

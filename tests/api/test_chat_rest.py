@@ -77,6 +77,24 @@ def test_history_with_limit_offset_and_participant_count(api, alice, make_chat, 
     assert api.get(f"/api/v1/chat/chats/{chat['id']}?limit=1001", headers=alice.headers).status_code == 422
 
 
+
+def test_a_line_typed_as_the_ai_shows_no_sender(api, alice, make_chat, connect):
+    """000 shows AI messages with `sender_id: null` (the document's examples), as 003 shows
+    `user_id: null`: also the lines an owner typed as the AI (002's agent lines, 001's history),
+    in the history and on the socket."""
+    chat = make_chat(alice, chat_type="GROUP")
+    conversation_id = next(c["id"] for c in api.get("/api/v1/chats", headers=alice.headers).json()
+                           if c["title"] == chat["title"])
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    added = api.post(f"/chat/conversations/{conversation_id}/messages",
+                     json={"content": "Hello! How can I help?", "sender_type": "agent"}, headers=alice.headers)
+    assert added.status_code == 201
+    announced = ws.until("new_message")[-1]["message"]
+    shown = api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).json()["messages"][-1]
+    assert announced == shown
+    assert (shown["content"], shown["message_type"], shown["sender_id"]) == ("Hello! How can I help?", "AI", None)
+
 def test_access_rules(api, alice, make_user, make_chat):
     chat = make_chat(alice)
     eve = make_user("eve")
