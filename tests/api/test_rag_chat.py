@@ -266,6 +266,28 @@ def test_dataset_limits_the_search(api, alice, library, fake_upstream):
     assert {c["filename"] for c in received[-1][1]["citations"]} == {"notes.txt"}
 
 
+BRIDGE = "The bridge project budget is four million euros; the bridge project ends in March."
+
+
+@pytest.mark.parametrize("provider", ["auto", "none"])
+def test_a_follow_up_also_searches_with_the_earlier_questions(api, alice, fake_upstream, monkeypatch, provider):
+    """"tell me more" holds nothing to search with: a short message is searched together with the
+    session's earlier questions; a self-contained one with itself only."""
+    monkeypatch.setattr(runtime.current().settings, "embedding_provider", provider)
+    upload_ready(api, alice, "bridge.txt", BRIDGE.encode())
+    upload_ready(api, alice, "llamas.txt", b"Llamas graze on Andes grasslands.")
+    fake_upstream.configure(tokens=1)
+    response, received = send(api, alice, "What is the budget of the bridge project?")
+    session_id = response.headers["X-Session-Id"]
+    assert [c["filename"] for c in received[-1][1]["citations"]] == ["bridge.txt"]
+    for follow_up in ("tell me more", "and what about the second one?"):
+        _, received = send(api, alice, follow_up, session_id=session_id)
+        assert [c["filename"] for c in received[-1][1]["citations"]] == ["bridge.txt"], follow_up
+        assert "Searching with your earlier questions too" in [p["status"] for p in of_type(received, "status")]
+    _, received = send(api, alice, "Do llamas graze on Andes grasslands?", session_id=session_id)
+    assert [c["filename"] for c in received[-1][1]["citations"]] == ["llamas.txt"]
+
+
 def test_without_embeddings_search_is_full_text_and_says_so(api, alice, library, fake_upstream, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
     fake_upstream.configure(tokens=1)

@@ -4,6 +4,8 @@
 chunks at or above it; HYBRID keeps a chunk above it or one that contains query words.
 Without an embedding provider (or when it fails) the search is by keywords only, scored by
 keyword coverage, and the threshold is not applied: the notes say so, for the status events.
+Several queries (a follow-up and the questions before it) are searched one by one and their
+hits merged.
 """
 from __future__ import annotations
 
@@ -64,6 +66,19 @@ def search(db: Session, settings: Settings, scope: store.Scope, query: str, opti
         ranked = reranking.rerank(settings, query, ranked, notes)
     hits = [{**rows[r.chunk_id], "relevance_score": round(r.score, 4)} for r in ranked[:options.k]]
     return SearchResult(hits, "full-text" if query_vector is None else "vector", notes)
+
+
+def search_all(db: Session, settings: Settings, scope: store.Scope, queries: list[str],
+               options: SearchOptions) -> SearchResult:
+    """Each query's search, merged: a chunk found by several keeps its best score; the `k` best first."""
+    results = [search(db, settings, scope, query, options) for query in queries]
+    best: dict[str, dict[str, Any]] = {}
+    for hit in (hit for result in results for hit in result.hits):
+        if hit["chunk_id"] not in best or hit["relevance_score"] > best[hit["chunk_id"]]["relevance_score"]:
+            best[hit["chunk_id"]] = hit
+    hits = sorted(best.values(), key=lambda hit: -hit["relevance_score"])[:options.k]  # ties: the first query's first
+    notes = list(dict.fromkeys(note for result in results for note in result.notes))
+    return SearchResult(hits, results[0].mode, notes)
 
 
 def embed_query(settings: Settings, query: str, notes: list[str]) -> tuple[np.ndarray | None, str | None]:
