@@ -288,6 +288,26 @@ def test_a_follow_up_also_searches_with_the_earlier_questions(api, alice, fake_u
     assert [c["filename"] for c in received[-1][1]["citations"]] == ["llamas.txt"]
 
 
+@pytest.mark.parametrize("search_type", ["SIMILARITY", "HYBRID", "MMR"])
+def test_a_passage_uploaded_twice_is_given_and_cited_once(api, alice, fake_upstream, search_type):
+    """A file uploaded twice (or a passage two documents share) is one excerpt: the best-scored copy
+    is kept and the next distinct chunk fills its place."""
+    upload_ready(api, alice, "bridge.txt", BRIDGE.encode())
+    upload_ready(api, alice, "bridge copy.txt", BRIDGE.replace(" ", "  ").encode())
+    upload_ready(api, alice, "llamas.txt", b"Llamas graze on Andes grasslands.")
+    fake_upstream.configure(tokens=1)
+    options = {"search_type": search_type, "k": 2, "score_threshold": 0}
+    session_id = None
+    for query in ("What is the budget of the bridge project?", "tell me more"):  # one search, then two merged
+        response, received = send(api, alice, query, session_id=session_id, search_options=options)
+        session_id = response.headers["X-Session-Id"]
+        citations = received[-1][1]["citations"]
+        assert [c["filename"] for c in citations][1:] == ["llamas.txt"], citations
+        assert citations[0]["filename"] in ("bridge.txt", "bridge copy.txt")
+        system = fake_upstream.completions[-1]["body"]["messages"][0]["content"]
+        assert system.count("four million euros") == 1 and "[2] llamas.txt" in system
+
+
 def test_without_embeddings_search_is_full_text_and_says_so(api, alice, library, fake_upstream, monkeypatch):
     monkeypatch.setattr(runtime.current().settings, "embedding_provider", "none")
     fake_upstream.configure(tokens=1)

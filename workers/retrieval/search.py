@@ -5,7 +5,8 @@ chunks at or above it; HYBRID keeps a chunk above it or one that contains query 
 Without an embedding provider (or when it fails) the search is by keywords only, scored by
 keyword coverage, and the threshold is not applied: the notes say so, for the status events.
 Several queries (a follow-up and the questions before it) are searched one by one and their
-hits merged.
+hits merged. A passage found more than once (a file uploaded twice, text two documents share)
+is one hit: its best-scored chunk, so the `k` hits are `k` different passages.
 """
 from __future__ import annotations
 
@@ -49,9 +50,9 @@ class SearchResult:
 def search(db: Session, settings: Settings, scope: store.Scope, query: str, options: SearchOptions) -> SearchResult:
     notes: list[str] = []
     query_vector, model = embed_query(settings, query, notes)
-    pool = max(options.fetch_k, options.k) if options.rerank else options.k
+    pool = max(options.fetch_k, options.k)  # more than `k`: repeated passages are dropped before the cut
     if query_vector is None:
-        ranked = by_keywords(db, scope, query, max(options.fetch_k, pool))
+        ranked = by_keywords(db, scope, query, pool)
     elif options.search_type == "HYBRID":
         ranked = hybrid(db, scope, query, query_vector, model, options)
     elif options.search_type == "MMR":
@@ -60,8 +61,10 @@ def search(db: Session, settings: Settings, scope: store.Scope, query: str, opti
         ranked = [r for r in similar(db, scope, query_vector, model, pool) if r.score >= options.score_threshold]
     rows = store.chunk_rows(db, [r.chunk_id for r in ranked])
     # A chunk missing from `rows` went with its document, deleted since the ranking query ran.
-    ranked = [Ranked(r.chunk_id, r.score, r.semantic, rows[r.chunk_id]["content"])
-              for r in ranked if r.chunk_id in rows]
+    ranked = distinct([Ranked(r.chunk_id, r.score, r.semantic, rows[r.chunk_id]["content"])
+                       for r in ranked if r.chunk_id in rows])
+    if options.search_type == "MMR" and query_vector is not None:
+        ranked = ranked[:options.k]  # MMR's picks, in its order; a rerank re-orders only those
     if options.rerank:
         ranked = reranking.rerank(settings, query, ranked, notes)
     hits = [{**rows[r.chunk_id], "relevance_score": round(r.score, 4)} for r in ranked[:options.k]]
@@ -74,11 +77,28 @@ def search_all(db: Session, settings: Settings, scope: store.Scope, queries: lis
     results = [search(db, settings, scope, query, options) for query in queries]
     best: dict[str, dict[str, Any]] = {}
     for hit in (hit for result in results for hit in result.hits):
-        if hit["chunk_id"] not in best or hit["relevance_score"] > best[hit["chunk_id"]]["relevance_score"]:
-            best[hit["chunk_id"]] = hit
+        key = passage(hit["content"])
+        if key not in best or hit["relevance_score"] > best[key]["relevance_score"]:
+            best[key] = hit
     hits = sorted(best.values(), key=lambda hit: -hit["relevance_score"])[:options.k]  # ties: the first query's first
     notes = list(dict.fromkeys(note for result in results for note in result.notes))
     return SearchResult(hits, results[0].mode, notes)
+
+
+def passage(content: str) -> str:
+    """A chunk's text with its spacing evened out: the same passage whatever file it came from."""
+    return " ".join(content.split())
+
+
+def distinct(ranked: list[Ranked]) -> list[Ranked]:
+    """The ranking with each passage once, at its first (best) place."""
+    seen: set[str] = set()
+    kept = []
+    for r in ranked:
+        if passage(r.content) not in seen:
+            seen.add(passage(r.content))
+            kept.append(r)
+    return kept
 
 
 def embed_query(settings: Settings, query: str, notes: list[str]) -> tuple[np.ndarray | None, str | None]:
@@ -119,7 +139,7 @@ def hybrid(db: Session, scope: store.Scope, query: str, query_vector: np.ndarray
     keep = {r.chunk_id for r in semantic if r.score >= options.score_threshold} | set(keyword_ids)
     ranked = [Ranked(chunk_id, score, by_id.get(chunk_id)) for chunk_id, score in fused.items() if chunk_id in keep]
     ranked.sort(key=lambda r: (-r.score, r.chunk_id))
-    return ranked[:pool if options.rerank else options.k]
+    return ranked[:pool]
 
 
 def diverse(db: Session, scope: store.Scope, query_vector: np.ndarray, model: str,
@@ -128,5 +148,6 @@ def diverse(db: Session, scope: store.Scope, query_vector: np.ndarray, model: st
     candidates = [(chunk_id, np.asarray(vector, dtype=np.float32)) for chunk_id, cosine, vector in found
                   if relevance(cosine) >= options.score_threshold]
     cosine_of = {chunk_id: cosine for chunk_id, cosine, _ in found}
-    picked = mmr(query_vector, candidates, options.k, options.lambda_mult)
+    # Every candidate in MMR's order: a repeated passage picked is dropped and the next pick takes its place.
+    picked = mmr(query_vector, candidates, len(candidates), options.lambda_mult)
     return [Ranked(chunk_id, relevance(cosine_of[chunk_id]), relevance(cosine_of[chunk_id])) for chunk_id in picked]
