@@ -23,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "tokens": 8, "reply": None, "delay_ms": 0, "first_delay_ms": 0,
     "fail_status": None, "fail_after": None, "api_key": None, "embedding_dim": 64,
     "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini", "text-embedding-3-small"],
+    "hold_embeddings_with": None,  # embeddings of texts holding this string wait until it is set to None
 }
 DIRECTIVE_KEYS = ("tokens", "delay_ms", "first_delay_ms", "fail_status", "fail_after")
 DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
@@ -173,6 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
                 vector = base64.b64encode(struct.pack(f"<{dim}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": vector})
         used = sum(max(1, len(t.split())) for t in inputs)
+        held = settings["hold_embeddings_with"]
+        if held and any(held in text for text in inputs):
+            self.server.fake.wait_for_release(held)
         _sleep_ms(settings["first_delay_ms"])
         self._json(200, {"object": "list", "data": data, "model": model,
                          "usage": {"prompt_tokens": used, "total_tokens": used}})
@@ -292,6 +296,12 @@ class FakeOpenAI:
         with self._lock:
             self._settings = dict(DEFAULTS)
             self.requests.clear()
+
+    def wait_for_release(self, held: str, timeout_s: float = 30.0) -> None:
+        """Wait until ``hold_embeddings_with`` is no longer ``held`` (or ``timeout_s`` passed)."""
+        deadline = time.monotonic() + timeout_s
+        while self._settings["hold_embeddings_with"] == held and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _record(self, request: dict[str, Any]) -> dict[str, Any]:
         """Store a received request; return a snapshot of current settings."""

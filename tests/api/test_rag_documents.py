@@ -7,7 +7,7 @@ import sqlalchemy.event
 from sqlalchemy import func, select
 
 from models import Document, DocumentChunk
-from tests.api.rag_helpers import send, upload, upload_ready
+from tests.api.rag_helpers import of_type, send, upload, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
 from workers import runtime
@@ -152,6 +152,25 @@ def test_a_long_pdf_failing_in_a_later_slice_leaves_no_chunks_to_cite(api, alice
     fake_upstream.configure(reply="Assam [1].")
     _, received = send(api, alice, "Where does tea grow?", search_options={"score_threshold": 0})
     assert received[-1][1]["citations"] == []
+
+
+def test_a_document_still_processing_is_not_searched_until_indexed(api, alice, fake_upstream, monkeypatch):
+    """A long PDF's first slices were searched and cited while GET /documents/{id} still said
+    `processing`: an answer from the first pages of a document read as if from all of it."""
+    monkeypatch.setattr(runtime.current().settings, "rag_pages_per_job", 1)
+    fake_upstream.configure(hold_embeddings_with="Coffee", tokens=1)  # the second slice waits
+    doc_id = upload(api, alice, "book.pdf", text_pdf(["Tea grows in Assam.", "Coffee grows in Brazil."])).json()["id"]
+    doc = wait_for(lambda: (d := api.get(f"/documents/{doc_id}", headers=alice.headers).json())
+                   ["metadata"]["additional_metadata"]["chunk_count"] and d)
+    assert doc["status"] == "processing"
+    _, received = send(api, alice, "Where does tea grow in Assam?", search_options={"score_threshold": 0})
+    assert received[-1][1]["citations"] == []
+    assert "1 document is still being indexed and was not searched" in [p["status"] for p in of_type(received, "status")]
+    fake_upstream.configure(hold_embeddings_with=None)
+    assert wait_for(lambda: api.get(f"/documents/{doc_id}", headers=alice.headers).json()["status"] == "ready")
+    _, received = send(api, alice, "Where does tea grow in Assam?")
+    assert [(c["filename"], c["page_number"]) for c in received[-1][1]["citations"]][:1] == [("book.pdf", 1)]
+    assert not [p for p in of_type(received, "status") if "indexed" in p["status"]]
 
 
 def test_documents_are_private(api, alice, make_user):

@@ -5,7 +5,7 @@ chunks at or above it; HYBRID keeps a chunk above it or one that contains query 
 Without an embedding provider (or when it fails) the search is by keywords only, scored by
 keyword coverage, and the threshold is not applied: the notes say so, for the status events.
 Several queries (a follow-up and the questions before it) are searched one by one and their
-hits merged. A passage found more than once (a file uploaded twice, text two documents share)
+hits merged. Documents still being indexed are not searched (a note says how many). A passage found more than once (a file uploaded twice, text two documents share)
 is one hit: its best-scored chunk, so the `k` hits are `k` different passages.
 """
 from __future__ import annotations
@@ -82,6 +82,10 @@ def search_all(db: Session, settings: Settings, scope: store.Scope, queries: lis
             best[key] = hit
     hits = sorted(best.values(), key=lambda hit: -hit["relevance_score"])[:options.k]  # ties: the first query's first
     notes = list(dict.fromkeys(note for result in results for note in result.notes))
+    waiting = store.still_indexing(db, scope)
+    if waiting:
+        notes.append("1 document is still being indexed and was not searched" if waiting == 1
+                     else f"{waiting} documents are still being indexed and were not searched")
     return SearchResult(hits, results[0].mode, notes)
 
 

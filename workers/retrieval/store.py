@@ -21,17 +21,33 @@ from workers.retrieval import text
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose chunks to search: one user's, optionally one of their datasets."""
+    """Whose chunks to search: one user's, optionally one of their datasets; only documents
+    whose indexing finished (`metadata.indexed`), never the first slices of one still processing."""
 
     owner_id: int
     dataset_id: int | None = None
 
     def where(self) -> list[ColumnElement[bool]]:
-        clauses = [DocumentChunk.owner_id == self.owner_id]
+        return [DocumentChunk.owner_id == self.owner_id,
+                DocumentChunk.document_id.in_(select(Document.id).where(*self.documents(), indexed()))]
+
+    def documents(self) -> list[ColumnElement[bool]]:
+        """The library documents in scope, whatever their state."""
+        clauses = [Document.owner_id == self.owner_id, Document.chat_id.is_(None)]
         if self.dataset_id is not None:
             members = select(dataset_documents.c.document_id).where(dataset_documents.c.dataset_id == self.dataset_id)
-            clauses.append(DocumentChunk.document_id.in_(members))
+            clauses.append(Document.id.in_(members))
         return clauses
+
+
+def indexed() -> ColumnElement[bool]:
+    return Document.meta["indexed"].as_boolean().is_(True)
+
+
+def still_indexing(db: Session, scope: Scope) -> int:
+    """How many documents in scope are being parsed or indexed (not failed, not yet searchable)."""
+    return db.scalar(select(func.count()).select_from(Document).where(
+        *scope.documents(), Document.status != "FAILED", ~indexed())) or 0
 
 
 def is_postgresql(db: Session) -> bool:
