@@ -186,6 +186,34 @@ def test_documents_are_private(api, alice, make_user):
     assert api.get("/documents/nope", headers=alice.headers).status_code == 404
 
 
+def test_the_library_is_listed_in_a_constant_number_of_queries(api, alice):
+    """GET /documents counted each document's chunks and read its datasets one document at a time."""
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if "document" in statement or "dataset" in statement:
+            statements.append(statement)
+
+    def listed() -> tuple[dict, int]:
+        statements.clear()
+        sqlalchemy.event.listen(runtime.current().engine, "before_cursor_execute", record)
+        try:
+            return api.get("/documents", headers=alice.headers).json(), len(statements)
+        finally:
+            sqlalchemy.event.remove(runtime.current().engine, "before_cursor_execute", record)
+
+    upload_ready(api, alice, "one.txt", b"first document")
+    _, with_one = listed()
+    dataset = api.post("/datasets", json={"name": "Manuals"}, headers=alice.headers).json()
+    upload_ready(api, alice, "two.pdf", text_pdf(["page one", "page two"]), dataset_id=dataset["id"])
+    upload_ready(api, alice, "three.txt", b"third document")
+    library, with_three = listed()
+    assert with_three == with_one <= 3, statements
+    assert [(d["filename"], d["metadata"]["additional_metadata"]["chunk_count"],
+             d["metadata"]["additional_metadata"]["dataset_ids"]) for d in library["documents"]] == [
+        ("three.txt", 1, []), ("two.pdf", 2, [dataset["id"]]), ("one.txt", 1, [])]
+
+
 def test_delete_removes_chunks(api, alice):
     doc = upload_ready(api, alice, "gone.txt", b"temporary words")
     deleted = api.delete(f"/documents/{doc['id']}", headers=alice.headers)

@@ -101,8 +101,13 @@ def library(db: Session, user: User) -> list[Document]:
                            .order_by(Document.created_at.desc(), Document.id.desc())))
 
 
-def chunk_count(db: Session, doc: Document) -> int:
-    return db.scalar(select(func.count()).where(DocumentChunk.document_id == doc.id)) or 0
+def chunk_counts(db: Session, doc_ids: list[int]) -> dict[int, int]:
+    """How many chunks each document has, in one query."""
+    found = dict.fromkeys(doc_ids, 0)
+    rows = db.execute(select(DocumentChunk.document_id, func.count())
+                      .where(DocumentChunk.document_id.in_(doc_ids)).group_by(DocumentChunk.document_id))
+    found.update((doc_id, count) for doc_id, count in rows)
+    return found
 
 
 def chunk_of(db: Session, doc: Document, chunk_index: int) -> DocumentChunk:

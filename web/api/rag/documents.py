@@ -20,11 +20,17 @@ from web.services.rag_chat import session_for
 UPLOAD_WAIT_S = 5
 
 
-def show(doc: Document, content: str | None = None) -> dict:
-    """A document as this API shows it (with its chunk count and datasets)."""
+def shown(docs: list[Document], content: str | None = None) -> list[dict]:
+    """Documents as this API shows them (with their chunk counts and datasets), in two queries
+    whatever their number."""
     db = get_db()
-    return document_view(doc, rag_documents.chunk_count(db, doc),
-                         rag_datasets.datasets_of_documents(db, [doc.id])[doc.id], content)
+    ids = [doc.id for doc in docs]
+    counts, datasets = rag_documents.chunk_counts(db, ids), rag_datasets.datasets_of_documents(db, ids)
+    return [document_view(doc, counts[doc.id], datasets[doc.id], content) for doc in docs]
+
+
+def show(doc: Document, content: str | None = None) -> dict:
+    return shown([doc], content)[0]
 
 
 @bp.post("/documents/upload")
@@ -59,7 +65,7 @@ def upload():
 def list_documents():
     """The user's library documents, newest first."""
     docs = rag_documents.library(get_db(), g.user)
-    return jsonify({"documents": [show(d) for d in docs], "total_count": len(docs)})
+    return jsonify({"documents": shown(docs), "total_count": len(docs)})
 
 
 @bp.get("/documents/<document_id>")
@@ -79,7 +85,7 @@ def get_chunk(document_id: str, chunk_index: int):
     db = get_db()
     doc = rag_documents.document_for(db, g.user, document_id)
     chunk = rag_documents.chunk_of(db, doc, chunk_index)
-    return jsonify(chunk_view(doc, chunk, rag_documents.chunk_count(db, doc)))
+    return jsonify(chunk_view(doc, chunk, rag_documents.chunk_counts(db, [doc.id])[doc.id]))
 
 
 @bp.get("/documents/session/<session_id>")
