@@ -165,7 +165,8 @@ def test_a_document_still_processing_is_not_searched_until_indexed(api, alice, f
     assert doc["status"] == "processing"
     _, received = send(api, alice, "Where does tea grow in Assam?", search_options={"score_threshold": 0})
     assert received[-1][1]["citations"] == []
-    assert "1 document is still being indexed and was not searched" in [p["status"] for p in of_type(received, "status")]
+    statuses = [p["status"] for p in of_type(received, "status")]
+    assert "1 document is still being indexed and was not searched" in statuses
     fake_upstream.configure(hold_embeddings_with=None)
     assert wait_for(lambda: api.get(f"/documents/{doc_id}", headers=alice.headers).json()["status"] == "ready")
     _, received = send(api, alice, "Where does tea grow in Assam?")

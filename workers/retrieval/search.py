@@ -5,8 +5,9 @@ chunks at or above it; HYBRID keeps a chunk above it or one that contains query 
 Without an embedding provider (or when it fails) the search is by keywords only, scored by
 keyword coverage, and the threshold is not applied: the notes say so, for the status events.
 Several queries (a follow-up and the questions before it) are searched one by one and their
-hits merged. Documents still being indexed are not searched (a note says how many). A passage found more than once (a file uploaded twice, text two documents share)
-is one hit: its best-scored chunk, so the `k` hits are `k` different passages.
+hits merged. A passage found more than once (a file uploaded twice, text two documents share)
+is one hit: its best-scored chunk, so the `k` hits are `k` different passages. Documents still
+being indexed are not searched (`store.Scope`); a note says how many there are.
 """
 from __future__ import annotations
 
