@@ -305,7 +305,7 @@ def test_a_passage_uploaded_twice_is_given_and_cited_once(api, alice, fake_upstr
         assert [c["filename"] for c in citations][1:] == ["llamas.txt"], citations
         assert citations[0]["filename"] in ("bridge.txt", "bridge copy.txt")
         system = fake_upstream.completions[-1]["body"]["messages"][0]["content"]
-        assert system.count("four million euros") == 1 and "[2] llamas.txt" in system
+        assert system.count("million") == 1 and "[2] llamas.txt" in system
 
 
 def test_without_embeddings_search_is_full_text_and_says_so(api, alice, library, fake_upstream, monkeypatch):
