@@ -7,11 +7,11 @@ keyword coverage, and the threshold is not applied: the notes say so, for the st
 Several queries (a follow-up and the questions before it) are searched one by one and their
 hits merged. A passage found more than once (a file uploaded twice, text two documents share)
 is one hit: its best-scored chunk, so the `k` hits are `k` different passages. Documents still
-being indexed are not searched (`store.Scope`); a note says how many there are.
+being indexed are not searched; a note says how many there are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,11 @@ class SearchResult:
 
 def search(db: Session, settings: Settings, scope: store.Scope, query: str, options: SearchOptions) -> SearchResult:
     notes: list[str] = []
+    scope = replace(scope, indexing=store.still_indexing(db, scope))
+    if scope.indexing:
+        waiting = len(scope.indexing)
+        notes.append("1 document is still being indexed and was not searched" if waiting == 1
+                     else f"{waiting} documents are still being indexed and were not searched")
     query_vector, model = embed_query(settings, query, notes)
     pool = max(options.fetch_k, options.k)  # more than `k`: repeated passages are dropped before the cut
     if query_vector is None:
@@ -83,10 +88,6 @@ def search_all(db: Session, settings: Settings, scope: store.Scope, queries: lis
             best[key] = hit
     hits = sorted(best.values(), key=lambda hit: -hit["relevance_score"])[:options.k]  # ties: the first query's first
     notes = list(dict.fromkeys(note for result in results for note in result.notes))
-    waiting = store.still_indexing(db, scope)
-    if waiting:
-        notes.append("1 document is still being indexed and was not searched" if waiting == 1
-                     else f"{waiting} documents are still being indexed and were not searched")
     return SearchResult(hits, results[0].mode, notes)
 
 
