@@ -72,7 +72,7 @@ def list_documents():
 @responds(200, answers.Document)
 @login_required
 def get_document(document_id: str):
-    """A document with its extracted text and processing status."""
+    """A document with its extracted text and processing status; `/chat/send` searches it once it is `ready`."""
     doc = rag_documents.document_for(get_db(), g.user, document_id)
     return jsonify(show(doc, doc.extracted_text))
 
