@@ -143,6 +143,15 @@ def last_event_id(redis: Redis, chat_id: int) -> str:
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 
+def oldest_event_id(redis: Redis, chat_id: int) -> str | None:
+    """The id of the oldest event a chat's stream still holds (it is capped), or None when it holds none."""
+    oldest = redis.xrange(chat_stream_key(chat_id), count=1)
+    if not oldest:
+        return None
+    event_id = oldest[0][0]
+    return event_id.decode() if isinstance(event_id, bytes) else event_id
+
+
 def id_before(event_id: str) -> str:
     """The greatest possible stream id before `event_id`, to read from it inclusively."""
     ms, seq = parse_id(event_id)

@@ -164,6 +164,20 @@ def test_a_reconnect_between_the_stored_reply_and_its_end_event_gets_the_last_to
     assert rest[-1][1]["type"] == "done"
 
 
+def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_were_lost(api, alice, fake_upstream):
+    """The chat's stream keeps its newest REPLY_STREAM_MAXLEN events: a resume from an older one gets
+    an `error` event (`events_lost`) first, then what is left of the reply and its done."""
+    fake_upstream.configure(tokens=6)
+    response, received = send(api, alice, "hello")
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == response.headers["X-Session-Id"]))
+    runtime.current().redis.xtrim(stream_events.chat_stream_key(chat_id), maxlen=2, approximate=False)
+    first_token = next(event_id for event_id, p in received if p["type"] == "token")
+    _, rest = send(api, alice, "x", headers={"Last-Event-ID": first_token})
+    assert rest[0][1]["type"] == "error" and rest[0][1]["error_code"] == "events_lost"
+    assert rest[-2][1] == {"type": "token", "token": "t5 "} and rest[-1][1]["type"] == "done"
+
+
 def test_resume_inside_the_citations(api, alice, library, fake_upstream):
     fake_upstream.configure(tokens=1)
     _, received = send(api, alice, "France capital llamas", search_options={"k": 2, "score_threshold": 0})

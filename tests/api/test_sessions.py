@@ -429,6 +429,28 @@ def test_a_reconnect_after_done_gets_done_again(api, alice, fake_upstream):
     assert response.status_code == 200 and [e.data for e in rest] == ["[DONE]"]
 
 
+def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_were_lost(api, alice, fake_upstream):
+    """The chat's stream keeps its newest REPLY_STREAM_MAXLEN events: a resume from an older one gets
+    `event: error` (`events_lost`) first, then what is left of the reply, so the client reloads it."""
+    fake_upstream.configure(tokens=6)
+    response, first = stream(api, alice, body())
+    session_id = int(response.headers["X-Session-Id"])
+
+    def trim() -> None:
+        runtime.current().redis.xtrim(events.chat_stream_key(session_id), maxlen=2, approximate=False)
+
+    trim()  # the reply's last chunk and its end are left
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": first[0].id})
+    assert rest[0].event == "error" and json.loads(rest[0].data)["error_code"] == "events_lost"
+    assert [e.data for e in rest[-2:]] == ["t5 ", "[DONE]"]
+
+    stream(api, alice, body("And another", session_id=session_id))
+    trim()  # none of the first reply's events are left
+    _, rest = stream(api, alice, body(), headers={"Last-Event-ID": first[0].id})
+    assert [(e.event, json.loads(e.data)["error_code"] if e.event == "error" else e.data) for e in rest] == [
+        ("error", "events_lost"), ("message", "[DONE]")]
+
+
 ARCHIVED = "Chat session is archived: unarchive it to continue it"
 
 

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import select
+
+from models import Chat
 from tests.conftest import wait_for
 from workers import runtime
+from workers.events import chat_stream_key
 
 
 def send(api, account, chat_id, content="Hello there"):
@@ -389,3 +393,37 @@ def test_a_session_deleted_for_good_closes_its_open_sockets(api, alice, connect,
     ws.ws.settimeout(5)
     opcode, data = ws.ws.recv_data()
     assert opcode == 8 and int.from_bytes(data[:2], "big") == 4404 and data[2:] == b"Chat not found"
+
+
+def chat_key(chat_uuid: str) -> int:
+    with runtime.session() as db:
+        return db.scalar(select(Chat.id).where(Chat.uuid == chat_uuid))
+
+
+def test_a_resume_from_a_cursor_the_capped_stream_no_longer_holds_says_events_were_lost(
+        api, alice, make_chat, connect, fake_upstream):
+    """The stream keeps its newest REPLY_STREAM_MAXLEN events: a cursor older than the oldest kept one
+    gets an `events_lost` error before the rest, so the client reloads the history over REST."""
+    fake_upstream.configure(tokens=4)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    send(api, alice, chat["id"])
+    seen = ws.until("ai_response_complete")
+    runtime.current().redis.xtrim(chat_stream_key(chat_key(chat["id"])), maxlen=2, approximate=False)
+    kept = [e["event_id"] for e in seen[-2:]]
+
+    again = connect(chat["id"], alice["access_token"], query=f"last_event_id={seen[0]['event_id']}")
+    assert again.next()["type"] == "welcome"
+    lost = again.next()
+    assert lost["type"] == "error" and lost["error_code"] == "events_lost"
+    assert seen[0]["event_id"] in lost["error"] and kept[0] in lost["error"]
+    assert [e["event_id"] for e in again.until("ai_response_complete")] == kept
+
+    again.send({"type": "resume", "last_event_id": seen[0]["event_id"]})
+    assert again.next()["error_code"] == "events_lost"
+    assert [e["event_id"] for e in again.until("ai_response_complete")] == kept
+    again.send({"type": "resume", "last_event_id": "0"})  # everything the stream holds: nothing was asked for
+    assert [e["event_id"] for e in again.until("ai_response_complete")] == kept
+    again.send({"type": "resume", "last_event_id": kept[0]})  # the oldest event kept: nothing lost
+    assert [e["event_id"] for e in again.until("ai_response_complete")] == kept[1:]

@@ -20,6 +20,7 @@ from web.api.parsing import storable
 from web.observability.metrics import web_metrics
 from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, registered
 from web.realtime.hub import Entry, Hub
+from web.realtime.lost_events import events_lost
 from web.realtime.presence import Presence
 from workers import events
 from workers.events import event_message_id
@@ -81,10 +82,12 @@ class ChatSocket:
             presence.closed(self.ctx.chat_uuid)
 
     def _run(self, cursor: str | None) -> None:
-        self.subscribe(cursor)
+        lost = self.subscribe(cursor)
         self.send({"type": "welcome", "message": "Connected to chat", "chat_id": self.ctx.chat_uuid,
                    "user_id": self.ctx.user_uuid, "username": self.ctx.username,
                    "timestamp": events.iso_now(), "last_event_id": self.suppress_until})
+        if lost is not None:
+            self.send({"type": "error", **lost})
         threading.Thread(target=self._read_client, name="ws-reader", daemon=True).start()
         last_seen = time.monotonic()
         next_token_check = last_seen + self.ctx.token_check_s
@@ -129,8 +132,9 @@ class ChatSocket:
             log.warning("could not check a socket's token", exc_info=True)
             return False
 
-    def subscribe(self, cursor: str | None) -> None:
-        """Start reading from `cursor` (exclusive) or, without one, from now plus live replies.
+    def subscribe(self, cursor: str | None) -> dict[str, str] | None:
+        """Start reading from `cursor` (exclusive) or, without one, from now plus live replies;
+        the `events_lost` error to send before the replay when the stream no longer holds the cursor.
 
         Reading starts a window earlier so replies already under way can be rebuilt
         (`full_content`); what falls at or before the cursor is only accumulated, not sent.
@@ -150,6 +154,7 @@ class ChatSocket:
             read_from = self.suppress_until
         self.content = {}
         self.sub = self.hub.subscribe(events.chat_stream_key(self.ctx.chat_id), read_from, self.inbox)
+        return None if cursor is None else events_lost(self.redis, self.ctx.chat_id, cursor)
 
     def relay(self, entries: list[Entry]) -> bool:
         """Send the events this client is shown; False once the socket is closed (the chat is gone)."""
@@ -211,7 +216,8 @@ class ChatSocket:
             if not events.is_valid_id(cursor):
                 self.send({"type": "error", "error": "last_event_id is not an event id", "error_code": "invalid_cursor"})
                 return
-            self.subscribe(cursor)
+            if (lost := self.subscribe(cursor)) is not None:
+                self.send({"type": "error", **lost})
         elif kind in self.ctx.actions:
             answer = self.ctx.actions[kind](message)
             if answer is not None:

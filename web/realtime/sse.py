@@ -14,8 +14,11 @@ import queue
 import re
 from typing import Any, Callable, Iterator
 
+from redis import Redis
+
 from web.realtime.going_away import SSE_RETRY, is_going_away, registered
 from web.realtime.hub import Hub
+from web.realtime.lost_events import events_lost
 from workers import events
 from workers.events import event_message_id
 
@@ -27,9 +30,10 @@ def frame(event_id: str | None, data: str, event: str | None = None) -> str:
     return head + "".join(f"data: {line}\n" for line in LINE_BREAK.split(data)) + "\n"
 
 
-def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
+def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
                  keepalive_s: float, ended: Callable[[], bool], seen_tokens: int | None = None) -> Iterator[str]:
-    """Frames for the reply's events after `cursor`, ending with `data: [DONE]`.
+    """Frames for the reply's events after `cursor`, ending with `data: [DONE]`; first `event: error`
+    (`events_lost`) when the stream no longer holds `cursor`.
 
     With `seen_tokens`, the client has the first `seen_tokens` tokens of entry `cursor`:
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
@@ -41,6 +45,7 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
     start = cursor if seen_tokens is None else events.id_before(cursor)
     sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
+        yield from lost_events_frame(redis, chat_id, cursor)
         for entries in delivered(inbox, keepalive_s):
             if entries is None:
                 if ended():
@@ -65,6 +70,13 @@ def reply_frames(hub: Hub, chat_id: int, reply_uuid: str, cursor: str, id_prefix
         yield SSE_RETRY  # the process is stopping: the client resumes elsewhere from its last id
     finally:
         sub.close()
+
+
+def lost_events_frame(redis: Redis, chat_id: int, cursor: str) -> Iterator[str]:
+    """The `event: error` frame (without an id, so a reconnect keeps the client's) of a resume whose
+    cursor the stream no longer holds; nothing otherwise."""
+    if (lost := events_lost(redis, chat_id, cursor)) is not None:
+        yield frame(None, json.dumps(lost), event="error")
 
 
 def delivered(inbox: queue.Queue, keepalive_s: float) -> Iterator[list | None]:

@@ -143,8 +143,9 @@ class StopAck(Frame):
 
 
 class SocketError(Frame):
-    """A client frame that could not be handled."""
+    """A client frame that could not be handled; or `events_lost`: the socket resumes from an event the chat's
+    capped stream no longer holds, so events after it may be lost (sent before the replay)."""
     type: Literal["error"]
     error: str
-    error_code: Literal["invalid_message", "invalid_cursor", "unknown_type", "stop_failed", "typing_failed"]
+    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "unknown_type", "stop_failed", "typing_failed"]
 

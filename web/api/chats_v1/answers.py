@@ -106,9 +106,10 @@ class Pong(Answer):
 
 
 class SocketError(Answer):
-    """A client frame that could not be served; the socket stays open."""
+    """A client frame that could not be served; the socket stays open. `events_lost`: the socket resumes from
+    an event the chat's capped stream no longer holds, so events after it may be lost (sent before the replay)."""
     type: Literal["error"]
     error: str
-    error_code: Literal["invalid_message", "invalid_cursor", "unknown_type", "status_failed"]
+    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "unknown_type", "status_failed"]
     server_time: datetime
 

@@ -223,7 +223,8 @@ class CitationEvent(Source):
 
 
 class ErrorEvent(Answer):
-    """The reply failed (codes as in the chat WebSocket); `done` follows."""
+    """The reply failed (codes as in the chat WebSocket); `done` follows. Or, with `events_lost` and
+    before the replay, a resume from an event the chat's capped stream no longer holds: the rest follows."""
     type: Literal["error"]
     error: str
     error_code: str

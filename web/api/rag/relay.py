@@ -11,6 +11,9 @@ filtered to one reply:
                             then {"type": "done", "content", "citations", "status"}
     ai_error              → {"type": "error", "error", "error_code"}, then done
 
+A resume from an entry the capped stream no longer holds first gets an error event
+`events_lost` (see web.realtime.lost_events).
+
 An id is `<reply uuid>:<stream entry id>:<n>`: `n` numbers the frames made from one entry,
 `s` marks the session event and `end` the done event (after which a reconnect gets 204).
 """
@@ -28,6 +31,7 @@ from sqlalchemy import select
 from models import Message
 from web.realtime.going_away import SSE_RETRY
 from web.realtime.hub import Hub
+from web.realtime.lost_events import events_lost
 from web.realtime.sse import delivered, frame
 from web.services.rag_sessions import citation
 from workers import events, runtime
@@ -114,6 +118,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
 
     A comment every `keepalive_s` of silence; at each, a reply found ended in the database
     whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
+    When the stream no longer holds `cursor` (it is capped), an `error` event (`events_lost`)
+    comes before the replay; a done built from the record holds the whole reply and needs none.
     """
     key = events.chat_stream_key(chat_id)
 
@@ -136,6 +142,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     sub = hub.subscribe(key, cursor, inbox)
     last = cursor
     try:
+        if (lost := events_lost(redis, chat_id, cursor)) is not None:  # no id: a reconnect keeps the client's
+            yield frame(None, json.dumps({"type": "error", **lost}, separators=(",", ":")))
         for entries in delivered(inbox, keepalive_s):
             if entries is None:
                 state = final()

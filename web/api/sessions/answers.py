@@ -16,7 +16,9 @@ STREAM_FORMAT = (
     "line, which a client joins with \"\\n\"). `: keep-alive` comment lines after `SSE_KEEPALIVE_S` of silence. "
     "The stream ends with `data: [DONE]`; a failed reply first sends `event: error` whose data is JSON "
     "`{\"error\": \"...\", \"error_code\": \"...\"}`. Repeating the request with `Last-Event-ID: <last id>` "
-    "resumes the same reply after that event. `stream: false`: the whole reply as one JSON object. "
+    "resumes the same reply after that event; from an event the chat's capped stream no longer holds, an "
+    "`event: error` with `error_code` `events_lost` (no `id:`) comes first and the stream goes on: reload the "
+    "session's history. `stream: false`: the whole reply as one JSON object. "
     "Either way the `X-Session-Id` header names the session.")
 
 # The document answers a bad query string with 400 (bodies stay 422): /openapi.json's own

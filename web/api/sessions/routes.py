@@ -15,7 +15,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
-from web.realtime.sse import frame, parse_last_event_id, reply_frames
+from web.realtime.sse import frame, lost_events_frame, parse_last_event_id, reply_frames
 from web.redis_client import get_redis
 from web.services import history, models, replies, sessions
 from workers import events, runtime
@@ -59,19 +59,20 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
         raise BadRequest("Last-Event-ID does not name a reply of this session")
     unsent_from = cursor if seen_tokens is None else events.id_before(cursor)  # that entry's rest too
     if reply.status != "PROCESSING" and not events.reply_events_after(get_redis(), chat.id, reply_uuid, unsent_from):
-        return sse_ended(chat.id)  # a reconnect after its [DONE] (or after its events left the stream)
+        return sse_ended(chat.id, cursor)  # a reconnect after its [DONE] (or after its events left the stream)
     return sse_response(chat.id, reply_uuid, cursor, seen_tokens)
 
 
 def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None) -> Response:
-    frames = reply_frames(current_app.extensions["relay_hub"], session_id, reply_uuid, cursor,
+    frames = reply_frames(current_app.extensions["relay_hub"], get_redis(), session_id, reply_uuid, cursor,
                           f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s,
                           lambda: history.reply_ended(reply_uuid), seen_tokens)
     return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
 
 
-def sse_ended(session_id: int) -> Response:
-    return Response(frame(None, "[DONE]"), mimetype="text/event-stream", headers=sse_headers(session_id))
+def sse_ended(session_id: int, cursor: str) -> Response:
+    frames = [*lost_events_frame(get_redis(), session_id, cursor), frame(None, "[DONE]")]
+    return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
 
 
 def sse_headers(session_id: int) -> dict[str, str]:
