@@ -61,18 +61,24 @@ class Hub:
         self._thread: threading.Thread | None = None
 
     def subscribe(self, key: str, cursor: str, sink: queue.Queue) -> Subscription:
-        """Deliver every entry of `key` after `cursor` to `sink`, now and as they arrive."""
+        """Deliver every entry of `key` after `cursor` to `sink`, now and as they arrive.
+
+        The backlog (up to a whole stream) is read without the hub's lock, which the reading
+        thread needs to hand out every other client's events; what the thread handed out for
+        `key` meanwhile is read again, under the lock, so this client misses none of it.
+        """
+        backlog = self._read_range(key, cursor)
+        if not backlog:
+            cursor = self._not_past_the_end(key, cursor)
+        sub = Subscription(self, key, cursor, sink)
+        sub.offer(backlog)
         with self._lock:
-            backlog = self._read_range(key, cursor)
-            if not backlog:
-                cursor = self._not_past_the_end(key, cursor)
-            sub = Subscription(self, key, cursor, sink)
-            if backlog:
-                sub.offer(backlog)
             new_key = key not in self._cursors
-            self._subs.setdefault(key, set()).add(sub)
             if new_key:
                 self._cursors[key] = sub.cursor
+            elif events.parse_id(self._cursors[key]) > events.parse_id(sub.cursor):
+                sub.offer(self._read_range(key, sub.cursor, self._cursors[key]))
+            self._subs.setdefault(key, set()).add(sub)
             self._ensure_thread()
         if new_key:
             self._wake()
@@ -104,8 +110,9 @@ class Hub:
         end = _text(last[0][0]) if last else "0-0"
         return end if events.parse_id(cursor) > events.parse_id(end) else cursor
 
-    def _read_range(self, key: str, cursor: str) -> list[Entry]:
-        raw = self._redis.xrange(key, min=f"({cursor}", max="+")
+    def _read_range(self, key: str, cursor: str, last: str = "+") -> list[Entry]:
+        """The entries of `key` after `cursor`, up to `last` included."""
+        raw = self._redis.xrange(key, min=f"({cursor}", max=last)
         return [(_text(i), events.decode(f)) for i, f in raw]
 
     def _wake(self) -> None:
