@@ -289,7 +289,8 @@ def test_socket_accepts_authorization_header(alice, make_chat, connect):
     assert ws.next()["type"] == "welcome"
 
 
-def test_answers_to_client_frames(alice, make_chat, connect):
+def test_answers_to_client_frames(alice, make_chat, connect, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 100)  # resumes count as 10
     chat = make_chat(alice)
     ws = connect(chat["id"], alice["access_token"])
     ws.next()
@@ -401,9 +402,10 @@ def chat_key(chat_uuid: str) -> int:
 
 
 def test_a_resume_from_a_cursor_the_capped_stream_no_longer_holds_says_events_were_lost(
-        api, alice, make_chat, connect, fake_upstream):
+        api, alice, make_chat, connect, fake_upstream, monkeypatch):
     """The stream keeps its newest REPLY_STREAM_MAXLEN events: a cursor older than the oldest kept one
     gets an `events_lost` error before the rest, so the client reloads the history over REST."""
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 100)  # resumes count as 10
     fake_upstream.configure(tokens=4)
     chat = make_chat(alice)
     ws = connect(chat["id"], alice["access_token"])
@@ -427,3 +429,34 @@ def test_a_resume_from_a_cursor_the_capped_stream_no_longer_holds_says_events_we
     assert [e["event_id"] for e in again.until("ai_response_complete")] == kept
     again.send({"type": "resume", "last_event_id": kept[0]})  # the oldest event kept: nothing lost
     assert [e["event_id"] for e in again.until("ai_response_complete")] == kept[1:]
+
+
+def close_frame(ws) -> tuple[int, bytes]:
+    """The code and reason of the close frame the server sends next, skipping the events before it."""
+    ws.ws.settimeout(5)
+    while True:
+        opcode, data = ws.ws.recv_data()
+        if opcode == 8:
+            return int.from_bytes(data[:2], "big"), data[2:]
+
+
+def test_client_frames_are_rate_limited_per_socket(api, alice, make_chat, connect, monkeypatch):
+    """WS_CLIENT_FRAMES_PER_S a second (a resume counts as 10): the first frame past it gets a
+    `rate_limited` error, later ones are dropped, and three times the limit closes the socket 4429."""
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    for n in range(12):
+        ws.send({"type": "ping", "timestamp": str(n)})
+    answers = [ws.next() for _ in range(11)]
+    assert [a.get("timestamp") for a in answers[:10]] == [str(n) for n in range(10)]
+    assert answers[10]["type"] == "error" and answers[10]["error_code"] == "rate_limited"
+    assert "10 a second" in answers[10]["error"]
+    time.sleep(1.1)  # a new second: frames are answered again
+    ws.send({"type": "resume", "last_event_id": "0"})
+    ws.send({"type": "ping"})
+    assert ws.until("error")[-1]["error_code"] == "rate_limited"  # the resume took the second's budget
+    for _ in range(40):
+        ws.send({"type": "typing"})
+    assert close_frame(ws) == (4429, b"Too many frames")

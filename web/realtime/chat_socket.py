@@ -18,6 +18,7 @@ from simple_websocket import ConnectionClosed
 
 from web.api.parsing import storable
 from web.observability.metrics import web_metrics
+from web.realtime.frame_budget import ABUSE, ALLOWED, CLOSE_CODE as TOO_MANY_FRAMES_CODE, REFUSED, FrameBudget
 from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, registered
 from web.realtime.hub import Entry, Hub
 from web.realtime.lost_events import events_lost
@@ -46,6 +47,7 @@ class SocketContext:
     # Whether the token the socket was opened with has been revoked since; asked every token_check_s.
     token_revoked: Callable[[], bool]
     token_check_s: float
+    frames_per_s: int  # client frames a second (see web.realtime.frame_budget)
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
@@ -65,6 +67,7 @@ class ChatSocket:
         self.suppress_until = "0-0"
         self.replay: set[str] = set()
         self.content: dict[str, str] = {}
+        self.budget = FrameBudget(ctx.frames_per_s)
 
     def send(self, payload: dict[str, Any], server_time: str | None = None) -> None:
         payload["server_time"] = server_time or events.iso_now()
@@ -115,7 +118,8 @@ class ChatSocket:
                         return
                 elif kind == "client":
                     last_seen = time.monotonic()
-                    self.handle_client(item)
+                    if not self.handle_client(item):
+                        return
                 elif kind == GOING_AWAY:  # this process is shutting down: reconnect elsewhere
                     self.ws.close(GOING_AWAY_CODE, "Server going away")
                     return
@@ -194,16 +198,30 @@ class ChatSocket:
             self.content.pop(message_id, None)
         return event
 
-    def handle_client(self, raw: str | bytes) -> None:
+    def handle_client(self, raw: str | bytes) -> bool:
+        """Answer a client frame within the socket's frame budget; False once it closed the socket for going past it."""
         try:
             message = storable(json.loads(raw))  # text that reaches a query must hold no NUL
             kind = message["type"]
         except (ValueError, TypeError, KeyError, RecursionError):  # json gives up deep nesting with RecursionError
             kind = None
+        spent = self.budget.spend(kind)
+        if spent == ABUSE:
+            self.ws.close(TOO_MANY_FRAMES_CODE, "Too many frames")
+            return False
+        if spent == REFUSED:
+            self.send({"type": "error", **self.budget.refusal()})
+        if spent != ALLOWED:
+            return True
         if not isinstance(kind, str):
             self.send({"type": "error", "error": "Messages must be JSON objects with a type (and no NUL characters)",
                        "error_code": "invalid_message"})
-            return
+            return True
+        self.answer(kind, message)
+        return True
+
+    def answer(self, kind: str, message: dict[str, Any]) -> None:
+        """Serve a client frame of type `kind`."""
         if kind in PING_TYPES:
             stamp = message.get("timestamp")  # echoed as the document shows: a string, else the server's time
             self.send({"type": "pong", "timestamp": stamp if isinstance(stamp, str) and stamp else events.iso_now()})

@@ -50,6 +50,8 @@ def chat_socket(ws, chat_id: str) -> None:
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
     token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats).
+    Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` counts as 10) get a
+    `rate_limited` error and are dropped; three times that many in a second close the socket 4429.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:
@@ -93,6 +95,7 @@ def chat_socket(ws, chat_id: str) -> None:
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
         token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
+        frames_per_s=settings.ws_client_frames_per_s,
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
         chat_hidden=chat_hidden,
     )

@@ -65,7 +65,9 @@ def chats_socket(ws, chat_id: int) -> None:
     `?last_event_id=` (or a `resume` frame `{last_event_id}`) continues after it. Client frames:
     `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
     socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 1001 the
-    sockets of a process shutting down.
+    sockets of a process shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a
+    `resume` counts as 10) get a `rate_limited` error and are dropped; three times that many in a
+    second close the socket 4429.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
@@ -76,6 +78,7 @@ def chats_socket(ws, chat_id: int) -> None:
         chat_id=chat.id, chat_uuid=chat.uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
         token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
+        frames_per_s=settings.ws_client_frames_per_s,
         live_reply_ids=set,  # no streaming here: nothing of a reply in progress to replay
         actions={"message_status": status_action(user, chat.id)},
         translate=partial(translate, chat.id),

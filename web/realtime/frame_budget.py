@@ -1,0 +1,43 @@
+"""How many frames a WebSocket client may send: a budget a second, past which frames are dropped.
+
+Every client frame makes the server work (a `resume` re-reads up to a whole stream), so one
+client could otherwise keep a web process busy for everyone.
+"""
+from __future__ import annotations
+
+import time
+
+RESUME_COST = 10  # a resume replays up to REPLY_STREAM_MAXLEN events
+ABUSE_BUDGETS = 3  # spending this many budgets within a second closes the socket
+CLOSE_CODE = 4429
+ALLOWED, REFUSED, DROPPED, ABUSE = "allowed", "refused", "dropped", "abuse"
+
+
+class FrameBudget:
+    """`per_s` a second, counted from a second's first frame."""
+
+    def __init__(self, per_s: int) -> None:
+        self.per_s = per_s
+        self.second_started = float("-inf")
+        self.spent = 0
+
+    def spend(self, kind: str | None) -> str:
+        """ALLOWED; REFUSED for the first frame past the budget (answer it), DROPPED for the next
+        ones, ABUSE once the client sent ABUSE_BUDGETS budgets' worth in the second (close)."""
+        now = time.monotonic()
+        if now - self.second_started >= 1.0:
+            self.second_started, self.spent = now, 0
+        before = self.spent
+        self.spent += RESUME_COST if kind == "resume" else 1
+        if self.spent <= self.per_s:
+            return ALLOWED
+        if self.spent > ABUSE_BUDGETS * self.per_s:
+            return ABUSE
+        return REFUSED if before <= self.per_s else DROPPED
+
+    def refusal(self) -> dict[str, str]:
+        """The `error` frame's fields for the first frame past the budget."""
+        return {"error_code": "rate_limited",
+                "error": f"Too many frames: at most {self.per_s} a second (a resume counts as {RESUME_COST}); "
+                         f"the others sent this second are dropped, and {ABUSE_BUDGETS * self.per_s} close the "
+                         f"socket ({CLOSE_CODE})"}
