@@ -178,6 +178,23 @@ def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_we
     assert rest[-2][1] == {"type": "token", "token": "t5 "} and rest[-1][1]["type"] == "done"
 
 
+def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
+    """As its WebSockets close 4401, an EventSource stream opened with `?auth_token=` that POST /auth/logout
+    revoked ends within WS_TOKEN_CHECK_S with an `error` event (`session_ended`) and no done."""
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    fake_upstream.configure(tokens=60, delay_ms=50)
+    seen = []
+    params = {"message": "hello", "auth_token": alice["access_token"]}
+    with connect_sse(api, "GET", "/chat/send", params=params) as sse:
+        for _, payload in events(api, "GET", sse):
+            seen.append(payload)
+            if len(seen) == 3:
+                assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+    assert seen[-1]["type"] == "error" and seen[-1]["error_code"] == "session_ended"
+    kinds = [p["type"] for p in seen]
+    assert "done" not in kinds and kinds.count("token") < 30
+
+
 def test_resume_inside_the_citations(api, alice, library, fake_upstream):
     fake_upstream.configure(tokens=1)
     _, received = send(api, alice, "France capital llamas", search_options={"k": 2, "score_threshold": 0})

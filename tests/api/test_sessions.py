@@ -451,6 +451,23 @@ def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_we
         ("error", "events_lost"), ("message", "[DONE]")]
 
 
+def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
+    """As its WebSockets close 4401, a stream opened with a token revoked by POST /auth/logout ends
+    within WS_TOKEN_CHECK_S with an `event: error` (`session_ended`) and no [DONE]; the reply goes on."""
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    fake_upstream.configure(tokens=60, delay_ms=50)
+    seen = []
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+        for event in sse.iter_sse():
+            seen.append(event)
+            if len(seen) == 2:
+                assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+    assert seen[-1].event == "error" and json.loads(seen[-1].data)["error_code"] == "session_ended"
+    assert "[DONE]" not in [e.data for e in seen] and len(seen) < 30
+    resumed = api.post("/v1/chat/stream", json=body(), headers={**alice.headers, "Last-Event-ID": seen[1].id})
+    assert resumed.status_code == 401 and resumed.json() == {"detail": "Token has been revoked"}
+
+
 ARCHIVED = "Chat session is archived: unarchive it to continue it"
 
 

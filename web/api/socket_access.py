@@ -1,9 +1,11 @@
-"""Who may open a chat's WebSocket: shared by the surfaces that serve one.
+"""Who may open a chat's WebSocket (shared by the surfaces that serve one), and how long a
+WebSocket or event stream stays theirs: until the token it was opened with is revoked.
 
 Failures close the socket with a 4xxx code and a reason before any event is sent.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from flask import g, request
@@ -12,9 +14,12 @@ from models import Chat, User
 from web.auth.tokens import authenticate, is_revoked
 from web.db import close_db
 from web.errors import ApiError
+from web.realtime.sse import StreamChecks
 from web.redis_client import get_redis
 from web.services import chats
 from workers import events, runtime
+
+log = logging.getLogger(__name__)
 
 CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
 
@@ -38,6 +43,23 @@ def open_chat_socket(ws: Any, chat_key: str | int,
 
 
 def token_revocation() -> Callable[[], bool]:
-    """Whether the token this socket was opened with has been revoked since (a logout)."""
+    """Whether the token this socket or stream was opened with has been revoked since (a logout).
+
+    Redis unreachable counts as not revoked: the relay waits for it too, and asks again at the next check.
+    """
     redis, jti = get_redis(), g.claims["jti"]
-    return lambda: is_revoked(redis, jti)
+
+    def revoked() -> bool:
+        try:
+            return is_revoked(redis, jti)
+        except Exception:
+            log.warning("could not check a stream's token", exc_info=True)
+            return False
+
+    return revoked
+
+
+def stream_checks() -> StreamChecks:
+    """The keep-alive and token checks of an event stream opened by this request."""
+    settings = runtime.current().settings
+    return StreamChecks(settings.sse_keepalive_s, settings.ws_token_check_s, token_revocation())

@@ -7,7 +7,6 @@ thread turns client frames into inbox items next to the hub's events. The relay 
 from __future__ import annotations
 
 import json
-import logging
 import queue
 import threading
 import time
@@ -25,8 +24,6 @@ from web.realtime.lost_events import events_lost
 from web.realtime.presence import Presence
 from workers import events
 from workers.events import event_message_id
-
-log = logging.getLogger(__name__)
 
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
@@ -102,7 +99,7 @@ class ChatSocket:
                     self.ws.close(IDLE_CLOSE_CODE, "Idle timeout")
                     return
                 if now >= next_token_check:
-                    if self.token_revoked():  # logged out: the chat's events are no longer this client's
+                    if self.ctx.token_revoked():  # logged out: the chat's events are no longer this client's
                         self.ws.close(REVOKED_CLOSE_CODE, "Token has been revoked")
                         return
                     next_token_check = now + self.ctx.token_check_s
@@ -128,13 +125,6 @@ class ChatSocket:
         finally:
             if self.sub is not None:
                 self.sub.close()
-
-    def token_revoked(self) -> bool:
-        try:
-            return self.ctx.token_revoked()
-        except Exception:  # Redis unreachable: the hub is waiting for it too; ask again at the next check
-            log.warning("could not check a socket's token", exc_info=True)
-            return False
 
     def subscribe(self, cursor: str | None) -> dict[str, str] | None:
         """Start reading from `cursor` (exclusive) or, without one, from now plus live replies;

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import queue
 import re
+import time
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from redis import Redis
@@ -23,6 +25,18 @@ from workers import events
 from workers.events import event_message_id
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LOGGED_OUT = "logged_out"  # what `delivered` yields once the stream's token has been revoked
+SESSION_ENDED = {"error": "Token has been revoked: the session ended (sign in again to resume the stream)",
+                 "error_code": "session_ended"}
+
+
+@dataclass(frozen=True)
+class StreamChecks:
+    """What a stream asks while it waits: a comment after `keepalive_s` of silence, and every
+    `token_check_s` whether the token it was opened with has been revoked (a logout)."""
+    keepalive_s: float
+    token_check_s: float
+    token_revoked: Callable[[], bool]
 
 
 def frame(event_id: str | None, data: str, event: str | None = None) -> str:
@@ -31,7 +45,7 @@ def frame(event_id: str | None, data: str, event: str | None = None) -> str:
 
 
 def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
-                 keepalive_s: float, ended: Callable[[], bool], seen_tokens: int | None = None) -> Iterator[str]:
+                 checks: StreamChecks, ended: Callable[[], bool], seen_tokens: int | None = None) -> Iterator[str]:
     """Frames for the reply's events after `cursor`, ending with `data: [DONE]`; first `event: error`
     (`events_lost`) when the stream no longer holds `cursor`.
 
@@ -39,14 +53,18 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
     proxies from closing the stream and lets the server notice a client that has gone; then
     a reply that `ended` (in the database, or deleted with its session) while no end reached
-    its stream ends the stream too.
+    its stream ends the stream too. Once its token is revoked, the stream ends with
+    `event: error` (`session_ended`) and no `[DONE]`.
     """
     inbox: queue.Queue = queue.Queue()
     start = cursor if seen_tokens is None else events.id_before(cursor)
     sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
         yield from lost_events_frame(redis, chat_id, cursor)
-        for entries in delivered(inbox, keepalive_s):
+        for entries in delivered(inbox, checks):
+            if entries == LOGGED_OUT:
+                yield frame(None, json.dumps(SESSION_ENDED), event="error")
+                return
             if entries is None:
                 if ended():
                     yield frame(None, "[DONE]")
@@ -79,20 +97,33 @@ def lost_events_frame(redis: Redis, chat_id: int, cursor: str) -> Iterator[str]:
         yield frame(None, json.dumps(lost), event="error")
 
 
-def delivered(inbox: queue.Queue, keepalive_s: float) -> Iterator[list | None]:
-    """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence.
+def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | str | None]:
+    """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence,
+    and LOGGED_OUT (the last) once the stream's token has been revoked.
 
     Ends when this process is going away (SIGTERM): the stream should then end with `SSE_RETRY`.
     """
+    now = time.monotonic()
+    quiet_until, next_check = now + checks.keepalive_s, now + checks.token_check_s
     with registered(inbox):
         while True:
-            try:
-                item = inbox.get(timeout=keepalive_s)
-            except queue.Empty:
+            now = time.monotonic()
+            if now >= next_check:
+                if checks.token_revoked():
+                    yield LOGGED_OUT
+                    return
+                next_check = now + checks.token_check_s
+            if now >= quiet_until:
+                quiet_until = now + checks.keepalive_s
                 yield None
+                continue
+            try:
+                item = inbox.get(timeout=min(quiet_until, next_check) - now)
+            except queue.Empty:
                 continue
             if is_going_away(item):
                 return
+            quiet_until = time.monotonic() + checks.keepalive_s
             _, (_, entries) = item
             yield entries
 

@@ -11,12 +11,13 @@ from web.api.parsing import parse_query, read_json_object
 from web.api.rag import answers, bp, relay
 from web.api.rag.schemas import SendQuery, SendRequest, SessionsQuery, parse_send
 from web.api.rag.serializers import message_view, session_view
+from web.api.socket_access import stream_checks
 from web.auth.tokens import login_required, query_token_allowed
 from web.db import get_db
 from web.errors import BadRequest
 from web.redis_client import get_redis
 from web.services import rag_chat, rag_sessions
-from workers import events, runtime
+from workers import events
 
 
 SEND_EVENTS = {
@@ -24,8 +25,8 @@ SEND_EVENTS = {
     answers.StatusEvent: "`status` lines tell the progress (searching, notes, found, generating);",
     answers.TokenEvent: "`token` carries each piece of the reply;",
     answers.CitationEvent: "`citation` follows for each chunk given as context, numbered by `marker`;",
-    answers.ErrorEvent: "`error` says why a reply failed;",
-    answers.DoneEvent: "`done` ends every stream with the stored reply.",
+    answers.ErrorEvent: "`error` says why a reply failed (or that events were lost, or a logout ended the stream);",
+    answers.DoneEvent: "`done` ends every stream with the stored reply (but one a logout ended).",
 }
 
 
@@ -106,8 +107,7 @@ def resume(last_event_id: str) -> Response:
 def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: str | None,
         lead: list[str]) -> Response:
     frames = relay.reply_frames(current_app.extensions["relay_hub"], get_redis(), chat_id, reply_uuid, cursor,
-                                seen_index=seen_index, lead=lead,
-                                keepalive_s=runtime.current().settings.sse_keepalive_s)
+                                seen_index=seen_index, lead=lead, checks=stream_checks())
     return Response(frames, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid})
 

@@ -32,7 +32,7 @@ from models import Message
 from web.realtime.going_away import SSE_RETRY
 from web.realtime.hub import Hub
 from web.realtime.lost_events import events_lost
-from web.realtime.sse import delivered, frame
+from web.realtime.sse import LOGGED_OUT, SESSION_ENDED, StreamChecks, delivered, frame
 from web.services.rag_sessions import citation
 from workers import events, runtime
 from workers.jobs.retrieval import RAG_STATUS
@@ -113,13 +113,14 @@ def later(index: str, seen: str) -> bool:
 
 
 def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, *, seen_index: str | None,
-                 lead: list[str], keepalive_s: float) -> Iterator[str]:
+                 lead: list[str], checks: StreamChecks) -> Iterator[str]:
     """Frames of the reply after `cursor` (and after frame `seen_index` of that entry), ending with done.
 
     A comment every `keepalive_s` of silence; at each, a reply found ended in the database
     whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
     When the stream no longer holds `cursor` (it is capped), an `error` event (`events_lost`)
     comes before the replay; a done built from the record holds the whole reply and needs none.
+    Once the token the stream was opened with is revoked, an `error` event (`session_ended`) ends it.
     """
     key = events.chat_stream_key(chat_id)
 
@@ -144,7 +145,10 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     try:
         if (lost := events_lost(redis, chat_id, cursor)) is not None:  # no id: a reconnect keeps the client's
             yield frame(None, json.dumps({"type": "error", **lost}, separators=(",", ":")))
-        for entries in delivered(inbox, keepalive_s):
+        for entries in delivered(inbox, checks):
+            if entries == LOGGED_OUT:  # no done: the reply is no longer this client's
+                yield frame(None, json.dumps({"type": "error", **SESSION_ENDED}, separators=(",", ":")))
+                return
             if entries is None:
                 state = final()
                 if state is not None:

@@ -18,7 +18,8 @@ STREAM_FORMAT = (
     "`{\"error\": \"...\", \"error_code\": \"...\"}`. Repeating the request with `Last-Event-ID: <last id>` "
     "resumes the same reply after that event; from an event the chat's capped stream no longer holds, an "
     "`event: error` with `error_code` `events_lost` (no `id:`) comes first and the stream goes on: reload the "
-    "session's history. `stream: false`: the whole reply as one JSON object. "
+    "session's history. Once the access token is revoked (logout), the stream ends with an `event: error` "
+    "`session_ended` and no `[DONE]`. `stream: false`: the whole reply as one JSON object. "
     "Either way the `X-Session-Id` header names the session.")
 
 # The document answers a bad query string with 400 (bodies stay 422): /openapi.json's own

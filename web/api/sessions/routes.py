@@ -11,6 +11,7 @@ from web.api.sessions.answers import (STREAM_FORMAT, FailedReply, HistoryPage, S
                                       SwitchedModel, WholeReply)
 from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
 from web.api.sessions.serializers import session_view
+from web.api.socket_access import stream_checks
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
@@ -65,7 +66,7 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
 
 def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], get_redis(), session_id, reply_uuid, cursor,
-                          f"{session_id}:{reply_uuid}", runtime.current().settings.sse_keepalive_s,
+                          f"{session_id}:{reply_uuid}", stream_checks(),
                           lambda: history.reply_ended(reply_uuid), seen_tokens)
     return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
 
