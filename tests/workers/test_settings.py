@@ -16,6 +16,7 @@ from workers.settings import Settings
     ("redis_max_connections", "0"),
     ("sse_keepalive_s", "-1"),
     ("ws_idle_timeout_s", "0"),
+    ("ws_client_frames_per_s", "5"),  # below a resume's cost of 10: no resume would ever be served
     ("rate_limit", "garbage"),  # every request was a 500
     ("rate_limit", ""),  # no limit at all, silently
     ("password_hash", "md5"),  # every registration was a 500
