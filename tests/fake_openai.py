@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "fail_status": None, "fail_after": None, "api_key": None, "embedding_dim": 64,
     "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini", "text-embedding-3-small"],
     "hold_embeddings_with": None,  # embeddings of texts holding this string wait until it is set to None
+    "trailing_lines": 0,  # SSE comment lines sent after [DONE], delay_ms apart, before the body ends
 }
 DIRECTIVE_KEYS = ("tokens", "delay_ms", "first_delay_ms", "fail_status", "fail_after")
 DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
@@ -228,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
         if include_usage:
             event(None, usage=usage)
         self._chunk("data: [DONE]\n\n")
+        for _ in range(settings["trailing_lines"]):
+            _sleep_ms(settings["delay_ms"])
+            self._chunk(": still here\n\n")
         self.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, text: str) -> None:

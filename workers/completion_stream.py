@@ -7,10 +7,15 @@ about 20 times the decoding and was the largest part of the worker's per-token C
 """
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, Iterator
 
 import openai
+
+# After `[DONE]` only the body's end is due; an upstream that sends more lines than this instead
+# loses its connection rather than keep the worker thread (each line would renew the read timeout).
+DRAIN_LINES = 8
 
 
 class CompletionStream:
@@ -30,8 +35,8 @@ class CompletionStream:
         """Release the connection: after `[DONE]`, to the client's pool for the next reply (the
         rest of the body is read first, else the client drops it); mid-stream, closed."""
         try:
-            if self.done:
-                for _ in self.lines:  # the body's terminating chunk; the reply is already stored
+            if self.done:  # the body's end; an upstream still talking after a few lines is cut off
+                for _ in itertools.islice(self.lines, DRAIN_LINES):
                     pass
         finally:
             self.response.close()

@@ -1,6 +1,7 @@
 """Replies share the pooled connection to the upstream instead of opening one each."""
 from __future__ import annotations
 
+from tests.conftest import wait_for
 from tests.workers.test_reply_failures import finished_reply, send
 
 
@@ -14,3 +15,15 @@ def test_consecutive_replies_reuse_one_upstream_connection(api, alice, make_chat
         assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
     first, second = (request["peer"] for request in fake_upstream.completions)
     assert first == second
+
+
+def test_an_upstream_that_keeps_talking_after_done_does_not_hold_the_worker_thread(api, alice, make_chat,
+                                                                                  fake_upstream, app):
+    """Reading the body's end after `[DONE]` is bounded: an upstream that goes on sending (here
+    comment lines for 20 s) has its connection closed instead of keeping a worker thread."""
+    fake_upstream.configure(tokens=2, delay_ms=20, trailing_lines=1000)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
+    pool = app.extensions["embedded_pool"]
+    wait_for(lambda: not pool.busy(), timeout=5.0)
