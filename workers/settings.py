@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_concurrent_streams: PositiveInt = 10
     redis_max_connections: PositiveInt = 400
     max_body_bytes: PositiveInt = 1024 * 1024  # a request body (JSON); the upload URLs take 10 MB files
+    # Documents one user keeps, library documents (004) and session files (001) together.
+    max_documents_per_user: PositiveInt = 500
+    max_document_bytes_per_user: PositiveInt = 500 * 1024 * 1024
 
     # Retrieval-augmented chat (004). Vectors are stored with their model and dimension;
     # migration 0006 builds HNSW indexes for 64, 384 and 1536 dimensions (another needs a

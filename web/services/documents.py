@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Document, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
-from web.services import chats
+from web.services import chats, document_quota
 from workers import queues, runtime
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ def store_pdf(db: Session, redis: Redis, user: User, chat: Chat, filename: str, 
         raise BadRequest("Only PDF files are supported (the file's content is not a PDF)")
     doc = Document(owner_id=user.id, chat_id=chat.id, filename=stored_name(filename, "document.pdf"),
                    mime_type="application/pdf", file_size=len(data), data=data)
+    document_quota.check_room(db, user, len(data))
     # deleted meanwhile: 404; archived meanwhile: 400, as the upload's earlier check answers
     chats.lock_chat(db, chat, missing="Chat session not found", statuses=chats.VISIBLE, archived=archived)
     db.add(doc)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Document, DocumentChunk, Message, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
-from web.services import rag_datasets, rows
+from web.services import document_quota, rag_datasets, rows
 from web.services.documents import stored_name
 from workers import queues, runtime
 
@@ -58,6 +58,7 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
         raise BadRequest("The file is empty")
     mime_type = sniff(filename, data)
     dataset = rag_datasets.dataset_for(db, user, dataset_uuid) if dataset_uuid else None
+    document_quota.check_room(db, user, len(data))
     doc = Document(owner_id=user.id, chat_id=None, filename=stored_name(filename, "document"), mime_type=mime_type,
                    file_size=len(data), data=data, meta={})
     db.add(doc)

@@ -41,6 +41,9 @@ def show(doc: Document, content: str | None = None) -> dict:
 def upload():
     """Upload a PDF, text or Markdown file (10 MB at most) to the user's library.
 
+    409 with the user's documents at `MAX_DOCUMENTS_PER_USER`, 413 past `MAX_DOCUMENT_BYTES_PER_USER`
+    (library documents and session files together): delete documents to make room.
+
     A `multipart/form-data` body: the file in field `file`, and optionally `dataset_id` (one of
     the user's datasets, which the document joins).
     """

@@ -25,7 +25,11 @@ UPLOAD_WAIT_S = 5
 @login_required
 @takes_upload
 def upload(session_id: int):
-    """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context."""
+    """Upload a PDF (multipart field `file`, at most 10 MB) whose text becomes the session's context.
+
+    409 with the user's documents at `MAX_DOCUMENTS_PER_USER`, 413 past `MAX_DOCUMENT_BYTES_PER_USER`
+    (library documents and session files together): delete documents to make room.
+    """
     db, redis = get_db(), get_redis()
     chat, member = sessions.session_to_continue(db, g.user, session_id)
     chats.check_may_upload(member)
