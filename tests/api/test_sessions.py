@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from models import Chat, Message
 from tests.api.rag_helpers import send
-from tests.conftest import sent_while_deleting, wait_for
+from tests.conftest import sent_while_deleting, sent_while_writing, wait_for
 from tests.pdfs import text_pdf
 from workers import events, runtime
 
@@ -396,6 +396,28 @@ def test_a_session_deleted_meanwhile_is_404(api, alice, fake_upstream):
         session_id = int(stream(api, alice, body())[0].headers["X-Session-Id"])
         answer = sent_while_deleting(Chat.__table__, session_id, lambda: request(session_id))
         assert (name, answer.status_code, answer.json()) == (name, 404, {"detail": "Chat session not found"})
+
+
+def test_settings_racing_the_sessions_archiving_are_refused(api, alice, fake_upstream):
+    """A model switch, or a stream naming settings, that read the session while its archiving was
+    committing: 400 as for one sent after it, and the session keeps its settings (they were stored
+    before the refusal)."""
+    fake_upstream.configure(tokens=1)
+    requests = {
+        "stream": lambda session_id: api.post("/v1/chat/stream", headers=alice.headers, json=body(
+            "late", session_id=session_id, model="gpt-3.5-turbo", temperature=0.1, max_tokens=5)),
+        "switch": lambda session_id: api.post("/v1/chat/switch-model", headers=alice.headers,
+                                              json={"session_id": session_id, "model": "gpt-3.5-turbo"}),
+    }
+    for name, request in requests.items():
+        session_id = int(stream(api, alice, body())[0].headers["X-Session-Id"])
+        before = stored_session(api, alice, session_id)
+        archiving = Chat.__table__.update().where(Chat.__table__.c.id == session_id).values(status="ARCHIVED")
+        answer = sent_while_writing(archiving, lambda: request(session_id))
+        assert (name, answer.status_code, answer.json()) == (name, 400, {"detail": ARCHIVED})
+        assert api.patch(f"/api/v1/chats/{session_id}/status", json={"status": "ACTIVE"},
+                         headers=alice.headers).status_code == 200
+        assert (name, stored_session(api, alice, session_id)) == (name, before)
 
 
 def test_session_is_a_chat_on_the_uuid_surface(api, alice, fake_upstream):

@@ -102,14 +102,21 @@ def store_settings(db: Session, user: User, chat: Chat | None, member: Participa
         named = {SETTINGS[name]: getattr(body, name) for name in SETTINGS.keys() & body.model_fields_set
                  if getattr(body, name) is not None}
         if named:
-            chats.write_unless_deleted(db, chat, named, missing="Chat session not found")
+            write_settings(db, chat, named)
     return chat, member
 
 
 def switch_model(db: Session, chat: Chat, member: Participant, model: str) -> None:
     """Set the session's model (its owner or admins: 403 for other members)."""
     check_may_change(chat, member, {"model": model})
-    chats.write_unless_deleted(db, chat, {"ai_model": model}, missing="Chat session not found")
+    write_settings(db, chat, {"ai_model": model})
+
+
+def write_settings(db: Session, chat: Chat, values: dict[str, Any]) -> None:
+    """Store `values` on the session and commit; a session archived since the request read it is
+    400 (deleted: 404), as a request sent after that would be answered, and keeps its settings."""
+    chats.lock_chat(db, chat, missing="Chat session not found", statuses=chats.VISIBLE, archived=ARCHIVED_SESSION)
+    chats.write_unless_deleted(db, chat, values, missing="Chat session not found")
 
 
 def transcript(db: Session, chat_ids: list[int]) -> dict[int, list[dict[str, str]]]:
