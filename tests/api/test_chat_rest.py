@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from models import User
+from models import Chat, User
 from models.message import INTERNAL_META
 from tests.api.rag_helpers import send
-from tests.conftest import wait_for
+from tests.conftest import sent_while_writing, wait_for
 from web.services import chats, replies
 from workers import events, runtime
 
@@ -242,6 +242,22 @@ def test_concurrent_adds_keep_participants_unique_and_direct_chats_at_two(api, a
     others = [make_user("guest")["id"] for _ in range(6)]
     assert sorted(add_at_once(api, alice, url, others)) == [201] + [400] * 5
     assert api.get(url, headers=alice.headers).json()["total_participants"] == 2
+
+
+def test_an_add_racing_the_chats_archiving_is_404_and_adds_nobody(api, alice, make_user, make_chat):
+    """An add that read the chat while its archiving (on 002 or 003) was committing: 404 as for an
+    add sent after it (this API hides archived chats), and the user is not a member once it is restored."""
+    bob = make_user("bob")
+    group = make_chat(alice, chat_type="GROUP")
+    url = f"/api/v1/chat/chats/{group['id']}/participants"
+    chat_row = Chat.__table__.update().where(Chat.__table__.c.uuid == group["id"])
+    raced = sent_while_writing(chat_row.values(status="ARCHIVED"),
+                               lambda: api.post(url, json={"user_id": bob["id"]}, headers=alice.headers))
+    assert (raced.status_code, raced.json()) == (404, {"detail": "Chat not found"})
+    with runtime.session() as db:
+        db.execute(chat_row.values(status="ACTIVE"))
+        db.commit()
+    assert [p["user_id"] for p in api.get(url, headers=alice.headers).json()["participants"]] == [alice["id"]]
 
 
 def test_unknown_route_and_method_use_detail_body(api, alice):

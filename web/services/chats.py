@@ -154,7 +154,9 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     """Owners and admins add members; channel members only read unless allowed to post.
 
     The checks and the insert run under the chat's write lock, so two adds at once cannot
-    both pass them (the same user twice, or a third member of a DIRECT chat).
+    both pass them (the same user twice, or a third member of a DIRECT chat). The lock takes
+    ACTIVE chats only: the chat API (000), the one that adds, hides archived chats, so an add
+    racing the archiving is 404, as one sent after it.
     """
     if actor.role not in ("OWNER", "ADMIN"):
         raise Forbidden("Only the chat's owner or admins can add participants")
@@ -166,7 +168,7 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
         can_send_messages = chat.chat_type != "CHANNEL" or role == "ADMIN"
     member = Participant(chat_id=chat.id, user_id=user.id, role=role, can_send_messages=can_send_messages,
                          can_upload_files=can_upload_files if can_upload_files is not None else can_send_messages)
-    lock_chat(db, chat)
+    lock_chat(db, chat, statuses=VISIBLE)
     try:
         check_room_for(db, chat, user)
         db.add(member)
