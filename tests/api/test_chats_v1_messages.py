@@ -14,6 +14,7 @@ from sqlalchemy import text as sql_text
 from models import Chat, Message
 from models.message import INTERNAL_META
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
+from tests.api.test_conversations import envelope
 from tests.conftest import sent_while_writing, wait_for
 from tests.pdfs import text_pdf
 from web.services import chat_messages
@@ -274,26 +275,36 @@ def test_only_the_sender_or_managers_mark_sent_or_failed(api, alice, make_user):
     assert set_status(api, bob, own["id"], "FAILED").json()["status"] == "FAILED"
 
 
-def test_read_updates_the_readers_last_read_at(api, alice, make_user):
+def test_read_marks_the_chat_read_up_to_that_message(api, alice, make_user, fake_upstream):
+    """READ is a message's status: it reads the chat up to that message (its time becomes the
+    reader's `last_read_at`, shown by the chat API), never further, so the messages after it stay
+    unread (002's unread_count), and never back, when an older message is marked READ later."""
+    fake_upstream.configure(tokens=1)
     bob = make_user("bob")
     chat = create_chat(api, alice, chat_type="GROUP")
     add_member(api, alice, chat, bob)
     participants_url = f"/api/v1/chat/chats/{chat_uuid(api, alice, chat)}/participants"
 
-    def last_read(account) -> str | None:
+    def read_state(account) -> tuple[str | None, int]:
         listed = api.get(participants_url, headers=alice.headers).json()["participants"]
-        return next(p["last_read_at"] for p in listed if p["user_id"] == account["id"])
+        unread = envelope(api.get(f"/chat/conversations/{chat['id']}", headers=account.headers))["unread_count"]
+        return next(p["last_read_at"] for p in listed if p["user_id"] == account["id"]), unread
 
-    message = post(api, alice, chat["id"], "did you read this?")
-    assert last_read(bob) is None
-    assert set_status(api, bob, message["id"], "DELIVERED").status_code == 200
-    assert last_read(bob) is None
-    assert set_status(api, bob, message["id"], "READ").status_code == 200
-    first = last_read(bob)
-    assert first is not None
-    time.sleep(0.01)
-    assert set_status(api, bob, message["id"], "READ").status_code == 200  # read again: still recorded
-    assert last_read(bob) > first
+    first, second, third = (post(api, alice, chat["id"], text) for text in ("one", "two", "three"))
+    assert set_status(api, bob, second["id"], "DELIVERED").status_code == 200
+    assert read_state(bob) == (None, 3)
+    assert set_status(api, bob, second["id"], "READ").status_code == 200
+    assert read_state(bob) == (second["created_at"], 1)
+    assert set_status(api, bob, first["id"], "READ").status_code == 200
+    assert set_status(api, bob, second["id"], "READ").status_code == 200  # read again: no change
+    assert read_state(bob) == (second["created_at"], 1)
+    assert set_status(api, bob, third["id"], "READ").status_code == 200
+    assert read_state(bob) == (third["created_at"], 0)
+    reply = envelope(api.post(f"/chat/conversations/{chat['id']}/ai-response", json={"message": "hi"},
+                              headers=alice.headers))
+    assert read_state(bob)[1] == 2  # alice's question and its reply
+    assert set_status(api, bob, reply["message_id"], "READ").status_code == 200  # an AI reply: read up to it too
+    assert read_state(bob)[1] == 0
 
 
 def test_reactions_per_user_and_idempotent(api, alice, make_user):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -127,6 +127,13 @@ def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, co
         set_committed_value(chat, key, value)
     db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now))
     set_committed_value(member, "last_read_at", now)
+
+
+def mark_read_up_to(db: Session, member: Participant, at: datetime) -> None:
+    """Move the member's `last_read_at` forward to `at`, never back; the caller commits.
+    In SQL, so a later mark made meanwhile (a post, a listed page, a READ) is kept."""
+    db.execute(update(Participant).where(Participant.id == member.id, or_(
+        Participant.last_read_at.is_(None), Participant.last_read_at < at)).values(last_read_at=at))
 
 
 def participant_count(db: Session, chat: Chat) -> int:

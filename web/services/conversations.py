@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import Agent, Attachment, Chat, Message, Participant, SessionSpan, User
@@ -150,9 +150,7 @@ def list_messages(db: Session, chat: Chat, member: Participant, limit: int,
     files = attachments_of(db, [m.id for m in page])
     newest = read_up_to(page)
     if newest is not None and (member.last_read_at is None or newest > member.last_read_at):
-        # in SQL, only forward: a later mark made meanwhile (a READ on 003, a post) is kept
-        db.execute(update(Participant).where(Participant.id == member.id, or_(
-            Participant.last_read_at.is_(None), Participant.last_read_at < newest)).values(last_read_at=newest))
+        chats.mark_read_up_to(db, member, newest)
         db.commit()
     return page, files, total
 

@@ -5,7 +5,8 @@ message was delivered); only its sender or the chat's owner or admins may mark i
 FAILED (the sending side's statuses), the others acknowledge it (DELIVERED, READ).
 An AI reply's status is its outcome (DELIVERED, CANCELLED or FAILED), which other surfaces
 and analytics read: DELIVERED and READ on it are acknowledged without replacing it.
-READ also records that the reader has read the chat up to now.
+READ also records that the reader has read the chat up to that message (`last_read_at`, only
+forward): a message's status is its own, so the messages after it stay unread.
 Each change is announced on the chat's event stream as `message_status_changed`.
 """
 from __future__ import annotations
@@ -75,7 +76,7 @@ def change_status(db: Session, redis: Redis, chat: Chat, member: Participant, me
     else:
         raise BadRequest("The message's status is changing concurrently; try again")
     if status == "READ":
-        member.last_read_at = utcnow()
+        chats.mark_read_up_to(db, member, message.created_at)
     db.commit()
     db.refresh(message)
     if changed:
@@ -84,7 +85,7 @@ def change_status(db: Session, redis: Redis, chat: Chat, member: Participant, me
 
 
 def acknowledge_reply(db: Session, member: Participant, message: Message, status: str) -> Message:
-    """DELIVERED or READ on an AI reply: recorded for the reader (READ: `last_read_at`), the
+    """DELIVERED or READ on an AI reply: recorded for the reader (READ: read up to it), the
     reply's stored outcome kept, so a READ never hides a CANCELLED or FAILED reply nor takes a
     DELIVERED one out of the analytics; anything else is 400."""
     db.refresh(message)
@@ -93,7 +94,7 @@ def acknowledge_reply(db: Session, member: Participant, message: Message, status
     if status not in ACKNOWLEDGED:
         raise BadRequest(f"An AI reply's status is its outcome: it can only be marked DELIVERED or READ, not {status}")
     if status == "READ":
-        member.last_read_at = utcnow()
+        chats.mark_read_up_to(db, member, message.created_at)
         db.commit()
     return message
 
