@@ -199,6 +199,29 @@ def test_participants_and_permissions(api, alice, make_user, make_chat):
     assert third.status_code == 400 and "DIRECT" in third.json()["detail"]
 
 
+def test_deactivated_users_are_left_out_of_the_participants(api, alice, make_user, make_chat):
+    """The participants list is of the chat's "active participants" (the document): a member whose
+    account an admin deactivated is not listed nor counted (here or in the chat's
+    participant_count), but still holds their place in a DIRECT chat, should they come back."""
+    bob, carol, dave = make_user("bob"), make_user("carol"), make_user("dave")
+    group, direct = make_chat(alice, chat_type="GROUP"), make_chat(alice)
+    for chat, members in ((group, (bob, carol)), (direct, (bob,))):
+        for member in members:
+            added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": member["id"]},
+                             headers=alice.headers)
+            assert added.status_code == 201
+    with runtime.session() as db:
+        db.execute(User.__table__.update().where(User.__table__.c.uuid == bob["id"]).values(is_active=False))
+        db.commit()
+    listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
+    assert [p["user_id"] for p in listed["participants"]] == [alice["id"], carol["id"]]
+    assert listed["total_participants"] == 2
+    assert api.get(f"/api/v1/chat/chats/{group['id']}", headers=alice.headers).json()["participant_count"] == 2
+    third = api.post(f"/api/v1/chat/chats/{direct['id']}/participants", json={"user_id": dave["id"]},
+                     headers=alice.headers)
+    assert third.status_code == 400 and "DIRECT" in third.json()["detail"]
+
+
 def test_sessions_and_conversations_are_group_chats_that_take_more_members(api, alice, make_user, fake_upstream):
     """001, 002 and 004 have no chat types and share their chats with any number of members
     (added here): their chats are GROUP chats, not DIRECT ones limited to two."""

@@ -136,12 +136,17 @@ def mark_read_up_to(db: Session, member: Participant, at: datetime) -> None:
         Participant.last_read_at.is_(None), Participant.last_read_at < at)).values(last_read_at=at))
 
 
-def participant_count(db: Session, chat: Chat) -> int:
-    return db.scalar(select(func.count()).select_from(Participant).where(Participant.chat_id == chat.id)) or 0
+def participant_count(db: Session, chat: Chat, deactivated: bool = False) -> int:
+    """How many take part in the chat: those whose account is active, as the chat API (000) lists
+    its "active participants"; with `deactivated`, every member (they keep their place in a chat)."""
+    query = select(func.count()).select_from(Participant).where(Participant.chat_id == chat.id)
+    if not deactivated:
+        query = query.join(User, User.id == Participant.user_id).where(User.is_active.is_(True))
+    return db.scalar(query) or 0
 
 
 def participants_with_counts(db: Session, chat: Chat) -> list[tuple[Participant, User, int]]:
-    """Each participant, their user and how many messages they sent in the chat."""
+    """Each participant whose account is active, their user and how many messages they sent in the chat."""
     sent = (
         select(Message.sender_id, func.count().label("n"))
         .where(Message.chat_id == chat.id, Message.hidden.is_(False)).group_by(Message.sender_id).subquery()
@@ -150,7 +155,7 @@ def participants_with_counts(db: Session, chat: Chat) -> list[tuple[Participant,
         select(Participant, User, func.coalesce(sent.c.n, 0))
         .join(User, User.id == Participant.user_id)
         .outerjoin(sent, sent.c.sender_id == Participant.user_id)
-        .where(Participant.chat_id == chat.id)
+        .where(Participant.chat_id == chat.id, User.is_active.is_(True))
         .order_by(Participant.joined_at, Participant.id)
     )
     return [tuple(row) for row in rows]
@@ -217,7 +222,7 @@ def check_room_for(db: Session, chat: Chat, user: User) -> None:
     """409 for a user already in the chat, 400 for a third member of a DIRECT chat."""
     if participant(db, chat, user) is not None:
         raise Conflict("User is already a participant")
-    if chat.chat_type == "DIRECT" and participant_count(db, chat) >= DIRECT_MAX_PARTICIPANTS:
+    if chat.chat_type == "DIRECT" and participant_count(db, chat, deactivated=True) >= DIRECT_MAX_PARTICIPANTS:
         raise BadRequest("A DIRECT chat has at most 2 participants; use a GROUP chat")
 
 

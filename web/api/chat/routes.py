@@ -108,7 +108,7 @@ def typing_event(chat_uuid: str, user, stamp: str) -> dict:
 
 
 @bp.get("/chats/<chat_id>/participants")
-@responds(200, ParticipantList, "Every participant with role, permissions and activity")
+@responds(200, ParticipantList, "Every participant whose account is active, with role, permissions and activity")
 @login_required
 def list_participants(chat_id: str):
     """Get the chat's participants with their status and permissions."""
