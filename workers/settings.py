@@ -7,6 +7,7 @@ from limits import parse_many
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.chat_models import is_chat_model
 from workers.password_hash import weaker_than_default, work_factor
 from workers.pricing import parse_prices
 
@@ -104,9 +105,23 @@ class Settings(BaseSettings):
         parse_prices(value)
         return value
 
+    @field_validator("default_ai_model")
+    @classmethod
+    def _default_model_chats(cls, value: str) -> str:
+        if not is_chat_model(value):  # else every reply fails upstream
+            raise ValueError(f"'{value}' is not a chat model")
+        return value
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _alias_targets_chat(cls, value: str) -> str:
+        for alias, target in parse_aliases(value).items():
+            if not is_chat_model(target):
+                raise ValueError(f"alias '{alias}' names '{target}', which is not a chat model")
+        return value
+
     def aliases(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for item in self.model_aliases.split(",") if "=" in item)
-        return {name.strip(): target.strip() for name, target in pairs if name.strip() and target.strip()}
+        return parse_aliases(self.model_aliases)
 
     @property
     def embedded(self) -> bool:
@@ -131,3 +146,9 @@ class Settings(BaseSettings):
             raise RuntimeError("DATABASE_URL and REDIS_URL must be set when PRODUCTION=1")
         if self.production and weaker_than_default(self.password_hash):
             raise RuntimeError("PASSWORD_HASH must be at least as costly as werkzeug's default when PRODUCTION=1")
+
+
+def parse_aliases(text: str) -> dict[str, str]:
+    """Parse "alias=model,..."; entries without both names are skipped."""
+    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
+    return {name.strip(): target.strip() for name, target in pairs if name.strip() and target.strip()}

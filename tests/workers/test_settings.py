@@ -22,6 +22,8 @@ from workers.settings import Settings
     ("password_hash", "md5"),  # every registration was a 500
     ("password_hash", "scrypt:1000:8:1"),  # N must be a power of 2
     ("password_hash", "pbkdf2:nosuchdigest:1000"),
+    ("default_ai_model", "text-embedding-3-small"),  # every reply failed upstream
+    ("model_aliases", "fast=gpt-4o-mini,voice=tts-1"),  # every reply with the alias failed upstream
 ])
 def test_a_value_no_process_can_run_on_is_refused_at_start(monkeypatch, name, value):
     monkeypatch.setenv(name.upper(), value)
@@ -33,8 +35,10 @@ def test_a_value_no_process_can_run_on_is_refused_at_start(monkeypatch, name, va
 def test_the_documented_values_are_accepted(monkeypatch):
     monkeypatch.setenv("REPLY_CHUNK_WINDOW_MS", "0")  # documented: every token alone
     monkeypatch.setenv("RATE_LIMIT", "100/minute;10/second")
+    monkeypatch.setenv("MODEL_ALIASES", "fast=gpt-4o-mini,smart=gpt-4")  # documented example
     settings = Settings(_env_file=None)
     assert settings.reply_chunk_window_ms == 0 and settings.rate_limit == "100/minute;10/second"
+    assert settings.aliases() == {"fast": "gpt-4o-mini", "smart": "gpt-4"}
 
 
 @pytest.mark.parametrize("secret", ["", " " * 38, "short"])

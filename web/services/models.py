@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Any
 
 from redis import Redis
 
 from web.errors import field_error
 from workers import runtime, upstream
+from workers.chat_models import is_chat_model
 
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "parley:models"
 FAILED_CACHE_S = 30  # do not ask a failing upstream again on every request
 LIST_TIMEOUT_S = 5.0
-# Upstreams list every model their key may use; these (by name, as OpenAI and most compatible
-# servers name them) embed, transcribe, speak, draw or moderate, and fail a chat reply.
-NOT_CHAT = re.compile(r"embed|whisper|transcribe|\btts\b|dall-e|gpt-image|moderation", re.IGNORECASE)
 
 
 def upstream_models(redis: Redis) -> list[dict[str, Any]] | None:
@@ -69,12 +66,8 @@ def available(redis: Redis) -> dict[str, Any]:
             "upstream_list_available": listed is not None}
 
 
-def is_chat_model(name: str) -> bool:
-    return NOT_CHAT.search(name) is None
-
-
 def check_model(redis: Redis, name: str, loc: list[str | int]) -> None:
-    """422 for a model that does not chat (see NOT_CHAT), or listing the valid models unless the
+    """422 for a model that does not chat (see workers.chat_models), or listing the valid models unless the
     upstream's list cannot be read (then any other name goes)."""
     if not is_chat_model(name):
         raise field_error(loc, f"'{name}' is not a chat model")
