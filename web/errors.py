@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutErr
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from web.api.described import Answer
 from workers.logs import new_request_id
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,15 @@ class ServiceUnavailable(ApiError):
     status = 503
 
 
-class FieldError(BaseModel):
+class FieldError(Answer):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class ErrorBody(BaseModel):
-    """`{"detail": ...}`: what is wrong, the invalid fields (422), or a documented error object."""
-    detail: str | list[FieldError] | dict[str, Any]
+class ErrorBody(Answer):
+    """`{"detail": ...}`: what is wrong, or the invalid fields (422; 400 on the 003 surface)."""
+    detail: str | list[FieldError]
 
 
 def field_error(loc: list[str | int], msg: str, kind: str = "value_error") -> Unprocessable:

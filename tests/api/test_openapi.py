@@ -35,7 +35,14 @@ def test_the_checker_refuses_a_response_unlike_its_schema(api):
     error = httpx.Request("GET", "http://parley/metrics")
     assert checker.problems(httpx.Response(401, json={"detail": "Missing token"}, request=error)) == []
     assert checker.problems(httpx.Response(401, json={"message": "no detail"}, request=error)) == [
+        "GET /metrics → 401: body: Additional properties are not allowed ('message' was unexpected)",
         "GET /metrics → 401: body: 'detail' is a required property"]
+    # The error body is closed: a stray field (a leaked internal, a renamed one) is refused.
+    assert checker.problems(httpx.Response(401, json={"detail": "Missing token", "trace": "..."}, request=error)) == [
+        "GET /metrics → 401: body: Additional properties are not allowed ('trace' was unexpected)"]
+    invalid = {"detail": [{"loc": ["body", "title"], "msg": "too long", "type": "string_too_long", "input": "x"}]}
+    assert checker.problems(httpx.Response(422, json=invalid, request=error)) == [
+        f"GET /metrics → 422: detail: {invalid['detail']} is not valid under any of the given schemas"]
 
 
 def test_request_models_come_from_the_validating_pydantic_models(api):
