@@ -388,6 +388,20 @@ def test_test_completions_take_a_stream_slot(api, alice, make_chat, fake_upstrea
         assert api.post(url, json=body, headers=alice.headers).status_code == 200, url
 
 
+def test_a_test_completion_still_running_is_504_saying_what_did_not_finish(api, alice, fake_upstream,
+                                                                           fallback_upstream, monkeypatch):
+    """The prompt preview said "The test did not finish", borrowed from the service tests."""
+    monkeypatch.setattr(runtime.current().settings, "ai_message_wait_s", 1)
+    fake_upstream.configure(first_delay_ms=2500)
+    fallback_upstream.configure(first_delay_ms=2500)
+    expected = [("/api/v1/chat/langchain/test", "LangChain service test"),
+                ("/api/v1/chat/openai/test", "Direct OpenAI test"),
+                ("/api/chat/prompts/preview", "Prompt preview")]
+    for url, what in expected:
+        late = api.post(url, json={"content": "hi"} if "prompts" in url else {"message": "hi"}, headers=alice.headers)
+        assert late.status_code == 504 and late.json() == {"detail": f"{what} did not finish within 1 seconds"}
+
+
 def test_stats_name_only_the_callers_chats(api, alice, make_user, make_chat, connect):
     """Every signed-in user may read /stats: the totals count every socket, but another user's chat
     ids are not theirs to see (an admin sees them all)."""

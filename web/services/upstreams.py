@@ -82,8 +82,9 @@ def primary_is_open(redis: Redis, user_key: tuple[str, str | None] | None = None
     return state == OPEN or (state == HALF_OPEN and guard.trial_taken())
 
 
-def probe(redis: Redis, user: User, target: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Run a test completion on a worker and wait for it (504 if it does not finish in time).
+def probe(redis: Redis, user: User, target: str, payload: dict[str, Any], name: str) -> dict[str, Any]:
+    """Run a test completion on a worker and wait for it (504 if it does not finish in time);
+    `name` says in an error what did not finish ("Prompt preview").
 
     It takes one of the user's concurrent-reply slots (429 when none is free), which the job frees:
     a test keeps a reply worker busy as a reply does."""
@@ -98,7 +99,7 @@ def probe(redis: Redis, user: User, target: str, payload: dict[str, Any]) -> dic
         raise
     result = job.latest_result(timeout=wait_s)
     if result is None:
-        raise ApiError(f"The test did not finish within {wait_s} seconds", status=504)
+        raise ApiError(f"{name} did not finish within {wait_s} seconds", status=504)
     if result.type != result.Type.SUCCESSFUL:
-        raise ApiError("The test failed on the worker", status=502)
+        raise ApiError(f"{name} failed on the worker", status=502)
     return result.return_value

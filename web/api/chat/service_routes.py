@@ -67,7 +67,7 @@ def langchain_health():
 def langchain_test():
     """Test one completion on the primary upstream, falling back to direct OpenAI."""
     body = parse_optional_body(ServiceTestRequest)
-    return service_test(body, "auto", "LangChain service test completed successfully")
+    return service_test(body, "auto", "LangChain service test")
 
 
 @bp.post("/openai/test")
@@ -80,13 +80,13 @@ def openai_test():
     body = parse_optional_body(ServiceTestRequest)
     if upstream.fallback(runtime.current().settings) is None:
         raise ServiceUnavailable("Direct OpenAI (the fallback upstream) is not configured")
-    return service_test(body, "fallback", "Direct OpenAI test completed successfully")
+    return service_test(body, "fallback", "Direct OpenAI test")
 
 
-def service_test(body: ServiceTestRequest, target: str, message: str):
+def service_test(body: ServiceTestRequest, target: str, name: str):
     redis = get_redis()
     models.check_model(redis, body.model, ["body", "model"])
-    answer = upstreams.probe(redis, g.user, target, body.model_dump())
+    answer = upstreams.probe(redis, g.user, target, body.model_dump(), name)
     if "error_code" in answer:
         status = 400 if answer["error_code"] == "no_api_key" else 503
         return jsonify({"success": False, "error": answer["error"], "error_code": answer["error_code"],
@@ -95,7 +95,7 @@ def service_test(body: ServiceTestRequest, target: str, message: str):
     state = upstreams.breaker_view(redis, upstream.PRIMARY)["state"]
     settings = runtime.current().settings
     source = upstream.fallback(settings) if used == upstream.FALLBACK else upstream.primary_or_none(settings)
-    return envelope(message, {
+    return envelope(f"{name} completed successfully", {
         "request": body.model_dump(),
         "response": answer,
         "service_info": {

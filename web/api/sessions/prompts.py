@@ -93,7 +93,8 @@ def preview():
     text = prompts.render(prompt.content if prompt else body.content, body.variables)
     model = body.model or runtime.current().settings.default_ai_model
     check_model(model)  # 400, as /v1/chat/stream and switch-model answer an unknown model
-    answer = upstreams.probe(get_redis(), g.user, "auto", {"message": text, "model": model, "temperature": 0.7})
+    answer = upstreams.probe(get_redis(), g.user, "auto", {"message": text, "model": model, "temperature": 0.7},
+                             "Prompt preview")
     if "error_code" in answer:
         raise ApiError(answer["error"], status=FAILED_STATUS.get(answer["error_code"], 502))  # as stream: false
     if prompt is not None:
