@@ -249,6 +249,14 @@ def test_text_without_spaces_is_chunked_to_size():
     assert [p.token_count for p in split_page(1, "用Python写 代码", size=20, overlap=5)] == [5]
 
 
+def test_a_long_run_of_letters_and_digits_is_chunked_to_size():
+    """A hex or base64 blob in a PDF's text was one token however long: a 2 MB run was one 2 MB chunk."""
+    blob = "0123456789abcdef" * 131_072  # 2 MB without a space or punctuation mark
+    pieces = split_page(1, f"Key: {blob} end", size=200, overlap=40)
+    assert len(pieces) > 600 and all(p.token_count <= 200 and len(p.content) <= 200 * 16 for p in pieces)
+    assert pieces[0].content.startswith("Key: 0123") and pieces[-1].content.endswith("cdef end")
+
+
 def test_fuse_and_mmr():
     fused = fuse([1, 2, 3], [1, 3])
     assert fused[1] == pytest.approx(1.0) and fused[3] > fused[2]

@@ -1,8 +1,9 @@
 """Split a document's pages into overlapping chunks of about `size` tokens, keeping page numbers.
 
 No tokenizer data can be fetched here, so tokens are counted as runs of word characters and
-single punctuation marks, which tracks BPE token counts of English prose within ~20%, and each
-character of a script written without spaces (Chinese, Japanese, Korean) as one.
+single punctuation marks (a run of more than 16 letters and digits as one per 16), which tracks
+BPE token counts of English prose within ~20%, and each character of a script written without
+spaces (Chinese, Japanese, Korean) as one.
 """
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from pypdf import PdfReader
 from workers.retrieval.text import UNSPACED_CHARS
 
 PIECE = re.compile(r"\S+")
-TOKEN = re.compile(f"[{UNSPACED_CHARS}]|[^\\W{UNSPACED_CHARS}]+|[^\\w\\s]")
+# A word counts a token per 16 characters: prose words are shorter, and a hex or base64 blob
+# (thousands of letters and digits without a break) is cut like any text without spaces.
+WORD_TOKEN_CHARS = 16
+TOKEN = re.compile(f"[{UNSPACED_CHARS}]|[^\\W{UNSPACED_CHARS}]{{1,{WORD_TOKEN_CHARS}}}|[^\\w\\s]")
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def split_page(page_number: int | None, text: str, size: int, overlap: int) -> l
 
 def word_spans(text: str, size: int) -> list[tuple[int, int, int]]:
     """(start, end, tokens) of each whitespace-separated word of `text`; a word of more than `size`
-    tokens (a Chinese or Japanese sentence, minified data) as its tokens, so a chunk can end inside it."""
+    tokens (a Chinese or Japanese sentence, minified data, a hex blob) as its tokens, so a chunk can end inside it."""
     spans = []
     for word in PIECE.finditer(text):
         tokens = [(word.start() + t.start(), word.start() + t.end(), 1) for t in TOKEN.finditer(word.group())]
