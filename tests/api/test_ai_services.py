@@ -402,6 +402,13 @@ def test_a_test_completion_still_running_is_504_saying_what_did_not_finish(api, 
         assert late.status_code == 504 and late.json() == {"detail": f"{what} did not finish within 1 seconds"}
 
 
+def test_a_test_completion_waits_a_wait_under_a_second(api, alice, fake_upstream, monkeypatch):
+    """AI_MESSAGE_WAIT_S=0.5 was cut to 0 seconds: every preview was 504 "within 0 seconds" at once."""
+    monkeypatch.setattr(runtime.current().settings, "ai_message_wait_s", 0.5)
+    preview = api.post("/api/chat/prompts/preview", json={"content": "hi"}, headers=alice.headers)
+    assert preview.status_code == 200, preview.text
+
+
 def test_stats_name_only_the_callers_chats(api, alice, make_user, make_chat, connect):
     """Every signed-in user may read /stats: the totals count every socket, but another user's chat
     ids are not theirs to see (an admin sees them all)."""

@@ -1,6 +1,7 @@
 """Health of the AI upstreams: live checks, breaker state, and test completions via a worker."""
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -89,7 +90,7 @@ def probe(redis: Redis, user: User, target: str, payload: dict[str, Any], name: 
     It takes one of the user's concurrent-reply slots (429 when none is free), which the job frees:
     a test keeps a reply worker busy as a reply does."""
     settings = runtime.current().settings
-    wait_s = int(settings.ai_message_wait_s)
+    wait_s = math.ceil(settings.ai_message_wait_s)  # RQ's result wait and job timeout are whole seconds, not 0
     lease_id = new_uuid()
     replies.take_stream_slot(redis, user, lease_id)
     try:
