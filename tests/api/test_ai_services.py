@@ -207,6 +207,7 @@ def test_ai_message_errors(api, alice, make_chat, fake_upstream, monkeypatch):
     fake_upstream.configure(tokens=3, first_delay_ms=1500)
     slow = api.post(url, json={"message": "slow"}, headers=alice.headers)
     assert slow.status_code == 504 and "ai_message_id" in slow.json()["detail"]
+    assert "did not finish within 0.5 seconds" in slow.json()["detail"]  # it said "within 0 seconds"
     wait_for(lambda: last_reply(api, alice, chat["id"]))  # its late success must not reach the next test's breaker
     monkeypatch.setattr(settings, "openai_api_key", None)
     no_key = api.post(url, json={"message": "hi"}, headers=alice.headers)

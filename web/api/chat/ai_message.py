@@ -67,7 +67,7 @@ def wait_for_end(chat_id: int, cursor: str, reply_uuid: str, wait_s: float) -> N
     try:
         wait_for_reply_end(chat_id, cursor, reply_uuid, wait_s, lambda: history.reply_ended(reply_uuid))
     except ReplyNotFinished:
-        raise ApiError(f"The AI reply did not finish within {int(wait_s)} seconds; it goes on streaming "
+        raise ApiError(f"The AI reply did not finish within {wait_s:g} seconds; it goes on streaming "
                        f"on the chat's WebSocket (ai_message_id {reply_uuid})", status=504) from None
 
 
