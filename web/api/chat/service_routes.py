@@ -63,6 +63,8 @@ def langchain_health():
 @responds(200, ServiceTest, "What answered the test completion (the primary, else the fallback)")
 @responds(400, ServiceTestFailed, "No API key is configured")
 @responds(503, ServiceTestFailed, "No upstream could answer")
+@responds(502, ErrorBody, "The test job failed on the worker")
+@responds(504, ErrorBody, "The test did not finish within `AI_MESSAGE_WAIT_S`")
 @login_required
 def langchain_test():
     """Test one completion on the primary upstream, falling back to direct OpenAI."""
@@ -74,6 +76,8 @@ def langchain_test():
 @responds(200, ServiceTest, "What the fallback upstream answered")
 @responds(400, ServiceTestFailed, "No API key is configured")
 @responds(503, ServiceTestFailed | ErrorBody, "The fallback failed, or none is configured (`detail`)")
+@responds(502, ErrorBody, "The test job failed on the worker")
+@responds(504, ErrorBody, "The test did not finish within `AI_MESSAGE_WAIT_S`")
 @login_required
 def openai_test():
     """Test one completion on the fallback upstream ("direct OpenAI") only."""
