@@ -45,9 +45,10 @@ def frame(event_id: str | None, data: str, event: str | None = None) -> str:
 
 
 def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, id_prefix: str,
-                 checks: StreamChecks, ended: Callable[[], bool], seen_tokens: int | None = None) -> Iterator[str]:
-    """Frames for the reply's events after `cursor`, ending with `data: [DONE]`; first `event: error`
-    (`events_lost`) when the stream no longer holds `cursor`.
+                 checks: StreamChecks, ended: Callable[[], bool], seen_tokens: int | None = None,
+                 resumed: bool = False) -> Iterator[str]:
+    """Frames for the reply's events after `cursor`, ending with `data: [DONE]`; first, for a
+    `resumed` stream, `event: error` (`events_lost`) when the stream no longer holds `cursor`.
 
     With `seen_tokens`, the client has the first `seen_tokens` tokens of entry `cursor`:
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
@@ -60,7 +61,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     start = cursor if seen_tokens is None else events.id_before(cursor)
     sub = hub.subscribe(events.chat_stream_key(chat_id), start, inbox)
     try:
-        yield from lost_events_frame(redis, chat_id, cursor)
+        if resumed:  # a new stream's cursor was taken as its reply began
+            yield from lost_events_frame(redis, chat_id, cursor)
         for entries in delivered(inbox, checks):
             if entries == LOGGED_OUT:
                 yield frame(None, json.dumps(SESSION_ENDED), event="error")

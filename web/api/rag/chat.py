@@ -89,7 +89,8 @@ def send_message(model: type[SendRequest], data: dict[str, Any], source: str) ->
     chat, reply_uuid = started.chat, started.reply.uuid
     lead = [relay.json_frame(relay.event_id(reply_uuid, started.cursor, relay.SESSION),
                              {"type": "session", "session_id": chat.uuid, "title": chat.title})]
-    return sse(chat.id, chat.uuid, reply_uuid, started.cursor, None, lead if started.new_session else [])
+    return sse(chat.id, chat.uuid, reply_uuid, started.cursor, None, lead if started.new_session else [],
+               resumed=False)
 
 
 def resume(last_event_id: str) -> Response:
@@ -101,13 +102,13 @@ def resume(last_event_id: str) -> Response:
     if position.index == relay.END:
         return Response(status=204)
     seen_index = position.index if events.is_ascii_number(position.index) else None
-    return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [])
+    return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [], resumed=True)
 
 
 def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: str | None,
-        lead: list[str]) -> Response:
+        lead: list[str], *, resumed: bool) -> Response:
     frames = relay.reply_frames(current_app.extensions["relay_hub"], get_redis(), chat_id, reply_uuid, cursor,
-                                seen_index=seen_index, lead=lead, checks=stream_checks())
+                                seen_index=seen_index, lead=lead, checks=stream_checks(), resumed=resumed)
     return Response(frames, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid})
 

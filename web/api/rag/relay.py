@@ -113,13 +113,13 @@ def later(index: str, seen: str) -> bool:
 
 
 def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: str, *, seen_index: str | None,
-                 lead: list[str], checks: StreamChecks) -> Iterator[str]:
+                 lead: list[str], checks: StreamChecks, resumed: bool) -> Iterator[str]:
     """Frames of the reply after `cursor` (and after frame `seen_index` of that entry), ending with done.
 
     A comment every `keepalive_s` of silence; at each, a reply found ended in the database
     whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
-    When the stream no longer holds `cursor` (it is capped), an `error` event (`events_lost`)
-    comes before the replay; a done built from the record holds the whole reply and needs none.
+    When a `resumed` stream's `cursor` is no longer held (the stream is capped), an `error` event
+    (`events_lost`) comes before the replay; a done built from the record holds the whole reply and needs none.
     Once the token the stream was opened with is revoked, an `error` event (`session_ended`) ends it.
     """
     key = events.chat_stream_key(chat_id)
@@ -143,7 +143,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     sub = hub.subscribe(key, cursor, inbox)
     last = cursor
     try:
-        if (lost := events_lost(redis, chat_id, cursor)) is not None:  # no id: a reconnect keeps the client's
+        lost = events_lost(redis, chat_id, cursor) if resumed else None
+        if lost is not None:  # no id: a reconnect keeps the client's
             yield frame(None, json.dumps({"type": "error", **lost}, separators=(",", ":")))
         for entries in delivered(inbox, checks):
             if entries == LOGGED_OUT:  # no done: the reply is no longer this client's

@@ -61,13 +61,14 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
     unsent_from = cursor if seen_tokens is None else events.id_before(cursor)  # that entry's rest too
     if reply.status != "PROCESSING" and not events.reply_events_after(get_redis(), chat.id, reply_uuid, unsent_from):
         return sse_ended(chat.id, cursor)  # a reconnect after its [DONE] (or after its events left the stream)
-    return sse_response(chat.id, reply_uuid, cursor, seen_tokens)
+    return sse_response(chat.id, reply_uuid, cursor, seen_tokens, resumed=True)
 
 
-def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None) -> Response:
+def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None,
+                 resumed: bool = False) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], get_redis(), session_id, reply_uuid, cursor,
                           f"{session_id}:{reply_uuid}", stream_checks(),
-                          lambda: history.reply_ended(reply_uuid), seen_tokens)
+                          lambda: history.reply_ended(reply_uuid), seen_tokens, resumed)
     return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
 
 
