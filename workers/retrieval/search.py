@@ -49,12 +49,23 @@ class SearchResult:
 
 
 def search(db: Session, settings: Settings, scope: store.Scope, query: str, options: SearchOptions) -> SearchResult:
-    notes: list[str] = []
+    scope, notes = searchable(db, scope)
+    return ranked_search(db, settings, scope, query, options, notes)
+
+
+def searchable(db: Session, scope: store.Scope) -> tuple[store.Scope, list[str]]:
+    """The scope without the documents still being indexed, and the note saying how many there are."""
     scope = replace(scope, indexing=store.still_indexing(db, scope))
-    if scope.indexing:
-        waiting = len(scope.indexing)
-        notes.append("1 document is still being indexed and was not searched" if waiting == 1
-                     else f"{waiting} documents are still being indexed and were not searched")
+    waiting = len(scope.indexing)
+    if not waiting:
+        return scope, []
+    return scope, ["1 document is still being indexed and was not searched" if waiting == 1
+                   else f"{waiting} documents are still being indexed and were not searched"]
+
+
+def ranked_search(db: Session, settings: Settings, scope: store.Scope, query: str, options: SearchOptions,
+                  notes: list[str]) -> SearchResult:
+    """One query's search of a `searchable` scope; `notes` gains what the search has to say."""
     query_vector, model = embed_query(settings, query, notes)
     pool = max(options.fetch_k, options.k)  # more than `k`: repeated passages are dropped before the cut
     if query_vector is None:
@@ -80,7 +91,8 @@ def search(db: Session, settings: Settings, scope: store.Scope, query: str, opti
 def search_all(db: Session, settings: Settings, scope: store.Scope, queries: list[str],
                options: SearchOptions) -> SearchResult:
     """Each query's search, merged: a chunk found by several keeps its best score; the `k` best first."""
-    results = [search(db, settings, scope, query, options) for query in queries]
+    scope, notes = searchable(db, scope)  # once for every query
+    results = [ranked_search(db, settings, scope, query, options, list(notes)) for query in queries]
     best: dict[str, dict[str, Any]] = {}
     for hit in (hit for result in results for hit in result.hits):
         key = passage(hit["content"])
@@ -101,8 +113,9 @@ def distinct(ranked: list[Ranked]) -> list[Ranked]:
     seen: set[str] = set()
     kept = []
     for r in ranked:
-        if passage(r.content) not in seen:
-            seen.add(passage(r.content))
+        key = passage(r.content)
+        if key not in seen:
+            seen.add(key)
             kept.append(r)
     return kept
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
-from sqlalchemy import ARRAY, ColumnElement, Text, cast, func, or_, select, text as sql_text
+from sqlalchemy import ARRAY, ColumnElement, Select, Text, cast, func, or_, select, text as sql_text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -33,11 +33,15 @@ class Scope:
         # makes PostgreSQL scan all the user's chunks instead of walking the HNSW index.
         clauses = [DocumentChunk.owner_id == self.owner_id]
         if self.dataset_id is not None:
-            members = select(dataset_documents.c.document_id).where(dataset_documents.c.dataset_id == self.dataset_id)
-            clauses.append(DocumentChunk.document_id.in_(members))
+            clauses.append(DocumentChunk.document_id.in_(dataset_members(self.dataset_id)))
         if self.indexing:
             clauses.append(DocumentChunk.document_id.not_in(self.indexing))
         return clauses
+
+
+def dataset_members(dataset_id: int) -> Select:
+    """The ids of the documents in the dataset, as a subquery."""
+    return select(dataset_documents.c.document_id).where(dataset_documents.c.dataset_id == dataset_id)
 
 
 def still_indexing(db: Session, scope: Scope) -> tuple[int, ...]:
@@ -46,8 +50,7 @@ def still_indexing(db: Session, scope: Scope) -> tuple[int, ...]:
     where = [Document.owner_id == scope.owner_id, Document.chat_id.is_(None), Document.status != "FAILED",
              ~Document.meta["indexed"].as_boolean().is_(True)]
     if scope.dataset_id is not None:
-        where.append(Document.id.in_(select(dataset_documents.c.document_id)
-                                     .where(dataset_documents.c.dataset_id == scope.dataset_id)))
+        where.append(Document.id.in_(dataset_members(scope.dataset_id)))
     return tuple(db.scalars(select(Document.id).where(*where)))
 
 
