@@ -105,9 +105,9 @@ def library(db: Session, user: User) -> list[Document]:
 def chunk_counts(db: Session, doc_ids: list[int]) -> dict[int, int]:
     """How many chunks each document has, in one query."""
     found = dict.fromkeys(doc_ids, 0)
-    rows = db.execute(select(DocumentChunk.document_id, func.count())
-                      .where(DocumentChunk.document_id.in_(doc_ids)).group_by(DocumentChunk.document_id))
-    found.update((doc_id, count) for doc_id, count in rows)
+    counted = db.execute(select(DocumentChunk.document_id, func.count())
+                         .where(DocumentChunk.document_id.in_(doc_ids)).group_by(DocumentChunk.document_id))
+    found.update((doc_id, count) for doc_id, count in counted)
     return found
 
 
