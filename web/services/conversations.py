@@ -128,8 +128,7 @@ def update_conversation(db: Session, redis: Redis, user: User, chat: Chat, membe
     before = chat.status
     with agents.agent_kept(db, changes.get("agent_id")):
         chats.write_unless_deleted(db, chat, changes, missing=f"Conversation {chat.id} not found")
-    if before != "ARCHIVED" and chat.status == "ARCHIVED":
-        replies.close_hidden_sockets(redis, chat)
+    replies.close_hidden_sockets(redis, chat, before)
     return chat
 
 

@@ -168,8 +168,8 @@ def change_chat_status(db: Session, redis: Redis, chat: Chat, actor: Participant
     if chat.status == "DELETED":
         stop_chat_replies(db, redis, chat)
         close_chat_sockets(redis, chat)
-    elif before != "ARCHIVED" and chat.status == "ARCHIVED":
-        close_hidden_sockets(redis, chat)
+    else:
+        close_hidden_sockets(redis, chat, before)
     return chat
 
 
@@ -178,10 +178,12 @@ def close_chat_sockets(redis: Redis, chat: Chat) -> None:
     publish(redis, chat, {"type": events.CHAT_DELETED})
 
 
-def close_hidden_sockets(redis: Redis, chat: Chat) -> None:
-    """Close the archived chat's sockets on the chat API (000), which hides archived chats (4404, as
-    a socket opened now would be); the chats API (003) shows them, and its sockets stay."""
-    publish(redis, chat, {"type": events.CHAT_ARCHIVED})
+def close_hidden_sockets(redis: Redis, chat: Chat, was: str) -> None:
+    """For a chat just archived (its status `was` another): close its sockets on the chat API (000),
+    which hides archived chats (4404, as a socket opened now would be); the chats API (003) shows
+    them, and its sockets stay."""
+    if was != "ARCHIVED" and chat.status == "ARCHIVED":
+        publish(redis, chat, {"type": events.CHAT_ARCHIVED})
 
 
 def stop_chat_replies(db: Session, redis: Redis, chat: Chat) -> list[tuple[str, int | None]]:
