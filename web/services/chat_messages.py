@@ -46,9 +46,8 @@ def record_message(db: Session, redis: Redis, chat: Chat, member: Participant, u
                       content_type=content_type, status=status, parent_id=parent_id, meta=meta,
                       created_at=now, updated_at=now)
     # deleted meanwhile: 404, not the message's foreign key error; archived meanwhile: 400
-    chats.lock_chat(db, chat, statuses=chats.VISIBLE, archived=ARCHIVED_CHAT)
+    chats.lock_for_posts(db, chat, member, now, counted=1, archived=ARCHIVED_CHAT)
     db.add(message)
-    chats.record_posts(db, chat, member, now, counted=1)  # its UPDATE flushes the message first
     db.commit()
     replies.publish(redis, chat, {"type": events.NEW_MESSAGE,
                                   "message": events.message_view(message, chat.uuid, user.uuid)})

@@ -110,8 +110,11 @@ def check_may_upload(member: Participant) -> None:
         raise Forbidden("Cannot upload files to this chat")
 
 
-def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, counted: int) -> None:
-    """`counted` more messages in the chat, active and read by `member` at `now`.
+def lock_for_posts(db: Session, chat: Chat, member: Participant, now: datetime, counted: int,
+                   archived: str | None = None) -> None:
+    """`lock_chat` (statuses VISIBLE) for a writer about to add `counted` messages, read by `member`
+    at `now`, with the chat's count and last activity moved in the same UPDATE; the caller then
+    adds the messages and commits.
 
     The count is added in SQL: two members posting at once both count (an ORM `+=` writes
     back the value it read, and one of them would be lost). Hidden messages (`counted` 0) are
@@ -119,13 +122,19 @@ def record_posts(db: Session, chat: Chat, member: Participant, now: datetime, co
     stay (an exchange kept out of the history shows nothing of the chat: it reads nothing).
     """
     if not counted:
+        lock_chat(db, chat, statuses=VISIBLE, archived=archived)
         return
-    count = db.execute(update(Chat).where(Chat.id == chat.id)
-                       .values(message_count=Chat.message_count + counted, last_activity_at=now, updated_at=now)
-                       .returning(Chat.message_count)).scalar_one()
+    count = db.execute(
+        update(Chat).where(Chat.id == chat.id, Chat.status.in_(VISIBLE))
+        .values(message_count=Chat.message_count + counted, last_activity_at=now, updated_at=now)
+        .returning(Chat.message_count).execution_options(synchronize_session=False)
+    ).scalar()
+    if count is None:
+        refuse_write(db, chat, "Chat not found", archived)
     for key, value in (("message_count", count), ("last_activity_at", now), ("updated_at", now)):
         set_committed_value(chat, key, value)
-    db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now))
+    db.execute(update(Participant).where(Participant.id == member.id).values(last_read_at=now)
+               .execution_options(synchronize_session=False))
     set_committed_value(member, "last_read_at", now)
 
 
@@ -209,13 +218,19 @@ def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found", statuses
     UPDATE: no extra round trip unless it refuses.
     """
     locked = db.execute(update(Chat).where(Chat.id == chat.id, Chat.status.in_(statuses))
-                        .values(updated_at=Chat.updated_at)).rowcount == 1
-    if not locked:
-        status = db.scalar(select(Chat.status).where(Chat.id == chat.id))
-        db.rollback()
-        if status == "ARCHIVED" and archived is not None:
-            raise BadRequest(archived)
-        raise NotFound(missing)
+                        .values(updated_at=Chat.updated_at).execution_options(synchronize_session=False)).rowcount
+    if locked != 1:
+        refuse_write(db, chat, missing, archived)
+
+
+def refuse_write(db: Session, chat: Chat, missing: str, archived: str | None) -> None:
+    """The chat's lock was refused: roll back, then 400 `archived` for a chat archived meanwhile
+    (when the surface shows archived chats), else 404 `missing`."""
+    status = db.scalar(select(Chat.status).where(Chat.id == chat.id))
+    db.rollback()
+    if status == "ARCHIVED" and archived is not None:
+        raise BadRequest(archived)
+    raise NotFound(missing)
 
 
 def check_room_for(db: Session, chat: Chat, user: User) -> None:

@@ -57,8 +57,9 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         take_stream_slot(redis, user, reply_uuid)
     try:
         # deleted meanwhile: 404, not the messages' foreign key error; archived meanwhile: refused
-        chats.lock_chat(db, chat, statuses=chats.VISIBLE, archived=archived)
         now = utcnow()
+        chats.lock_for_posts(db, chat, member, now, counted=0 if hidden else 2 if reply_uuid else 1,
+                             archived=archived)
         message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
                           parent_id=parent.id if parent else None, meta=meta, hidden=hidden,
                           created_at=now, updated_at=now)
@@ -72,7 +73,6 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
                                   "prompt_message_id": message.id},
                             created_at=now, updated_at=now)
             db.add(reply)
-        chats.record_posts(db, chat, member, now, counted=0 if hidden else 2 if reply else 1)
         db.commit()
     except Exception:
         db.rollback()
