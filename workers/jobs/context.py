@@ -106,21 +106,21 @@ def build_messages(db: Session, chat: Chat, reply: Message, model: str) -> list[
     # include_context false: only the message being answered goes upstream
     visible = Message.id == prompt_id if meta.get("include_context") is False else or_(
         Message.hidden.is_(False), Message.id == prompt_id)
-    rows = db.scalars(
-        select(Message)
+    rows = db.execute(  # two columns, not Message objects: up to HISTORY_SCAN_LIMIT rows
+        select(Message.role, Message.content)
         .where(Message.chat_id == chat.id, Message.id < reply.id, Message.status != "PROCESSING")
         .where(Message.status != "FAILED", visible)
         .order_by(Message.id.desc())
         .limit(HISTORY_SCAN_LIMIT)
     )
     history: list[dict[str, str]] = []
-    for row in rows:
-        if not row.content:
+    for role, content in rows:
+        if not content:
             continue
-        cost = estimate_tokens(row.content)
+        cost = estimate_tokens(content)
         if cost > budget and history:
             break
         budget -= cost
-        history.append({"role": row.role, "content": row.content})
+        history.append({"role": role, "content": content})
     history.reverse()
     return ([{"role": "system", "content": system}] if system else []) + history
