@@ -155,7 +155,7 @@ def relayed_phase(host: str, port: int, clients: list[Client], tokens: int, dela
                 ws.close()
             return
         body = json.dumps({"content": body_text})
-        s.t_send = time.perf_counter()
+        s.t_send, s.wall_send = time.perf_counter(), time.time()
         deadline = s.t_send + timeout
         try:
             # The POST is sent, then its response is read whenever it is ready, while the
@@ -181,13 +181,15 @@ def relayed_phase(host: str, port: int, clients: list[Client], tokens: int, dela
                 if ws.sock not in ready:
                     continue
                 raw = ws.recv()
-                now = time.perf_counter()
+                now, wall = time.perf_counter(), time.time()
                 event = json.loads(raw)
                 kind = event.get("type")
                 s.marks.setdefault(kind, now)
                 if kind == "ai_response_start":
                     reply_id = event["message"]["id"]
+                    s.stamps.setdefault(kind, (wall, appended_at(event)))
                 elif kind == "ai_response_chunk" and event.get("message_id") == reply_id:
+                    s.stamps.setdefault(kind, (wall, appended_at(event)))
                     s.events.append((now, event["chunk"]))
                     s.text += event["chunk"]
                     if event.get("full_content") != s.text:
@@ -213,6 +215,11 @@ def relayed_phase(host: str, port: int, clients: list[Client], tokens: int, dela
 
     run_threads(n, one)
     return streams
+
+
+def appended_at(event: dict) -> float:
+    """When Redis appended a relayed event to the chat's stream (its id's milliseconds), in s."""
+    return int(event["event_id"].split("-")[0]) / 1000
 
 
 def api(host: str, port: int, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:

@@ -240,6 +240,11 @@ def log_cell(delay: int, label: str, row: list[str], d: Phase, r: Phase) -> None
     log("  relayed milestones p50/p99 ms after the POST was sent: " + ", ".join(
         f"{name} {ms(r.mark(name))}/{ms(r.mark(name, 99))}" for name in MILESTONES))
     log(f"  reply duration (first to last token) p50 ms: direct {ms(d.duration())}, relayed {ms(r.duration())}")
+    legs, legs99 = r.legs(), r.legs(99)
+    log("  relayed first token, p50/p99 ms: send -> ai_response_start appended "
+        f"{ms(legs['send_to_start'])}/{ms(legs99['send_to_start'])}, -> first chunk appended "
+        f"{ms(legs['start_to_chunk'])}/{ms(legs99['start_to_chunk'])}, -> on the socket "
+        f"{ms(legs['relay_hop'])}/{ms(legs99['relay_hop'])}")
     log("  CPU %: " + ", ".join(f"{k} {d.cpu.get(k, 0):.0f}/{r.cpu.get(k, 0):.0f}" for k in CPU_ORDER)
         + " (direct/relayed)" + "".join(f"; unrelated: {p.cpu['unrelated_names']}" for p in (d, r)
                                         if p.cpu.get("unrelated_names")))
@@ -260,6 +265,7 @@ def raw_figures(kind: str, phase: Phase) -> dict[str, Any]:
         "stream_pace_p50_tokens_per_s": pct(phase.stream_rates(), 50),
         "multi_token_events": phase.multi_token_events(),
         **{f"{m}_p50_ms": phase.mark(m) * 1000 for m in MILESTONES},
+        **{f"first_token_{leg}_p50_ms": v * 1000 for leg, v in phase.legs().items()},
     }
     return {f"{kind}_{k}": v for k, v in figures.items()}
 
