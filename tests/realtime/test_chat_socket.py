@@ -1,12 +1,14 @@
 """The reply pipeline end to end: REST → RQ worker → fake upstream → Redis → WebSocket."""
 from __future__ import annotations
 
+import socket
 import time
 
 from sqlalchemy import select
 
 from models import Chat
 from tests.conftest import wait_for
+from web.realtime import going_away
 from workers import runtime
 from workers.events import chat_stream_key
 
@@ -459,4 +461,26 @@ def test_client_frames_are_rate_limited_per_socket(api, alice, make_chat, connec
     assert ws.until("error")[-1]["error_code"] == "rate_limited"  # the resume took the second's budget
     for _ in range(40):
         ws.send({"type": "typing"})
+    assert close_frame(ws) == (4429, b"Too many frames")
+
+
+def test_a_client_sending_faster_than_its_frames_are_served_is_closed_4429(
+        api, alice, make_chat, connect, fake_upstream, monkeypatch):
+    """At most three budgets' worth of client frames wait for the socket's loop: past that the socket
+    closes 4429 and the rest are not kept, so frames sent while the loop is busy writing cannot grow
+    the server's memory."""
+    monkeypatch.setattr(going_away, "_sockets", going_away.OpenSockets())  # to find this socket's inbox
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
+    fake_upstream.configure(reply="x" * 2_000_000)  # one 2 MB token: its events take a while to write
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
+    ws = connect(chat["id"], alice["access_token"], sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    ws.next()
+    ws.send({"type": "resume", "last_event_id": "0"})  # the loop writes the reply while this client reads nothing
+    (inbox,) = going_away.open_sockets()._inboxes
+    for _ in range(500):
+        ws.send({"type": "ping"})
+    time.sleep(0.5)  # the server's reader takes them in meanwhile
+    assert inbox.qsize() <= 3 * 10 + 1  # three budgets' worth, and the end of the client's frames
     assert close_frame(ws) == (4429, b"Too many frames")

@@ -1,8 +1,9 @@
 """Relay a chat's event stream to one WebSocket client, and its messages to the app.
 
 Only this handler's loop writes to the socket (`ws.send` is not thread-safe); a reader
-thread turns client frames into inbox items next to the hub's events. The relay adds
-`event_id` (resume cursor), `server_time` and, on chunks, the reply's `full_content`.
+thread turns client frames into inbox items next to the hub's events, at most the frame
+budget's `most_waiting` at a time: past that it drops them and has the loop close the socket.
+The relay adds `event_id` (resume cursor), `server_time` and, on chunks, the reply's `full_content`.
 """
 from __future__ import annotations
 
@@ -65,6 +66,8 @@ class ChatSocket:
         self.replay: set[str] = set()
         self.content: dict[str, str] = {}
         self.budget = FrameBudget(ctx.frames_per_s)
+        self.waiting = threading.Semaphore(self.budget.most_waiting)  # client frames the loop has yet to take
+        self.flooded = threading.Event()  # the reader dropped a frame: too many were waiting
 
     def send(self, payload: dict[str, Any], server_time: str | None = None) -> None:
         payload["server_time"] = server_time or events.iso_now()
@@ -114,6 +117,10 @@ class ChatSocket:
                     if not self.relay(entries):
                         return
                 elif kind == "client":
+                    self.waiting.release()
+                    if self.flooded.is_set():
+                        self.close_too_many_frames()
+                        return
                     last_seen = time.monotonic()
                     if not self.handle_client(item):
                         return
@@ -197,7 +204,7 @@ class ChatSocket:
             kind = None
         spent = self.budget.spend(kind)
         if spent == ABUSE:
-            self.ws.close(TOO_MANY_FRAMES_CODE, "Too many frames")
+            self.close_too_many_frames()
             return False
         if spent == REFUSED:
             self.send({"type": "error", **self.budget.refusal()})
@@ -209,6 +216,9 @@ class ChatSocket:
             return True
         self.answer(kind, message)
         return True
+
+    def close_too_many_frames(self) -> None:
+        self.ws.close(TOO_MANY_FRAMES_CODE, "Too many frames")
 
     def answer(self, kind: str, message: dict[str, Any]) -> None:
         """Serve a client frame of type `kind`."""
@@ -236,7 +246,11 @@ class ChatSocket:
     def _read_client(self) -> None:
         try:
             while True:
-                self.inbox.put(("client", self.ws.receive()))
+                frame = self.ws.receive()
+                if self.waiting.acquire(blocking=False):
+                    self.inbox.put(("client", frame))
+                else:  # dropped; reading on keeps the connection's buffer from growing until the loop closes
+                    self.flooded.set()
         except ConnectionClosed:
             pass
         finally:

@@ -35,6 +35,11 @@ class FrameBudget:
             return ABUSE
         return REFUSED if before <= self.per_s else DROPPED
 
+    @property
+    def most_waiting(self) -> int:
+        """Client frames that may wait for the socket's loop: as many as would close the socket within a second."""
+        return ABUSE_BUDGETS * self.per_s
+
     def refusal(self) -> dict[str, str]:
         """The `error` frame's fields for the first frame past the budget."""
         return {"error_code": "rate_limited",

@@ -67,7 +67,7 @@ def chats_socket(ws, chat_id: int) -> None:
     socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 1001 the
     sockets of a process shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a
     `resume` counts as 10) get a `rate_limited` error and are dropped; three times that many in a
-    second close the socket 4429.
+    second, or waiting to be served, close the socket 4429.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
