@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     embedded_worker_threads: PositiveInt = 8
     ws_idle_timeout_s: PositiveFloat = 300.0
     ws_token_check_s: PositiveFloat = 5.0  # how soon an open socket notices its token was revoked (logout)
-    # Client frames a socket may send a second; a resume counts as 10 (it may replay a whole stream).
+    # Client frames a socket may send a second; a resume counts as 10 (it may replay a whole stream)
+    # unless refused for its cursor.
     ws_client_frames_per_s: int = Field(20, ge=10)
     ai_message_wait_s: PositiveFloat = 60.0
     sse_keepalive_s: PositiveFloat = 15.0  # a comment line on a silent SSE stream, so a gone client is noticed

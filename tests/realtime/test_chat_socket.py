@@ -291,8 +291,7 @@ def test_socket_accepts_authorization_header(alice, make_chat, connect):
     assert ws.next()["type"] == "welcome"
 
 
-def test_answers_to_client_frames(alice, make_chat, connect, monkeypatch):
-    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 100)  # resumes count as 10
+def test_answers_to_client_frames(alice, make_chat, connect):
     chat = make_chat(alice)
     ws = connect(chat["id"], alice["access_token"])
     ws.next()
@@ -440,6 +439,22 @@ def close_frame(ws) -> tuple[int, bytes]:
         opcode, data = ws.ws.recv_data()
         if opcode == 8:
             return int.from_bytes(data[:2], "big"), data[2:]
+
+
+def test_a_refused_resume_costs_one_frame(alice, make_chat, connect, monkeypatch):
+    """Only a resume that re-reads the stream counts as 10: one answered `invalid_cursor` costs 1,
+    like any other frame, so the frames after it are still served."""
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    ws.send({"type": "resume", "last_event_id": "x-y"})
+    ws.send({"type": "resume"})
+    for n in range(8):
+        ws.send({"type": "ping", "timestamp": str(n)})
+    answers = [ws.next() for _ in range(10)]
+    assert [a.get("error_code") for a in answers[:2]] == ["invalid_cursor", "invalid_cursor"]
+    assert [a.get("timestamp") for a in answers[2:]] == [str(n) for n in range(8)]
 
 
 def test_client_frames_are_rate_limited_per_socket(api, alice, make_chat, connect, monkeypatch):

@@ -18,7 +18,8 @@ from simple_websocket import ConnectionClosed
 
 from web.api.parsing import storable
 from web.observability.metrics import web_metrics
-from web.realtime.frame_budget import ABUSE, ALLOWED, CLOSE_CODE as TOO_MANY_FRAMES_CODE, REFUSED, FrameBudget
+from web.realtime.frame_budget import (ABUSE, ALLOWED, CLOSE_CODE as TOO_MANY_FRAMES_CODE, REFUSED, RESUME_COST,
+                                       FrameBudget)
 from web.realtime.going_away import CLOSE_CODE as GOING_AWAY_CODE, GOING_AWAY, registered
 from web.realtime.hub import Entry, Hub
 from web.realtime.lost_events import events_lost
@@ -202,7 +203,8 @@ class ChatSocket:
             kind = message["type"]
         except (ValueError, TypeError, KeyError, RecursionError):  # json gives up deep nesting with RecursionError
             kind = None
-        spent = self.budget.spend(kind)
+        problem = cursor_problem(message) if kind == "resume" else None
+        spent = self.budget.spend(RESUME_COST if kind == "resume" and problem is None else 1)  # a re-read costs more
         if spent == ABUSE:
             self.close_too_many_frames()
             return False
@@ -214,6 +216,9 @@ class ChatSocket:
             self.send({"type": "error", "error": "Messages must be JSON objects with a type (and no NUL characters)",
                        "error_code": "invalid_message"})
             return True
+        if problem is not None:
+            self.send({"type": "error", "error": problem, "error_code": "invalid_cursor"})
+            return True
         self.answer(kind, message)
         return True
 
@@ -221,20 +226,12 @@ class ChatSocket:
         self.ws.close(TOO_MANY_FRAMES_CODE, "Too many frames")
 
     def answer(self, kind: str, message: dict[str, Any]) -> None:
-        """Serve a client frame of type `kind`."""
+        """Serve a client frame of type `kind` (a `resume` whose cursor `handle_client` checked)."""
         if kind in PING_TYPES:
             stamp = message.get("timestamp")  # echoed as the document shows: a string, else the server's time
             self.send({"type": "pong", "timestamp": stamp if isinstance(stamp, str) and stamp else events.iso_now()})
         elif kind == "resume":
-            if message.get("last_event_id") in (None, ""):
-                self.send({"type": "error", "error_code": "invalid_cursor",
-                           "error": "resume needs a last_event_id (0 replays everything the stream holds)"})
-                return
-            cursor = str(message["last_event_id"])
-            if not events.is_valid_id(cursor):
-                self.send({"type": "error", "error": "last_event_id is not an event id", "error_code": "invalid_cursor"})
-                return
-            if (lost := self.subscribe(cursor)) is not None:
+            if (lost := self.subscribe(str(message["last_event_id"]))) is not None:
                 self.send({"type": "error", **lost})
         elif kind in self.ctx.actions:
             answer = self.ctx.actions[kind](message)
@@ -255,3 +252,13 @@ class ChatSocket:
             pass
         finally:
             self.inbox.put(("closed", None))
+
+
+def cursor_problem(message: dict[str, Any]) -> str | None:
+    """Why a `resume` frame's `last_event_id` cannot be resumed from; None when it can."""
+    cursor = message.get("last_event_id")
+    if cursor in (None, ""):
+        return "resume needs a last_event_id (0 replays everything the stream holds)"
+    if not events.is_valid_id(str(cursor)):
+        return "last_event_id is not an event id"
+    return None

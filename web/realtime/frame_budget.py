@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-RESUME_COST = 10  # a resume replays up to REPLY_STREAM_MAXLEN events
+RESUME_COST = 10  # a resume that re-reads the stream replays up to REPLY_STREAM_MAXLEN events
 ABUSE_BUDGETS = 3  # spending this many budgets within a second closes the socket
 CLOSE_CODE = 4429
 ALLOWED, REFUSED, DROPPED, ABUSE = "allowed", "refused", "dropped", "abuse"
@@ -21,14 +21,16 @@ class FrameBudget:
         self.second_started = float("-inf")
         self.spent = 0
 
-    def spend(self, kind: str | None) -> str:
-        """ALLOWED; REFUSED for the first frame past the budget (answer it), DROPPED for the next
+    def spend(self, cost: int) -> str:
+        """Count a frame of `cost` (1, or RESUME_COST for a resume the socket serves).
+
+        ALLOWED; REFUSED for the first frame past the budget (answer it), DROPPED for the next
         ones, ABUSE once the client sent ABUSE_BUDGETS budgets' worth in the second (close)."""
         now = time.monotonic()
         if now - self.second_started >= 1.0:
             self.second_started, self.spent = now, 0
         before = self.spent
-        self.spent += RESUME_COST if kind == "resume" else 1
+        self.spent += cost
         if self.spent <= self.per_s:
             return ALLOWED
         if self.spent > ABUSE_BUDGETS * self.per_s:
@@ -43,6 +45,6 @@ class FrameBudget:
     def refusal(self) -> dict[str, str]:
         """The `error` frame's fields for the first frame past the budget."""
         return {"error_code": "rate_limited",
-                "error": f"Too many frames: at most {self.per_s} a second (a resume counts as {RESUME_COST}); "
-                         f"the others sent this second are dropped, and {ABUSE_BUDGETS * self.per_s} close the "
-                         f"socket ({CLOSE_CODE})"}
+                "error": f"Too many frames: at most {self.per_s} a second (a resume re-reading the stream "
+                         f"counts as {RESUME_COST}); the others sent this second are dropped, and "
+                         f"{ABUSE_BUDGETS * self.per_s} close the socket ({CLOSE_CODE})"}

@@ -50,9 +50,9 @@ def chat_socket(ws, chat_id: str) -> None:
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
     token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats).
-    Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` counts as 10) get a
-    `rate_limited` error and are dropped; three times that many in a second, or waiting to be
-    served, close the socket 4429.
+    Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads the stream
+    counts as 10) get a `rate_limited` error and are dropped; three times that many in a second,
+    or waiting to be served, close the socket 4429.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:

@@ -66,8 +66,8 @@ def chats_socket(ws, chat_id: int) -> None:
     `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
     socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 1001 the
     sockets of a process shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a
-    `resume` counts as 10) get a `rate_limited` error and are dropped; three times that many in a
-    second, or waiting to be served, close the socket 4429.
+    `resume` that re-reads the stream counts as 10) get a `rate_limited` error and are dropped; three
+    times that many in a second, or waiting to be served, close the socket 4429.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
