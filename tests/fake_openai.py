@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "models": ["gpt-3.5-turbo", "gpt-4", "gpt-4o-mini", "text-embedding-3-small"],
     "hold_embeddings_with": None,  # embeddings of texts holding this string wait until it is set to None
     "trailing_lines": 0,  # SSE comment lines sent after [DONE], delay_ms apart, before the body ends
+    "end_delay_ms": 0,  # silence after [DONE] (and any trailing lines) before the body ends
 }
 DIRECTIVE_KEYS = ("tokens", "delay_ms", "first_delay_ms", "fail_status", "fail_after")
 DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
@@ -232,6 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         for _ in range(settings["trailing_lines"]):
             _sleep_ms(settings["delay_ms"])
             self._chunk(": still here\n\n")
+        _sleep_ms(settings["end_delay_ms"])
         self.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, text: str) -> None:

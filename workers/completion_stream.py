@@ -7,15 +7,19 @@ about 20 times the decoding and was the largest part of the worker's per-token C
 """
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
+import socket
+import threading
 from typing import Any, Iterator
 
+import httpx2
 import openai
 
-# After `[DONE]` only the body's end is due; an upstream that sends more lines than this instead
-# loses its connection rather than keep the worker thread (each line would renew the read timeout).
-DRAIN_LINES = 8
+# After `[DONE]` only the body's end is due; an upstream that has not ended its body by then (silent,
+# or still sending lines) loses its connection rather than keep the worker thread: each read would
+# wait up to UPSTREAM_TIMEOUT_S.
+DRAIN_S = 0.5
 
 
 class CompletionStream:
@@ -34,10 +38,14 @@ class CompletionStream:
     def close(self) -> None:
         """Release the connection: after `[DONE]`, to the client's pool for the next reply (the
         rest of the body is read first, else the client drops it); mid-stream, closed."""
+        network = self.response.http_response.extensions.get("network_stream")
         try:
-            if self.done:  # the body's end; an upstream still talking after a few lines is cut off
-                for _ in itertools.islice(self.lines, DRAIN_LINES):
-                    pass
+            if self.done and network is not None:  # without a socket to cut, no wait: closed
+                with cut_off_after(DRAIN_S, network.get_extra_info("socket")):
+                    for _ in self.lines:
+                        pass
+        except httpx2.TransportError:  # cut off at the deadline: the connection is closed, not reused
+            pass
         finally:
             self.response.close()
 
@@ -75,6 +83,23 @@ class CompletionStream:
                 data.append(value[1:] if value.startswith(" ") else value)
         if data:
             yield "\n".join(data)
+
+
+@contextlib.contextmanager
+def cut_off_after(seconds: float, sock: socket.socket) -> Iterator[None]:
+    """Shut `sock` down if the block still runs after `seconds`: a read blocked on it returns at once."""
+    timer = threading.Timer(seconds, shut_down, (sock,))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()  # a cut under way ends before the connection can go back to the pool
+
+
+def shut_down(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the peer closed it already
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def stream_error(error: Any, request: Any) -> openai.APIError:

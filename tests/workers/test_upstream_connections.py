@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from tests.conftest import wait_for
 from tests.workers.test_reply_failures import finished_reply, send
+from workers import runtime
 
 
 def test_consecutive_replies_reuse_one_upstream_connection(api, alice, make_chat, fake_upstream):
@@ -27,3 +28,23 @@ def test_an_upstream_that_keeps_talking_after_done_does_not_hold_the_worker_thre
     assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
     pool = app.extensions["embedded_pool"]
     wait_for(lambda: not pool.busy(), timeout=5.0)
+
+
+def test_an_upstream_silent_after_done_does_not_hold_the_worker_thread(api, alice, make_chat, fake_upstream, app,
+                                                                       monkeypatch):
+    """An upstream that sends `[DONE]` and then neither ends its body nor sends a line kept the
+    worker thread until the read timeout (`UPSTREAM_TIMEOUT_S`, 60 s by default), though the reply
+    was already stored and announced: its connection is now cut a fraction of a second after, and
+    the next reply opens a new one."""
+    monkeypatch.setattr(runtime.current().settings, "upstream_timeout_s", 60.0)
+    fake_upstream.configure(tokens=2, end_delay_ms=30_000)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
+    pool = app.extensions["embedded_pool"]
+    wait_for(lambda: not pool.busy(), timeout=3.0, what="the worker thread is free")
+    fake_upstream.configure(end_delay_ms=0)
+    send(api, alice, chat["id"])
+    assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
+    cut, fresh = (request["peer"] for request in fake_upstream.completions)
+    assert cut != fresh
