@@ -17,8 +17,8 @@ import pytest
 from models.base import MAX_KEY
 from web.api.parsing import InputModel, QueryModel, RequestModel
 from web.openapi import request_models
+from web.realtime import presence
 from web.request_checks import UPLOAD_BODY_BYTES
-from web.services import models as model_service
 from workers import runtime
 
 ONE_MB = 1024 * 1024
@@ -312,17 +312,21 @@ def test_reaction_path_segments(api, alice):
 # The 500 handler, the WebSocket, and the models behind it all
 
 def test_a_500_names_the_request_id_the_logs_and_header_carry(api, alice, caplog):
-    """The cached model list is a hash, so Redis refuses to read it (WRONGTYPE): an error no handler
-    expects. Each test starts without that cache (_reset_upstream)."""
-    runtime.current().redis.hset(model_service.CACHE_KEY, "id", "gpt-4")
-    for sent in ("bad-input-500", None):
-        headers = {**alice.headers, **({"X-Request-ID": sent} if sent else {})}
-        response = api.get("/api/v1/models", headers=headers)
-        assert response.status_code == 500 and "WRONGTYPE" not in response.text
-        request_id = response.headers["X-Request-ID"]
-        assert request_id == (sent or request_id)
-        assert response.json()["detail"] == f"Internal server error (request id {request_id})"
-        assert f"unhandled error (request {request_id})" in caplog.text and "WRONGTYPE" in caplog.text
+    """A web process's socket counts (web.realtime.presence) are a hash; a string under their prefix
+    makes Redis refuse to read it (WRONGTYPE) when the stats add them up: an error no handler expects."""
+    redis, key = runtime.current().redis, f"{presence.PREFIX}bad-input-500"
+    redis.set(key, "not a hash")
+    try:
+        for sent in ("bad-input-500", None):
+            headers = {**alice.headers, **({"X-Request-ID": sent} if sent else {})}
+            response = api.get("/api/v1/chat/stats", headers=headers)
+            assert response.status_code == 500 and "WRONGTYPE" not in response.text
+            request_id = response.headers["X-Request-ID"]
+            assert request_id == (sent or request_id)
+            assert response.json()["detail"] == f"Internal server error (request id {request_id})"
+            assert f"unhandled error (request {request_id})" in caplog.text and "WRONGTYPE" in caplog.text
+    finally:
+        redis.delete(key)
 
 
 def test_bad_websocket_frames_get_an_error_and_the_socket_stays(alice, make_chat, connect):
