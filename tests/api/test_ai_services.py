@@ -327,18 +327,28 @@ def test_models_that_do_not_chat_are_refused(api, alice, fake_upstream, monkeypa
     assert fake_upstream.completions == []
 
 
-@pytest.mark.parametrize("cached", [b"\xff\x00not json", b'{"id": "gpt-4"}', b'["gpt-4"]', b'[{"name": "gpt-4"}]'])
+@pytest.mark.parametrize("cached", [b"\xff\x00not json", b'{"id": "gpt-4"}', b'["gpt-4"]', b'[{"name": "gpt-4"}]',
+                                    {"id": "gpt-4"}])
 def test_an_unreadable_cached_model_list_is_fetched_again(api, alice, caplog, cached):
-    """A cached list that is not JSON or not a list of models was a 500 on every listing and chat
-    creation until it expired; now it is a miss: fetched again, stored over it, with a warning."""
+    """A cached list that is not JSON or not a list of models, or not even a Redis string (a hash:
+    Redis refuses to read it, WRONGTYPE), was a 500 on every listing and chat creation until it
+    expired; now it is a miss: fetched again, stored over it, with a warning."""
     redis = runtime.current().redis
-    redis.set(model_service.CACHE_KEY, cached, ex=300)
+
+    def store() -> None:
+        if isinstance(cached, dict):
+            redis.hset(model_service.CACHE_KEY, mapping=cached)
+        else:
+            redis.set(model_service.CACHE_KEY, cached, ex=300)
+
+    store()
     listing = api.get("/api/v1/models", headers=alice.headers)
     assert listing.status_code == 200 and listing.json()["upstream_list_available"] is True
     assert "gpt-4" in {m["id"] for m in listing.json()["data"]}
     assert "unreadable cached model list" in caplog.text
-    assert redis.get(model_service.CACHE_KEY) != cached
-    redis.set(model_service.CACHE_KEY, cached, ex=300)
+    assert model_service.read_cached(redis.get(model_service.CACHE_KEY))  # the list fetched, stored over it
+    redis.delete(model_service.CACHE_KEY)
+    store()
     created = api.post("/api/v1/chat/chats", json={"title": "t", "ai_model": "gpt-4"}, headers=alice.headers)
     assert created.status_code == 200, created.text
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import ResponseError
 
 from web.errors import field_error
 from workers import runtime, upstream
@@ -20,7 +21,10 @@ LIST_TIMEOUT_S = 5.0
 
 def upstream_models(redis: Redis) -> list[dict[str, Any]] | None:
     """The primary upstream's models, or None when it cannot be read right now."""
-    cached = redis.get(CACHE_KEY)
+    try:
+        cached = redis.get(CACHE_KEY)
+    except ResponseError:  # not a string (WRONGTYPE): as unreadable as a value that is not a list
+        cached = b""
     if cached is not None:
         models = read_cached(cached)
         if models is not None:
