@@ -19,7 +19,7 @@ from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.serializers import JSONSerializer
 
-from workers import queues, runtime
+from workers import queues, runtime, upstream
 from workers.logs import JobLogContext, configure_json_logging
 from workers.pool import MAINTENANCE_INTERVAL_S, ThreadPool
 from workers.settings import Settings
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
 
     for module in {m for n in names for m in queues.JOB_MODULES.get(n, ())}:
         importlib.import_module(module)  # RQ would import it on the first job (`openai` alone takes a second)
+    if queues.REPLIES in names:
+        upstream.warm_clients(settings)
     pool = ThreadPool(rt.redis, names, args.threads or settings.worker_threads, args.maintenance_interval)
     pool.renew_connections()
     pool.start(burst=args.burst)

@@ -1,9 +1,13 @@
 """Replies share the pooled connection to the upstream instead of opening one each."""
 from __future__ import annotations
 
+import uuid
+
 from tests.conftest import wait_for
 from tests.workers.test_reply_failures import finished_reply, send
-from workers import runtime
+from workers import runtime, upstream
+
+KEY_URL = "/api/v1/users/me/api-keys/openai"
 
 
 def test_consecutive_replies_reuse_one_upstream_connection(api, alice, make_chat, fake_upstream):
@@ -48,3 +52,29 @@ def test_an_upstream_silent_after_done_does_not_hold_the_worker_thread(api, alic
     assert finished_reply(api, alice, chat["id"])["status"] == "DELIVERED"
     cut, fresh = (request["peer"] for request in fake_upstream.completions)
     assert cut != fresh
+
+
+def test_replies_on_different_users_keys_share_the_upstream_connection(api, make_user, make_chat, fake_upstream):
+    """Each user key had a client of its own, with its own connection pool and TLS context (25 ms
+    and 0.9 MB each here, kept for the worker process's life): a user's first reply opened a new
+    connection, and memory grew with every user who set a key. One pool now serves every key."""
+    keys = []
+    for user in (make_user("alice"), make_user("bob")):
+        keys.append(f"sk-test-{uuid.uuid4().hex}")
+        assert api.put(KEY_URL, json={"api_key": keys[-1]}, headers=user.headers).status_code == 200
+        chat = make_chat(user)
+        send(api, user, chat["id"])
+        assert finished_reply(api, user, chat["id"])["status"] == "DELIVERED"
+    first, second = (r for r in fake_upstream.completions if r["path"].endswith("/chat/completions"))
+    assert [first["headers"]["authorization"], second["headers"]["authorization"]] == [f"Bearer {k}" for k in keys]
+    assert first["peer"] == second["peer"]
+
+
+def test_a_process_keeps_a_bounded_number_of_clients(settings, monkeypatch):
+    """One client per user key was kept for the process's life: the oldest now make room."""
+    monkeypatch.setattr(upstream, "MAX_CLIENTS", 3)
+    monkeypatch.setattr(upstream, "_clients", {})
+    made = [upstream.client_for(upstream.Upstream("primary", settings.openai_base_url, f"sk-{n}", guarded=False), 5.0)
+            for n in range(4)]
+    assert len(upstream._clients) == 3 and made[0] not in upstream._clients.values()
+    assert len({id(client._client) for client in made}) == 1  # one connection pool for all
