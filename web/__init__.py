@@ -10,6 +10,7 @@ from flask import Flask
 from web import admin, db, errors, limits, observability, request_checks
 from web.extensions import cors, jwt, sock
 from web.logging_filters import install_token_redaction
+from web.realtime import frame_budget
 from web.realtime.hub import Hub
 from web.realtime.presence import Presence
 from workers import runtime
@@ -28,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
         JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
         JSON_SORT_KEYS=False,
+        SOCK_SERVER_OPTIONS={"max_message_size": frame_budget.MAX_FRAME_BYTES},
         PARLEY_SETTINGS=settings,
     )
     app.json.sort_keys = False

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from models import Chat
 from tests.conftest import wait_for
-from web.realtime import going_away
+from web.realtime import frame_budget, going_away
 from workers import runtime
 from workers.events import chat_stream_key
 
@@ -439,6 +439,19 @@ def close_frame(ws) -> tuple[int, bytes]:
         opcode, data = ws.ws.recv_data()
         if opcode == 8:
             return int.from_bytes(data[:2], "big"), data[2:]
+
+
+def test_a_frame_larger_than_the_limit_closes_the_socket_1009(alice, make_chat, connect):
+    """A client frame was read whole into memory, however large (and a compressed one inflated
+    whole): a client could make the server hold gigabytes. Past MAX_FRAME_BYTES the socket closes
+    1009 (message too big) as the frame comes in; frames up to it are served."""
+    chat = make_chat(alice)
+    ws = connect(chat["id"], alice["access_token"])
+    ws.next()
+    ws.send({"type": "ping", "timestamp": "t" * (frame_budget.MAX_FRAME_BYTES - 100)})
+    assert ws.next()["type"] == "pong"
+    ws.send({"type": "ping", "timestamp": "t" * frame_budget.MAX_FRAME_BYTES})
+    assert close_frame(ws) == (1009, b"Message is too big")
 
 
 def test_a_refused_resume_costs_one_frame(alice, make_chat, connect, monkeypatch):

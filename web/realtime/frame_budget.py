@@ -10,6 +10,9 @@ import time
 RESUME_COST = 10  # a resume that re-reads the stream replays up to REPLY_STREAM_MAXLEN events
 ABUSE_BUDGETS = 3  # spending this many budgets within a second closes the socket
 CLOSE_CODE = 4429
+# A client frame is JSON of a few fields; a larger one closes the socket 1009 as it comes in,
+# instead of being read (or inflated) whole into memory (flask-sock's SOCK_SERVER_OPTIONS).
+MAX_FRAME_BYTES = 64 * 1024
 ALLOWED, REFUSED, DROPPED, ABUSE = "allowed", "refused", "dropped", "abuse"
 
 

@@ -52,7 +52,7 @@ def chat_socket(ws, chat_id: str) -> None:
     token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats).
     Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads the stream
     counts as 10) get a `rate_limited` error and are dropped; three times that many in a second,
-    or waiting to be served, close the socket 4429.
+    or waiting to be served, close the socket 4429; a frame over 64 KiB closes it 1009.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:
