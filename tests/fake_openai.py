@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "hold_embeddings_with": None,  # embeddings of texts holding this string wait until it is set to None
     "trailing_lines": 0,  # SSE comment lines sent after [DONE], delay_ms apart, before the body ends
     "end_delay_ms": 0,  # silence after [DONE] (and any trailing lines) before the body ends
+    "set_cookie": None,  # a Set-Cookie header value sent with streamed completions
 }
 DIRECTIVE_KEYS = ("tokens", "delay_ms", "first_delay_ms", "fail_status", "fail_after")
 DIRECTIVE_RE = re.compile(r"\[\[fake:([^\]]*)\]\]")
@@ -206,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
+        if settings["set_cookie"]:
+            self.send_header("Set-Cookie", settings["set_cookie"])
         self.end_headers()
 
         def event(delta: dict[str, Any] | None, reason: str | None = None, usage: Any = None) -> None:

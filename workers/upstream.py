@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import openai
@@ -20,7 +21,7 @@ from workers.settings import Settings
 PRIMARY, FALLBACK = "primary", "fallback"
 SERVICE_NAMES = {PRIMARY: "langchain", FALLBACK: "openai"}
 
-MAX_CLIENTS = 1000  # clients (one per address, key and timeout) a process keeps; the oldest go first
+MAX_CLIENTS = 1000  # clients (one per address, key and timeout) a process keeps; the least recently used go first
 _clients: dict[tuple[str | None, str, float, bool], openai.OpenAI] = {}
 _pools: dict[bool, Any] = {}  # public_only: the process's one HTTP client (connection pool) of that kind
 _lock = threading.Lock()
@@ -91,7 +92,7 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
     25 ms and 0.9 MB here, and every user key had one for the process's life."""
     key = (upstream.base_url, upstream.api_key, timeout_s, upstream.public_only)
     with _lock:
-        client = _clients.get(key)
+        client = _clients.pop(key, None)  # put back last: the least recently used go first
         if client is None:
             client = openai.OpenAI(
                 api_key=upstream.api_key,
@@ -102,19 +103,22 @@ def client_for(upstream: Upstream, timeout_s: float) -> openai.OpenAI:
             )
             if len(_clients) >= MAX_CLIENTS:
                 del _clients[next(iter(_clients))]
-            _clients[key] = client
+        _clients[key] = client
         return client
 
 
 def shared_pool(public_only: bool) -> Any:
-    """The process's HTTP client of that kind (the caller holds `_lock`)."""
+    """The process's HTTP client of that kind (the caller holds `_lock`). It keeps no cookies: its
+    jar would carry a cookie set on one user's key to every other user's requests."""
     if public_only not in _pools:
         if public_only:
             from workers.public_client import public_only_client  # see its docstring
 
-            _pools[public_only] = public_only_client()
+            pool = public_only_client()
         else:
-            _pools[public_only] = openai.DefaultHttpxClient()
+            pool = openai.DefaultHttpxClient()
+        pool.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        _pools[public_only] = pool
     return _pools[public_only]
 
 
