@@ -37,12 +37,18 @@ class CompletionStream:
 
     def close(self) -> None:
         """Release the connection: after `[DONE]`, to the client's pool for the next reply (the
-        rest of the body is read first, else the client drops it); mid-stream, closed."""
-        network = self.response.http_response.extensions.get("network_stream")
+        rest of the body is read first, within DRAIN_S, else the client drops it); mid-stream, closed.
+
+        The body's end is read from the raw stream, whose end does not release the connection:
+        httpx's own iterators give it back to the pool as they reach the end, before the deadline's
+        timer is cancelled, and a timer firing then would cut a connection another thread took."""
+        http_response = self.response.http_response
+        network = http_response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
         try:
-            if self.done and network is not None:  # without a socket to cut, no wait: closed
-                with cut_off_after(DRAIN_S, network.get_extra_info("socket")):
-                    for _ in self.lines:
+            if self.done and sock is not None:  # without a socket to cut, no wait: closed
+                with cut_off_after(DRAIN_S, sock):
+                    for _ in http_response.stream:
                         pass
         except httpx2.TransportError:  # cut off at the deadline: the connection is closed, not reused
             pass
@@ -94,7 +100,7 @@ def cut_off_after(seconds: float, sock: socket.socket) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
-        timer.join()  # a cut under way ends before the connection can go back to the pool
+        timer.join()  # a cut under way ends before the response is closed (and its connection released)
 
 
 def shut_down(sock: socket.socket) -> None:
