@@ -441,6 +441,33 @@ def close_frame(ws) -> tuple[int, bytes]:
             return int.from_bytes(data[:2], "big"), data[2:]
 
 
+def test_a_client_within_the_rate_whose_frames_wait_is_told_of_those_dropped_not_closed(
+        api, alice, make_chat, connect, fake_upstream, monkeypatch):
+    """Frames sent within the rate while the socket's loop is busy sending (here a long replay to a
+    client not reading) wait up to three budgets' worth; past that they are dropped and the client
+    is told with one `frames_dropped` error. The socket was closed 4429 as if flooding; and frames
+    that had waited were counted when served, so a backlog looked like a burst."""
+    monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
+    fake_upstream.configure(reply="x" * 2_000_000)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
+    ws = connect(chat["id"], alice["access_token"], sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    ws.next()
+    ws.send({"type": "resume", "last_event_id": "0"})  # the loop writes the reply while this client reads nothing
+    time.sleep(1.1)  # the resume took its second's budget
+    for n in range(36):  # 8 a second, under the 10 a second budget
+        ws.send({"type": "ping", "timestamp": str(n)})
+        time.sleep(0.125)
+    seen = ws.until("pong", timeout=30)
+    dropped = [e for e in seen if e["type"] == "error"]
+    assert [e["error_code"] for e in dropped] == ["frames_dropped"] and dropped[0]["error"].startswith("6 frame(s)")
+    pongs = [seen[-1]] + [ws.next() for _ in range(29)]
+    assert [p["timestamp"] for p in pongs] == [str(n) for n in range(30)]
+    ws.send({"type": "ping", "timestamp": "still open"})
+    assert ws.until("pong")[-1]["timestamp"] == "still open"
+
+
 def test_a_frame_larger_than_the_limit_closes_the_socket_1009(alice, make_chat, connect):
     """A client frame was read whole into memory, however large (and a compressed one inflated
     whole): a client could make the server hold gigabytes. Past MAX_FRAME_BYTES the socket closes

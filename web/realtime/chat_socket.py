@@ -2,7 +2,7 @@
 
 Only this handler's loop writes to the socket (`ws.send` is not thread-safe); a reader
 thread turns client frames into inbox items next to the hub's events, at most the frame
-budget's `most_waiting` at a time: past that it drops them and has the loop close the socket.
+budget's `most_waiting` at a time (see `_read_client`).
 The relay adds `event_id` (resume cursor), `server_time` and, on chunks, the reply's `full_content`.
 """
 from __future__ import annotations
@@ -68,7 +68,8 @@ class ChatSocket:
         self.content: dict[str, str] = {}
         self.budget = FrameBudget(ctx.frames_per_s)
         self.waiting = threading.Semaphore(self.budget.most_waiting)  # client frames the loop has yet to take
-        self.flooded = threading.Event()  # the reader dropped a frame: too many were waiting
+        self.dropped = 0  # frames the reader dropped as too many were waiting (only the reader writes it)
+        self.dropped_told = 0  # how many of those the client was told of (only the loop writes it)
 
     def send(self, payload: dict[str, Any], server_time: str | None = None) -> None:
         payload["server_time"] = server_time or events.iso_now()
@@ -119,12 +120,13 @@ class ChatSocket:
                         return
                 elif kind == "client":
                     self.waiting.release()
-                    if self.flooded.is_set():
-                        self.close_too_many_frames()
-                        return
                     last_seen = time.monotonic()
-                    if not self.handle_client(item):
+                    self.tell_dropped()
+                    if not self.handle_client(*item):
                         return
+                elif kind == "flooded":
+                    self.close_too_many_frames()
+                    return
                 elif kind == GOING_AWAY:  # this process is shutting down: reconnect elsewhere
                     self.ws.close(GOING_AWAY_CODE, "Server going away")
                     return
@@ -196,15 +198,16 @@ class ChatSocket:
             self.content.pop(message_id, None)
         return event
 
-    def handle_client(self, raw: str | bytes) -> bool:
-        """Answer a client frame within the socket's frame budget; False once it closed the socket for going past it."""
+    def handle_client(self, raw: str | bytes, at: float) -> bool:
+        """Answer a client frame that came `at` within the socket's frame budget; False once it
+        closed the socket for going past it."""
         try:
             message = storable(json.loads(raw))  # text that reaches a query must hold no NUL
             kind = message["type"]
         except (ValueError, TypeError, KeyError, RecursionError):  # json gives up deep nesting with RecursionError
             kind = None
         problem = cursor_problem(message) if kind == "resume" else None
-        spent = self.budget.spend(RESUME_COST if kind == "resume" and problem is None else 1)  # a re-read costs more
+        spent = self.budget.spend(RESUME_COST if kind == "resume" and problem is None else 1, at)  # a re-read costs more
         if spent == ABUSE:
             self.close_too_many_frames()
             return False
@@ -225,6 +228,13 @@ class ChatSocket:
     def close_too_many_frames(self) -> None:
         self.ws.close(TOO_MANY_FRAMES_CODE, "Too many frames")
 
+    def tell_dropped(self) -> None:
+        """One `frames_dropped` error for the frames the reader dropped since the last one."""
+        dropped = self.dropped
+        if dropped > self.dropped_told:
+            self.send({"type": "error", **self.budget.dropped_notice(dropped - self.dropped_told)})
+            self.dropped_told = dropped
+
     def answer(self, kind: str, message: dict[str, Any]) -> None:
         """Serve a client frame of type `kind` (a `resume` whose cursor `handle_client` checked)."""
         if kind in PING_TYPES:
@@ -241,13 +251,26 @@ class ChatSocket:
             self.send({"type": "error", "error": f"Unknown message type: {kind}", "error_code": "unknown_type"})
 
     def _read_client(self) -> None:
+        """Client frames into the inbox, stamped with when they came. A client sending three budgets'
+        worth within a second is flooding: the loop closes the socket (4429) at its next turn. One
+        within the rate whose frames wait for a loop busy sending (a long replay to a slow client)
+        has those past `most_waiting` dropped, and is told so. Dropped frames are still read: the
+        connection would otherwise buffer them."""
+        arrivals = FrameBudget(self.budget.per_s)  # every frame as it comes, kept or not
+        flooding = False
         try:
             while True:
                 frame = self.ws.receive()
-                if self.waiting.acquire(blocking=False):
-                    self.inbox.put(("client", frame))
-                else:  # dropped; reading on keeps the connection's buffer from growing until the loop closes
-                    self.flooded.set()
+                at = time.monotonic()
+                if flooding:
+                    continue
+                if arrivals.spend(1, at) == ABUSE:
+                    flooding = True
+                    self.inbox.put(("flooded", None))
+                elif self.waiting.acquire(blocking=False):
+                    self.inbox.put(("client", (frame, at)))
+                else:
+                    self.dropped += 1
         except ConnectionClosed:
             pass
         finally:

@@ -11,7 +11,8 @@ RESUME_COST = 10  # a resume that re-reads the stream replays up to REPLY_STREAM
 ABUSE_BUDGETS = 3  # spending this many budgets within a second closes the socket
 CLOSE_CODE = 4429
 # A client frame is JSON of a few fields; a larger one closes the socket 1009 as it comes in,
-# instead of being read (or inflated) whole into memory (flask-sock's SOCK_SERVER_OPTIONS).
+# instead of being read (or inflated) whole into memory (flask-sock's SOCK_SERVER_OPTIONS;
+# simple-websocket counts a text frame's characters, a binary frame's bytes).
 MAX_FRAME_BYTES = 64 * 1024
 ALLOWED, REFUSED, DROPPED, ABUSE = "allowed", "refused", "dropped", "abuse"
 
@@ -24,12 +25,13 @@ class FrameBudget:
         self.second_started = float("-inf")
         self.spent = 0
 
-    def spend(self, cost: int) -> str:
-        """Count a frame of `cost` (1, or RESUME_COST for a resume the socket serves).
+    def spend(self, cost: int, at: float | None = None) -> str:
+        """Count a frame of `cost` (1, or RESUME_COST for a resume the socket serves) that came
+        `at` (`time.monotonic()`; default now): a frame that waited is counted when it was sent.
 
         ALLOWED; REFUSED for the first frame past the budget (answer it), DROPPED for the next
         ones, ABUSE once the client sent ABUSE_BUDGETS budgets' worth in the second (close)."""
-        now = time.monotonic()
+        now = time.monotonic() if at is None else at
         if now - self.second_started >= 1.0:
             self.second_started, self.spent = now, 0
         before = self.spent
@@ -42,8 +44,15 @@ class FrameBudget:
 
     @property
     def most_waiting(self) -> int:
-        """Client frames that may wait for the socket's loop: as many as would close the socket within a second."""
+        """Client frames that may wait for the socket's loop (more are dropped): as many as would
+        close the socket within a second."""
         return ABUSE_BUDGETS * self.per_s
+
+    def dropped_notice(self, count: int) -> dict[str, str]:
+        """The `error` frame's fields for `count` frames dropped because too many were waiting."""
+        return {"error_code": "frames_dropped",
+                "error": f"{count} frame(s) dropped: at most {self.most_waiting} wait while the server is busy "
+                         "sending to this socket; send them again"}
 
     def refusal(self) -> dict[str, str]:
         """The `error` frame's fields for the first frame past the budget."""

@@ -147,6 +147,6 @@ class SocketError(Frame):
     capped stream no longer holds, so events after it may be lost (sent before the replay)."""
     type: Literal["error"]
     error: str
-    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "rate_limited", "unknown_type",
-                        "stop_failed", "typing_failed"]
+    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "rate_limited", "frames_dropped",
+                        "unknown_type", "stop_failed", "typing_failed"]
 

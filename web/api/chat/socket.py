@@ -51,8 +51,9 @@ def chat_socket(ws, chat_id: str) -> None:
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
     token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats).
     Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads the stream
-    counts as 10) get a `rate_limited` error and are dropped; three times that many in a second,
-    or waiting to be served, close the socket 4429; a frame over 64 KiB closes it 1009.
+    counts as 10) get a `rate_limited` error and are dropped; three times that many in a second
+    close the socket 4429. At most three times that many wait to be served; more are dropped, with one
+    `frames_dropped` error. A frame over 65,536 characters closes the socket 1009.
     """
     opened = open_chat_socket(ws, chat_id)
     if opened is None:

@@ -110,7 +110,7 @@ class SocketError(Answer):
     an event the chat's capped stream no longer holds, so events after it may be lost (sent before the replay)."""
     type: Literal["error"]
     error: str
-    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "rate_limited", "unknown_type",
-                        "status_failed"]
+    error_code: Literal["invalid_message", "invalid_cursor", "events_lost", "rate_limited", "frames_dropped",
+                        "unknown_type", "status_failed"]
     server_time: datetime
 

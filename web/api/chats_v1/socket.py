@@ -67,8 +67,9 @@ def chats_socket(ws, chat_id: int) -> None:
     socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 1001 the
     sockets of a process shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a
     `resume` that re-reads the stream counts as 10) get a `rate_limited` error and are dropped; three
-    times that many in a second, or waiting to be served, close the socket 4429; a frame over 64 KiB
-    closes it 1009.
+    times that many in a second close the socket 4429. At most three times that many wait to be
+    served; more are dropped, with one `frames_dropped` error. A frame over 65,536 characters closes
+    the socket 1009.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
