@@ -39,6 +39,7 @@ PATH_KINDS: dict[str, dict[str, str]] = {
     "chat.typing": {"chat_id": "chat000"},
     "chat.list_participants": {"chat_id": "chat000"},
     "chat.add_participant": {"chat_id": "chat000"},
+    "chat.remove_participant": {"chat_id": "chat000", "user_id": "user000"},
     "chat.chat_socket": {"chat_id": "chat000"},
     "sessions.upload": {"session_id": "session001"},
     "sessions.list_files": {"session_id": "session001"},
@@ -120,6 +121,7 @@ def create_everything(client: httpx.Client, owner: Account, fake_upstream) -> Ow
     events: dict[str, str] = {}
 
     ids["chat000"] = ok(client.post("/api/v1/chat/chats", json={"title": f"chat {marker}"}, headers=h))["id"]
+    ids["user000"] = owner["id"]  # a participant of A's chat (its owner)
     ok(client.post(f"/api/v1/chat/chats/{ids['chat000']}/messages", json={"content": f"ask {marker}"}, headers=h))
 
     def delivered_reply():
@@ -207,7 +209,8 @@ READERS: dict[str, Callable[[httpx.Client, Owned], Any]] = {
     "api_key": lambda c, o: _json(c, o, "/api/v1/users/me/api-keys/openai"),
 }
 # kinds read through another kind's reader
-READ_AS = {"reply000": "chat000", "message003": "chat003", "reaction003": "chat003", "chunk004": "document004"}
+READ_AS = {"reply000": "chat000", "user000": "chat000", "message003": "chat003", "reaction003": "chat003",
+           "chunk004": "document004"}
 
 
 def snapshot(client: httpx.Client, owned: Owned, kinds: set[str] | None = None) -> dict[str, Any]:

@@ -283,6 +283,96 @@ def test_an_add_racing_the_chats_archiving_is_404_and_adds_nobody(api, alice, ma
     assert [p["user_id"] for p in api.get(url, headers=alice.headers).json()["participants"]] == [alice["id"]]
 
 
+def add_members(api, owner, chat, *members, role="MEMBER"):
+    for member in members:
+        added = api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": member["id"], "role": role},
+                         headers=owner.headers)
+        assert added.status_code == 201, added.text
+
+
+def remove(api, actor, chat, user_id):
+    return api.delete(f"/api/v1/chat/chats/{chat['id']}/participants/{user_id}", headers=actor.headers)
+
+
+def test_a_participant_leaves_keeping_their_messages_and_may_be_added_back(api, alice, make_user, make_chat,
+                                                                          fake_upstream):
+    fake_upstream.configure(tokens=1)
+    bob = make_user("bob")
+    group = make_chat(alice, chat_type="GROUP")
+    add_members(api, alice, group, bob)
+    sent = api.post(f"/api/v1/chat/chats/{group['id']}/messages", json={"content": "bye all"}, headers=bob.headers)
+    assert sent.status_code == 200
+    left = remove(api, bob, group, bob["id"].upper())  # either case names bob
+    assert (left.status_code, left.json()) == (200, {"chat_id": group["id"], "user_id": bob["id"], "removed": True})
+    for path in ("", "/participants"):
+        refused = api.get(f"/api/v1/chat/chats/{group['id']}{path}", headers=bob.headers)
+        assert (refused.status_code, refused.json()) == (403, {"detail": "Access denied to this chat"})
+    url = f"/api/v1/chat/chats/{group['id']}/participants"
+    assert [p["user_id"] for p in api.get(url, headers=alice.headers).json()["participants"]] == [alice["id"]]
+    history = api.get(f"/api/v1/chat/chats/{group['id']}", headers=alice.headers).json()
+    assert [m["sender_id"] for m in history["messages"] if m["content"] == "bye all"] == [bob["id"]]
+    assert history["participant_count"] == 1
+    assert remove(api, bob, group, bob["id"]).status_code == 403  # no longer a participant
+    add_members(api, alice, group, bob)
+    assert api.get(f"/api/v1/chat/chats/{group['id']}", headers=bob.headers).status_code == 200
+
+
+def test_the_owner_cannot_leave(api, alice, make_chat):
+    chat = make_chat(alice)
+    refused = remove(api, alice, chat, alice["id"])
+    assert refused.status_code == 400
+    assert refused.json() == {"detail": "The chat's owner cannot leave it; delete or archive the chat instead"}
+    assert api.get(f"/api/v1/chat/chats/{chat['id']}", headers=alice.headers).status_code == 200
+
+
+def test_who_may_remove_whom(api, alice, make_user, make_chat):
+    """The owner removes anyone else; an admin removes members only; a member removes nobody else."""
+    admin, other_admin = make_user("admin"), make_user("admin")
+    bob, carol, dave = make_user("bob"), make_user("carol"), make_user("dave")
+    group = make_chat(alice, chat_type="GROUP")
+    add_members(api, alice, group, admin, other_admin, role="ADMIN")
+    add_members(api, alice, group, bob, carol, dave)
+    for actor, target in ((bob, carol), (bob, admin), (bob, alice)):
+        refused = remove(api, actor, group, target["id"])
+        assert (refused.status_code, refused.json()) == (
+            403, {"detail": "Only the chat's owner or admins can remove other participants"})
+    for target in (other_admin, alice):
+        refused = remove(api, admin, group, target["id"])
+        assert (refused.status_code, refused.json()) == (
+            403, {"detail": "Admins can remove members only, not the chat's owner or other admins"})
+    assert remove(api, admin, group, carol["id"]).status_code == 200
+    assert remove(api, alice, group, other_admin["id"]).status_code == 200
+    assert remove(api, alice, group, dave["id"]).status_code == 200
+    listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
+    assert [p["user_id"] for p in listed["participants"]] == [alice["id"], admin["id"], bob["id"]]
+
+
+def test_removing_someone_who_is_not_a_participant_is_404(api, alice, make_user, make_chat):
+    bob, eve = make_user("bob"), make_user("eve")
+    chat = make_chat(alice, chat_type="GROUP")
+    for user_id in (bob["id"], "123e4567-e89b-12d3-a456-426614174000", "no-such-user"):
+        missing = remove(api, alice, chat, user_id)
+        assert (missing.status_code, missing.json()) == (404, {"detail": "Participant not found"})
+    outsider = remove(api, eve, chat, alice["id"])
+    assert (outsider.status_code, outsider.json()) == (403, {"detail": "Access denied to this chat"})
+    unknown = remove(api, alice, {"id": "123e4567-e89b-12d3-a456-426614174000"}, alice["id"])
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Chat not found"})
+
+
+def test_a_removal_racing_the_chats_archiving_is_404_and_removes_nobody(api, alice, make_user, make_chat):
+    bob = make_user("bob")
+    group = make_chat(alice, chat_type="GROUP")
+    add_members(api, alice, group, bob)
+    chat_row = Chat.__table__.update().where(Chat.__table__.c.uuid == group["id"])
+    raced = sent_while_writing(chat_row.values(status="ARCHIVED"), lambda: remove(api, alice, group, bob["id"]))
+    assert (raced.status_code, raced.json()) == (404, {"detail": "Chat not found"})
+    with runtime.session() as db:
+        db.execute(chat_row.values(status="ACTIVE"))
+        db.commit()
+    listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
+    assert [p["user_id"] for p in listed["participants"]] == [alice["id"], bob["id"]]
+
+
 def test_unknown_route_and_method_use_detail_body(api, alice):
     assert api.get("/api/v1/chat/nowhere", headers=alice.headers).json()["detail"]
     wrong = api.delete("/api/v1/chat/chats", headers=alice.headers)

@@ -203,6 +203,32 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     return member
 
 
+def remove_participant(db: Session, chat: Chat, actor: Participant, user: User | None) -> None:
+    """Any participant but the owner leaves (400: a chat keeps its owner); the owner removes anyone
+    else, an admin members only (403). The removed user's messages stay in the chat.
+
+    Under the chat's write lock, as adds: a removal racing the chat's archiving is 404, as one
+    sent after it, and removes nobody.
+    """
+    leaving = user is not None and user.id == actor.user_id
+    if leaving and actor.role == "OWNER":
+        raise BadRequest("The chat's owner cannot leave it; delete or archive the chat instead")
+    if not leaving and not manages(actor):
+        raise Forbidden("Only the chat's owner or admins can remove other participants")
+    lock_chat(db, chat, statuses=VISIBLE)
+    try:
+        member = participant(db, chat, user) if user is not None else None
+        if member is None:
+            raise NotFound("Participant not found")
+        if not leaving and actor.role != "OWNER" and member.role != "MEMBER":
+            raise Forbidden("Admins can remove members only, not the chat's owner or other admins")
+        db.delete(member)
+        db.commit()
+    except Exception:
+        db.rollback()  # release the lock now, not at the end of the request
+        raise
+
+
 def lock_chat(db: Session, chat: Chat, missing: str = "Chat not found", statuses: tuple[str, ...] = OPEN,
               archived: str | None = None) -> None:
     """Hold the chat's write lock until the transaction ends; 404 `missing` (rolled back) when

@@ -75,6 +75,12 @@ class ParticipantOut(Answer):
     last_read_at: datetime | None
 
 
+class RemovedParticipant(Answer):
+    chat_id: str
+    user_id: str
+    removed: Literal[True]
+
+
 class ParticipantList(Answer):
     chat_id: str
     participants: list[ParticipantOut]

@@ -108,6 +108,14 @@ class ParticipantAdded(Relayed):
     timestamp: datetime
 
 
+class ParticipantRemoved(Relayed):
+    """A participant left or was removed."""
+    type: Literal["participant_removed"]
+    chat_id: str
+    user_id: str
+    timestamp: datetime
+
+
 class MessageStatusChanged(Relayed):
     """A message's delivery status moved forward (003); `user_id` made the change."""
     type: Literal["message_status_changed"]

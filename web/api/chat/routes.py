@@ -1,11 +1,11 @@
-"""REST endpoints 1-5 and 7 of the chat API, plus adding participants and stopping replies."""
+"""REST endpoints 1-5 and 7 of the chat API, plus adding and removing participants and stopping replies."""
 from __future__ import annotations
 
 from flask import g, jsonify
 
 from web.api.chat import bp
-from web.api.chat.answers import (ChatHistory, ChatOut, MessageOut, ParticipantList, ParticipantOut, StopAnswer,
-                                  TypingSent)
+from web.api.chat.answers import (ChatHistory, ChatOut, MessageOut, ParticipantList, ParticipantOut,
+                                  RemovedParticipant, StopAnswer, TypingSent)
 from web.api.chat.schemas import (AddParticipantRequest, CreateChatRequest, HistoryQuery, ListChatsQuery,
                                   SendMessageRequest)
 from web.api.chat.serializers import chat_view, participant_view
@@ -133,3 +133,19 @@ def add_participant(chat_id: str):
     replies.publish(get_redis(), chat, {"type": events.PARTICIPANT_ADDED, "chat_id": chat.uuid,
                                         "participant": view, "timestamp": events.iso_now()})
     return jsonify(view), 201
+
+
+@bp.delete("/chats/<chat_id>/participants/<user_id>")
+@responds(200, RemovedParticipant, "The participant removed (announced as `participant_removed`)")
+@login_required
+def remove_participant(chat_id: str, user_id: str):
+    """Remove a participant (`user_id`: their UUID). Any participant may leave, except the owner
+    (400: delete or archive the chat instead); the owner removes anyone else, an admin members only
+    (403 otherwise); 404 for a user who is not a participant. Their messages stay in the history;
+    their open sockets on the chat close 4403."""
+    db = get_db()
+    chat, actor = chats.chat_for_member(db, g.user, chat_id)
+    chats.remove_participant(db, chat, actor, users.find_by_uuid(db, user_id))
+    replies.publish(get_redis(), chat, {"type": events.PARTICIPANT_REMOVED, "chat_id": chat.uuid,
+                                        "user_id": user_id, "timestamp": events.iso_now()})
+    return jsonify({"chat_id": chat.uuid, "user_id": user_id, "removed": True})

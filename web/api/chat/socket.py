@@ -37,6 +37,7 @@ def uuid_view(event: dict[str, Any]) -> dict[str, Any]:
 @emits(frames.RagStatus, "`rag_status`: a RAG reply's document search, before its tokens.")
 @emits(frames.TypingIndicator, "`typing_indicator`: a participant is typing.")
 @emits(frames.ParticipantAdded, "`participant_added`: a user joined the chat.")
+@emits(frames.ParticipantRemoved, "`participant_removed`: a user left or was removed from the chat.")
 @emits(frames.MessageStatusChanged, "`message_status_changed`: a message's delivery status moved (003).")
 @emits(frames.Reaction, "`reaction_added` / `reaction_removed`: a reaction on a message (003).")
 @emits(frames.Pong, "`pong`: the answer to `ping` / `heartbeat`.")
