@@ -20,6 +20,7 @@ REPLY_CHUNK = "ai_response_chunk"
 REPLY_COMPLETE = "ai_response_complete"
 REPLY_ERROR = "ai_error"
 PARTICIPANT_ADDED = "participant_added"
+# Also closes the removed user's sockets on the chat, if they are still no participant (4403).
 PARTICIPANT_REMOVED = "participant_removed"
 CHAT_DELETED = "chat_deleted"  # the chat is gone on every surface: its open sockets close (never sent)
 # The chat was archived: sockets of a surface that hides archived chats (000) close if it still is (never sent).

@@ -192,3 +192,33 @@ def test_archiving_closes_the_chats_sockets_here_not_on_the_chats_api(api, alice
         assert resumed.until("new_message")[-1]["message"]["content"] == f"after {surface}'s archiving"
     assert [e["message"]["content"] for e in v1.until("new_message") + v1.until("new_message")
             if e["type"] == "new_message"] == ["after 003's archiving", "after 002's archiving"]
+
+
+def test_a_removed_participants_sockets_close_4403_and_the_others_see_the_event(api, alice, make_user, connect,
+                                                                               connect_v1):
+    """Removed, a user is refused the chat as any non-participant: their open sockets on both
+    surfaces close 4403 (as a new one is refused); the other members' stay and get
+    `participant_removed`. A socket of the user added back, replaying the removal, stays open."""
+    bob = make_user("bob")
+    chat = create_chat(api, alice, chat_type="GROUP")
+    add_member(api, alice, chat, bob)
+    uuid_id = chat_uuid(api, alice, chat)
+    watching, his, his_v1 = (connect(uuid_id, alice["access_token"]), connect(uuid_id, bob["access_token"]),
+                             connect_v1(chat["id"], bob["access_token"]))
+    cursor = [ws.next() for ws in (watching, his, his_v1)][1]["last_event_id"]
+    assert api.delete(f"/api/v1/chat/chats/{uuid_id}/participants/{bob['id']}",
+                      headers=alice.headers).status_code == 200
+    for ws in (his, his_v1):
+        ws.ws.settimeout(5)
+        opcode, data = ws.ws.recv_data()
+        assert (opcode, int.from_bytes(data[:2], "big"), data[2:]) == (8, 4403, b"Access denied to this chat")
+    event = watching.next()
+    assert event["type"] == "participant_removed" and event["event_id"] and event["timestamp"].endswith("Z")
+    assert (event["chat_id"], event["user_id"]) == (uuid_id, bob["id"])
+    watching.send({"type": "ping"})
+    assert watching.next()["type"] == "pong"
+
+    add_member(api, alice, chat, bob)
+    resumed = connect(uuid_id, bob["access_token"], query=f"last_event_id={cursor}")
+    assert resumed.next()["type"] == "welcome"
+    assert [e["type"] for e in resumed.until("participant_added")] == ["participant_removed", "participant_added"]

@@ -33,13 +33,33 @@ def open_chat_socket(ws: Any, chat_key: str | int,
         with runtime.session() as db:
             chat, _ = chats.chat_for_member(db, user, chat_key, statuses)
     except ApiError as exc:
-        ws.close(CLOSE_CODES.get(exc.status, 4400), str(exc.detail))
+        ws.close(*close_for(exc))
         return None
     cursor = request.args.get("last_event_id")
     if cursor is not None and not events.is_valid_id(cursor):
         ws.close(4400, "last_event_id is not an event id")
         return None
     return user, chat, cursor
+
+
+def close_for(exc: ApiError) -> tuple[int, str]:
+    """The close code and reason of a socket refused with `exc`."""
+    return CLOSE_CODES.get(exc.status, 4400), str(exc.detail)
+
+
+def access_refusal(user: User, chat_id: int, statuses: tuple[str, ...]) -> Callable[[], tuple[int, str] | None]:
+    """How a socket of `user` on the chat would be refused if opened now (close code and reason), or
+    None while it would not: asked when the chat's stream says the user was removed from it."""
+
+    def refusal() -> tuple[int, str] | None:
+        with runtime.session() as db:
+            try:
+                chats.chat_for_member(db, user, chat_id, statuses)
+            except ApiError as exc:
+                return close_for(exc)
+        return None
+
+    return refusal
 
 
 def token_revocation() -> Callable[[], bool]:

@@ -47,6 +47,9 @@ class SocketContext:
     token_revoked: Callable[[], bool]
     token_check_s: float
     frames_per_s: int  # client frames a second (see web.realtime.frame_budget)
+    # How a socket of this user opened now would be refused (close code, reason), None while it would
+    # not; asked when the chat's stream says the user was removed (they may have been added back since).
+    refusal: Callable[[], tuple[int, str] | None]
     actions: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = field(default_factory=dict)
     # A surface's own view of an event (ids, names); None drops the event for that surface.
     translate: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
@@ -161,7 +164,8 @@ class ChatSocket:
         return None if cursor is None else events_lost(self.redis, self.ctx.chat_id, cursor)
 
     def relay(self, entries: list[Entry]) -> bool:
-        """Send the events this client is shown; False once the socket is closed (the chat is gone)."""
+        """Send the events this client is shown; False once the socket is closed (the chat is gone,
+        or its user no longer takes part in it)."""
         limit = events.parse_id(self.suppress_until)
         now = events.iso_now()  # entries that arrive together are sent together
         for event_id, event in entries:
@@ -170,6 +174,9 @@ class ChatSocket:
                     self.ws.close(GONE_CLOSE_CODE, "Chat not found")
                     return False
                 continue
+            if self.removed(event) and (refused := self.ctx.refusal()) is not None:  # as a socket opened now
+                self.ws.close(*refused)
+                return False
             if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
                 continue
             message_id = event_message_id(event)
@@ -184,6 +191,10 @@ class ChatSocket:
     def chat_gone(self, kind: str) -> bool:
         """Whether the chat is gone for this surface: deleted, or archived where archived chats are hidden."""
         return kind == events.CHAT_DELETED or (self.ctx.chat_hidden is not None and self.ctx.chat_hidden())
+
+    def removed(self, event: dict[str, Any]) -> bool:
+        """Whether the event says this socket's user was removed from the chat."""
+        return event.get("type") == events.PARTICIPANT_REMOVED and event.get("user_id") == self.ctx.user_uuid
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")

@@ -109,7 +109,7 @@ class ParticipantAdded(Relayed):
 
 
 class ParticipantRemoved(Relayed):
-    """A participant left or was removed."""
+    """A participant left or was removed; that user's own sockets on the chat close 4403 instead."""
     type: Literal["participant_removed"]
     chat_id: str
     user_id: str
