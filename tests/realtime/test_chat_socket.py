@@ -128,7 +128,11 @@ def test_resume_message_on_open_socket(api, alice, make_chat, connect, fake_upst
     first = ws.until("ai_response_complete")
     ws.send({"type": "resume", "last_event_id": first[1]["event_id"]})  # after ai_response_start
     replay = ws.until("ai_response_complete")
-    assert [e["event_id"] for e in replay] == [e["event_id"] for e in first[2:]]
+    # The replayed chunks go as one (each chunk carries the reply so far: one per token made a
+    # replay's bytes grow with the square of the reply's length), ending where the last one did.
+    text = "".join(e["chunk"] for e in first[2:-1])
+    assert [(e["type"], e["event_id"]) for e in replay] == [(e["type"], e["event_id"]) for e in first[-2:]]
+    assert replay[0]["chunk"] == replay[0]["full_content"] == text == "t0 t1 t2 t3 "
 
 
 def test_late_connect_gets_reply_in_progress(api, alice, make_chat, connect, fake_upstream):

@@ -69,6 +69,7 @@ class ChatSocket:
         self.suppress_until = "0-0"
         self.replay: set[str] = set()
         self.content: dict[str, str] = {}
+        self.backlog_end = 0  # see `subscribe`
         self.budget = FrameBudget(ctx.frames_per_s)
         self.waiting = threading.Semaphore(self.budget.most_waiting)  # client frames the loop has yet to take
         self.dropped = 0  # frames the reader dropped as too many were waiting (only the reader writes it)
@@ -151,6 +152,7 @@ class ChatSocket:
         if self.sub is not None:
             self.sub.close()
         newest = events.last_event_id(self.redis, self.ctx.chat_id)
+        self.backlog_end = events.parse_id(newest)  # events up to it are replayed: see `relay`
         if cursor is None:
             self.suppress_until = newest
             self.replay = self.ctx.live_reply_ids()
@@ -165,28 +167,46 @@ class ChatSocket:
 
     def relay(self, entries: list[Entry]) -> bool:
         """Send the events this client is shown; False once the socket is closed (the chat is gone,
-        or its user no longer takes part in it)."""
+        or its user no longer takes part in it).
+
+        Replayed chunks of a reply (those the stream held when the socket subscribed) that follow
+        each other go as one chunk event, as the worker's coalescing would have sent them: each
+        carries the reply's `full_content` so far, and one per token made a replay's bytes grow
+        with the square of the reply's length."""
         limit = events.parse_id(self.suppress_until)
-        now = events.iso_now()  # entries that arrive together are sent together
+        frames: list[dict[str, Any]] = []
         for event_id, event in entries:
             if event.get("type") in (events.CHAT_DELETED, events.CHAT_ARCHIVED):
                 if self.chat_gone(event["type"]):  # as a socket opened now would be
+                    self.send_all(frames)
                     self.ws.close(GONE_CLOSE_CODE, "Chat not found")
                     return False
                 continue
             if self.removed(event) and (refused := self.ctx.refusal()) is not None:  # as a socket opened now
+                self.send_all(frames)
                 self.ws.close(*refused)
                 return False
             if (event := events.addressed_to(event, self.ctx.user_uuid)) is None:
                 continue
             message_id = event_message_id(event)
             event = self.accumulate(event, message_id)
-            if events.parse_id(event_id) <= limit and message_id not in self.replay:
+            position = events.parse_id(event_id)
+            if position <= limit and message_id not in self.replay:
                 continue
             if self.ctx.translate is not None and (event := self.ctx.translate(event)) is None:
                 continue
-            self.send({**event, "event_id": event_id}, now)
+            frame = {**event, "event_id": event_id}
+            if position <= self.backlog_end and frames and same_reply_chunks(frames[-1], frame):
+                frames[-1].update(frame, chunk=frames[-1]["chunk"] + frame["chunk"])
+            else:
+                frames.append(frame)
+        self.send_all(frames)
         return True
+
+    def send_all(self, frames: list[dict[str, Any]]) -> None:
+        now = events.iso_now()  # entries that arrive together are sent together
+        for frame in frames:
+            self.send(frame, now)
 
     def chat_gone(self, kind: str) -> bool:
         """Whether the chat is gone for this surface: deleted, or archived where archived chats are hidden."""
@@ -286,6 +306,11 @@ class ChatSocket:
             pass
         finally:
             self.inbox.put(("closed", None))
+
+
+def same_reply_chunks(earlier: dict[str, Any], later: dict[str, Any]) -> bool:
+    return (earlier.get("type") == later.get("type") == events.REPLY_CHUNK
+            and earlier.get("message_id") == later.get("message_id"))
 
 
 def cursor_problem(message: dict[str, Any]) -> str | None:
