@@ -119,13 +119,19 @@ def test_tokens_that_come_together_share_a_chunk(api, alice, make_chat, connect,
     assert stored_reply(api, alice, chat["id"])["content"] == "t0 t1 t2 t3 t4 t5 "
 
 
-def test_resume_message_on_open_socket(api, alice, make_chat, connect, fake_upstream):
+def watched_reply(api, alice, make_chat, connect, fake_upstream):
+    """A new chat with alice's socket open on it, once a 4-token reply has streamed there:
+    (the chat, the socket, the events it got from the message to `ai_response_complete`)."""
     fake_upstream.configure(tokens=4)
     chat = make_chat(alice)
     ws = connect(chat["id"], alice["access_token"])
     ws.next()
     send(api, alice, chat["id"])
-    first = ws.until("ai_response_complete")
+    return chat, ws, ws.until("ai_response_complete")
+
+
+def test_resume_message_on_open_socket(api, alice, make_chat, connect, fake_upstream):
+    _, ws, first = watched_reply(api, alice, make_chat, connect, fake_upstream)
     ws.send({"type": "resume", "last_event_id": first[1]["event_id"]})  # after ai_response_start
     replay = ws.until("ai_response_complete")
     # The replayed chunks go as one (each chunk carries the reply so far: one per token made a
@@ -411,12 +417,7 @@ def test_a_resume_from_a_cursor_the_capped_stream_no_longer_holds_says_events_we
     """The stream keeps its newest REPLY_STREAM_MAXLEN events: a cursor older than the oldest kept one
     gets an `events_lost` error before the rest, so the client reloads the history over REST."""
     monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 100)  # resumes count as 10
-    fake_upstream.configure(tokens=4)
-    chat = make_chat(alice)
-    ws = connect(chat["id"], alice["access_token"])
-    ws.next()
-    send(api, alice, chat["id"])
-    seen = ws.until("ai_response_complete")
+    chat, _, seen = watched_reply(api, alice, make_chat, connect, fake_upstream)
     runtime.current().redis.xtrim(chat_stream_key(chat_key(chat["id"])), maxlen=2, approximate=False)
     kept = [e["event_id"] for e in seen[-2:]]
 
