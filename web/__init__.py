@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from flask import Flask
 
-from web import admin, db, errors, limits, observability, request_checks
+from web import admin, db, errors, limits, observability, request_checks, security_headers
 from web.extensions import cors, jwt, sock
 from web.logging_filters import install_token_redaction
 from web.realtime import frame_budget
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         upgrade_database(rt.engine)
     install_token_redaction()
     cors.init_app(app, origins=[o.strip() for o in settings.cors_origins.split(",")],
-                  expose_headers=["X-Session-Id"], supports_credentials=False)
+                  expose_headers=security_headers.EXPOSED_HEADERS, supports_credentials=False)
     jwt.init_app(app)
     sock.init_app(app)
     db.init_app(app)
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability.init_app(app)  # first: request id and timing cover every other hook
     request_checks.init_app(app, settings)  # before the blueprints: it brings the `int` converter
     limits.init_app(app, settings)
+    security_headers.init_app(app)
     app.extensions["relay_hub"] = Hub(rt.redis)
     app.extensions["presence"] = Presence(rt.redis)
 
