@@ -13,7 +13,7 @@ from tests.conftest import sent_while_writing, wait_for
 from web.services import chats, replies
 from workers import events, runtime
 
-CHAT_FIELDS = {"id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
+CHAT_FIELDS = {"id", "numeric_id", "title", "description", "chat_type", "ai_model", "ai_persona", "message_count",
                "last_activity_at", "created_at", "is_private", "tags"}
 MESSAGE_FIELDS = {"id", "chat_id", "sender_id", "content", "message_type", "ai_model_used", "tokens_used",
                   "processing_time_ms", "status", "created_at", "is_edited"}

@@ -13,7 +13,7 @@ from web.errors import NotFound
 from web.services import chats
 from workers import runtime
 
-CHAT_FIELDS = {"id", "user_id", "session_id", "title", "rag_enabled", "chat_type", "status", "chat_metadata",
+CHAT_FIELDS = {"id", "user_id", "session_id", "uuid", "title", "rag_enabled", "chat_type", "status", "chat_metadata",
                "message_count", "last_activity_at", "created_at", "updated_at"}
 
 

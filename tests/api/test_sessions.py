@@ -358,7 +358,7 @@ def test_history_paging_filters_and_errors(api, make_user, fake_upstream):
     page = api.get("/v1/chat/history?page=1&page_size=2", headers=bob.headers).json()
     assert page["total"] == 3 and page["page"] == 1 and page["page_size"] == 2 and len(page["sessions"]) == 2
     assert page["sessions"][0]["title"] == "gpt-4"  # newest first
-    assert {"id", "user_id", "application_id", "model", "title", "messages", "created_at", "updated_at"} == set(
+    assert {"id", "user_id", "application_id", "model", "title", "messages", "created_at", "updated_at", "uuid"} == set(
         page["sessions"][0])
     only = api.get("/v1/chat/history?model=gpt-3.5-turbo", headers=bob.headers).json()
     assert only["total"] == 1

@@ -17,6 +17,9 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 JSON = "application/json"
+# One chat has two ids: an integer on 001, 002 and 003 and a UUID on 000 and 004; each surface shows the other.
+UUID_ID = "The same chat's id on the chat API (000) and the RAG API (004)"
+NUMERIC_ID = "The same chat's id on the sessions (001), conversations (002) and chats (003) APIs"
 
 
 class Answer(BaseModel):

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from web.api.described import Answer
+from pydantic import Field
+
+from web.api.described import NUMERIC_ID, Answer
 from workers.upstream import ERROR_TEXT
 
 ChatType = Literal["DIRECT", "GROUP", "CHANNEL"]
@@ -24,13 +26,14 @@ class ChatOut(Answer):
     title: str
     description: str | None
     chat_type: ChatType
-    ai_model: str | None
+    ai_model: str = Field(description="The model the chat's replies use: its own, else the default")
     ai_persona: str | None
     message_count: int
     last_activity_at: datetime
     created_at: datetime
     is_private: bool
     tags: list[str] | None
+    numeric_id: int = Field(description=NUMERIC_ID)
 
 
 class MessageOut(Answer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from models import Chat, Participant, User
+from web.services.replies import chat_model
 from workers.events import iso
 
 
@@ -13,13 +14,14 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "title": chat.title,
         "description": chat.description,
         "chat_type": chat.chat_type,
-        "ai_model": chat.ai_model,
+        "ai_model": chat_model(chat),
         "ai_persona": chat.ai_persona,
         "message_count": chat.message_count,
         "last_activity_at": iso(chat.last_activity_at),
         "created_at": iso(chat.created_at),
         "is_private": chat.is_private,
         "tags": chat.tags,
+        "numeric_id": chat.id,
     }
 
 

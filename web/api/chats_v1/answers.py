@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from web.api.chats_v1.schemas import ChatStatus, ChatType, MessageStatus, MessageType
-from web.api.described import Answer
+from web.api.described import UUID_ID, Answer
 
 
 class ChatOut(Answer):
@@ -24,6 +24,7 @@ class ChatOut(Answer):
     last_activity_at: datetime
     created_at: datetime
     updated_at: datetime
+    uuid: str = Field(description=UUID_ID)
 
 
 class MessageOut(Answer):

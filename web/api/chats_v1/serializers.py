@@ -40,6 +40,7 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "last_activity_at": iso(chat.last_activity_at),
         "created_at": iso(chat.created_at),
         "updated_at": iso(chat.updated_at),
+        "uuid": chat.uuid,
     }
 
 

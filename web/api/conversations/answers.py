@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
 
-from web.api.described import Answer, sometimes
+from web.api.described import UUID_ID, Answer, sometimes
 from web.services.analytics import DAYS, TOP_AGENTS
 
 Data = TypeVar("Data", bound=Answer)
@@ -50,6 +50,7 @@ class Conversation(Answer):
                                                          "null until the conversation has a message")
     created_at: datetime
     updated_at: datetime
+    uuid: str = Field(description=UUID_ID)
 
 
 class ConversationSession(Answer):

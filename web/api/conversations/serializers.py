@@ -44,6 +44,7 @@ def conversation_view(row: ConversationRow) -> dict[str, Any]:
         "last_message_at": iso(row.last_message_at),
         "created_at": iso(chat.created_at),
         "updated_at": iso(chat.updated_at),
+        "uuid": chat.uuid,
     }
 
 

@@ -5,9 +5,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from web.api.described import Answer, sometimes
+from web.api.described import NUMERIC_ID, Answer, sometimes
 
 MessageStatus = Literal["SENDING", "SENT", "DELIVERED", "READ", "PROCESSING", "CANCELLED", "FAILED"]
 
@@ -57,6 +57,7 @@ class SessionMetadata(Answer):
     rag_enabled: bool
     ai_model: str  # the model the session's replies use: its own, else the default (DEFAULT_AI_MODEL)
     message_count: int
+    numeric_id: int = Field(description=NUMERIC_ID)
 
 
 class Session(Answer):

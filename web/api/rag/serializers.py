@@ -72,7 +72,7 @@ def session_view(info: SessionInfo) -> dict[str, Any]:
         "memory_key": memory_key,
         "last_context": info.last_context,
         "metadata": {**meta, "rag_enabled": chat.rag_enabled, "ai_model": chat_model(chat),
-                     "message_count": chat.message_count},
+                     "message_count": chat.message_count, "numeric_id": chat.id},
         "relevant_documents": info.relevant_documents,
     }
 

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from web.api.described import Answer
+from web.api.described import UUID_ID, Answer
 
 DocumentStatus = Literal["PENDING", "PROCESSING", "READY", "FAILED"]
 
@@ -73,6 +73,7 @@ class SessionOut(Answer):
     messages: list[TranscriptMessage]
     created_at: datetime
     updated_at: datetime = Field(description="The session's last activity")
+    uuid: str = Field(description=UUID_ID)
 
 
 class HistoryPage(Answer):

@@ -12,7 +12,7 @@ def session_view(chat: Chat, messages: list[dict[str, str]], model: str) -> dict
     return {
         "id": chat.id, "user_id": chat.owner_id, "application_id": application_id(chat),
         "model": model, "title": chat.title, "messages": messages,
-        "created_at": iso(chat.created_at), "updated_at": iso(chat.last_activity_at),
+        "created_at": iso(chat.created_at), "updated_at": iso(chat.last_activity_at), "uuid": chat.uuid,
     }
 
 
