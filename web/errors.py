@@ -9,6 +9,7 @@ import logging
 from typing import Any, Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
@@ -142,6 +143,11 @@ def init_app(app: Flask) -> None:
         return render(413, f"Form field too large: fields other than the file take at most "
                            f"{request.max_form_memory_size} bytes each, and a form at most "
                            f"{request.max_form_parts} parts")
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(exc: RateLimitExceeded) -> Response:
+        """Flask-Limiter's description is the bare limit ("100 per 1 minute"): say what it is."""
+        return render(429, f"Too many requests (at most {exc.description})")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -67,8 +67,7 @@ function failure(status, text) {
 }
 
 function tooMany(detail, retryAfter) {
-  // The request rate limit's detail is the bare limit ("100 per 1 minute"); the stream limit's is a sentence.
-  const why = /^\d+ per /.test(detail || "") ? `Too many requests (at most ${detail})` : (detail || "Too many requests");
+  const why = detail || "Too many requests";
   return retryAfter ? `${why}. Try again in ${retryAfter} s.` : `${why}.`;
 }
 

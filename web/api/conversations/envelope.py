@@ -7,7 +7,6 @@ reply in `data` (`EnvelopeError` describes them all).
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from flask import Response, jsonify
@@ -19,7 +18,6 @@ from workers.upstream import ERROR_TEXT
 
 # The URL spaces of 002 (and its agents), under the /chat prefix 004 shares.
 PREFIXES = ("/chat/conversations", "/chat/agents", "/chat/analytics", "/chat/search")
-RATE_TEXT = re.compile(r"^\d+ per ")
 SHOWN_FIELD_ERRORS = 3
 
 
@@ -61,8 +59,6 @@ def error_message(status: int, detail: Any) -> str:
     if isinstance(detail, list):
         shown = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in detail[:SHOWN_FIELD_ERRORS])
         return f"Invalid request: {shown}"
-    if status == 429 and RATE_TEXT.match(str(detail)):
-        return f"Too many requests (limit {detail}); try again later"
     return str(detail)
 
 
