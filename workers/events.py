@@ -20,7 +20,8 @@ REPLY_CHUNK = "ai_response_chunk"
 REPLY_COMPLETE = "ai_response_complete"
 REPLY_ERROR = "ai_error"
 PARTICIPANT_ADDED = "participant_added"
-# Also closes the removed user's sockets on the chat, if they are still no participant (4403).
+# Also closes the removed user's sockets on the chat, if they are still no participant (4403), and
+# ends their streams of its replies (001, 004: access_revoked).
 PARTICIPANT_REMOVED = "participant_removed"
 CHAT_DELETED = "chat_deleted"  # the chat is gone on every surface: its open sockets close (never sent)
 # The chat was archived: sockets of a surface that hides archived chats (000) close if it still is (never sent).
@@ -39,6 +40,11 @@ def addressed_to(event: dict[str, Any], user_uuid: str) -> dict[str, Any] | None
     if audience is None:
         return event
     return {k: v for k, v in event.items() if k != ONLY_FOR} if audience == user_uuid else None
+
+
+def removes(event: dict[str, Any], user_uuid: str) -> bool:
+    """Whether the event says `user_uuid` left or was removed from the chat."""
+    return event.get("type") == PARTICIPANT_REMOVED and event.get("user_id") == user_uuid
 
 
 def chat_stream_key(chat_id: int) -> str:

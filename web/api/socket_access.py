@@ -1,5 +1,6 @@
 """Who may open a chat's WebSocket (shared by the surfaces that serve one), and how long a
-WebSocket or event stream stays theirs: until the token it was opened with is revoked.
+WebSocket or event stream stays theirs: until the token it was opened with is revoked, or they
+are removed from the chat.
 
 Failures close the socket with a 4xxx code and a reason before any event is sent.
 """
@@ -79,7 +80,16 @@ def token_revocation() -> Callable[[], bool]:
     return revoked
 
 
-def stream_checks() -> StreamChecks:
-    """The keep-alive and token checks of an event stream opened by this request."""
-    settings = runtime.current().settings
-    return StreamChecks(settings.sse_keepalive_s, settings.ws_token_check_s, token_revocation())
+def stream_checks(chat_id: int) -> StreamChecks:
+    """The keep-alive, token and access checks of an event stream of the chat opened by this request.
+
+    Access is lost as a socket's is: an event says the user was removed, and a stream opened now
+    would be refused (the sessions that stream, 001's and 004's, show archived chats).
+    """
+    settings, user_uuid = runtime.current().settings, g.user.uuid
+    refusal = access_refusal(g.user, chat_id, chats.OPEN)
+
+    def access_lost(event: dict[str, Any]) -> bool:
+        return events.removes(event, user_uuid) and refusal() is not None
+
+    return StreamChecks(settings.sse_keepalive_s, settings.ws_token_check_s, token_revocation(), access_lost)

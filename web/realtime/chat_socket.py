@@ -182,7 +182,7 @@ class ChatSocket:
                     self.ws.close(GONE_CLOSE_CODE, "Chat not found")
                     return False
                 continue
-            if self.removed(event) and (refused := self.ctx.refusal()) is not None:  # as a socket opened now
+            if events.removes(event, self.ctx.user_uuid) and (refused := self.ctx.refusal()) is not None:  # as a socket opened now
                 self.send_all(frames)
                 self.ws.close(*refused)
                 return False
@@ -211,10 +211,6 @@ class ChatSocket:
     def chat_gone(self, kind: str) -> bool:
         """Whether the chat is gone for this surface: deleted, or archived where archived chats are hidden."""
         return kind == events.CHAT_DELETED or (self.ctx.chat_hidden is not None and self.ctx.chat_hidden())
-
-    def removed(self, event: dict[str, Any]) -> bool:
-        """Whether the event says this socket's user was removed from the chat."""
-        return event.get("type") == events.PARTICIPANT_REMOVED and event.get("user_id") == self.ctx.user_uuid
 
     def accumulate(self, event: dict[str, Any], message_id: str | None) -> dict[str, Any]:
         kind = event.get("type")

@@ -25,18 +25,29 @@ from workers import events
 from workers.events import event_message_id
 
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
-LOGGED_OUT = "logged_out"  # what `delivered` yields once the stream's token has been revoked
-SESSION_ENDED = {"error": "Token has been revoked: the session ended (sign in again to resume the stream)",
-                 "error_code": "session_ended"}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """What `delivered` yields last when a stream ends before its reply: the body of its `error` event."""
+    body: dict[str, str]
+
+
+LOGGED_OUT = Cut({"error": "Token has been revoked: the session ended (sign in again to resume the stream)",
+                  "error_code": "session_ended"})
+ACCESS_LOST = Cut({"error": "Access denied to this chat: you are no longer one of its participants",
+                   "error_code": "access_revoked"})
 
 
 @dataclass(frozen=True)
 class StreamChecks:
-    """What a stream asks while it waits: a comment after `keepalive_s` of silence, and every
-    `token_check_s` whether the token it was opened with has been revoked (a logout)."""
+    """What a stream asks while it waits: a comment after `keepalive_s` of silence, every
+    `token_check_s` whether the token it was opened with has been revoked (a logout), and of each
+    event of the chat whether it took the chat from the stream's user (`access_lost`)."""
     keepalive_s: float
     token_check_s: float
     token_revoked: Callable[[], bool]
+    access_lost: Callable[[dict[str, Any]], bool]
 
 
 def frame(event_id: str | None, data: str, event: str | None = None) -> str:
@@ -54,8 +65,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
     proxies from closing the stream and lets the server notice a client that has gone; then
     a reply that `ended` (in the database, or deleted with its session) while no end reached
-    its stream ends the stream too. Once its token is revoked, the stream ends with
-    `event: error` (`session_ended`) and no `[DONE]`.
+    its stream ends the stream too. Once its token is revoked, or its user is removed from the
+    chat, the stream ends with `event: error` (`session_ended`, `access_revoked`) and no `[DONE]`.
     """
     inbox: queue.Queue = queue.Queue()
     start = cursor if seen_tokens is None else events.id_before(cursor)
@@ -64,8 +75,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
         if resumed:  # a new stream's cursor was taken as its reply began
             yield from lost_events_frame(redis, chat_id, cursor)
         for entries in delivered(inbox, checks):
-            if entries == LOGGED_OUT:
-                yield frame(None, json.dumps(SESSION_ENDED), event="error")
+            if isinstance(entries, Cut):
+                yield frame(None, json.dumps(entries.body), event="error")
                 return
             if entries is None:
                 if ended():
@@ -99,9 +110,10 @@ def lost_events_frame(redis: Redis, chat_id: int, cursor: str) -> Iterator[str]:
         yield frame(None, json.dumps(lost), event="error")
 
 
-def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | str | None]:
-    """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence,
-    and LOGGED_OUT (the last) once the stream's token has been revoked.
+def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | Cut | None]:
+    """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence;
+    LOGGED_OUT (the last) once the stream's token has been revoked, ACCESS_LOST (the last, after
+    the entries before it) at an entry that took the chat from the stream's user.
 
     Ends when this process is going away (SIGTERM): the stream should then end with `SSE_RETRY`.
     """
@@ -127,7 +139,14 @@ def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | str |
                 return
             quiet_until = time.monotonic() + checks.keepalive_s
             _, (_, entries) = item
-            yield entries
+            lost = next((n for n, (_, event) in enumerate(entries) if checks.access_lost(event)), None)
+            if lost is None:
+                yield entries
+                continue
+            if lost:
+                yield entries[:lost]
+            yield ACCESS_LOST
+            return
 
 
 def token_frames(event_id: str, tokens: list[str], skip: int = 0) -> str:

@@ -25,8 +25,9 @@ SEND_EVENTS = {
     answers.StatusEvent: "`status` lines tell the progress (searching, notes, found, generating);",
     answers.TokenEvent: "`token` carries each piece of the reply;",
     answers.CitationEvent: "`citation` follows for each chunk given as context, numbered by `marker`;",
-    answers.ErrorEvent: "`error` says why a reply failed (or that events were lost, or a logout ended the stream);",
-    answers.DoneEvent: "`done` ends every stream with the stored reply (but one a logout ended).",
+    answers.ErrorEvent: "`error` says why a reply failed (or that events were lost, or that a logout or the "
+                        "user's removal from the chat ended the stream);",
+    answers.DoneEvent: "`done` ends every stream with the stored reply (but one a logout or a removal ended).",
 }
 
 
@@ -108,7 +109,7 @@ def resume(last_event_id: str) -> Response:
 def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: str | None,
         lead: list[str], *, resumed: bool) -> Response:
     frames = relay.reply_frames(current_app.extensions["relay_hub"], get_redis(), chat_id, reply_uuid, cursor,
-                                seen_index=seen_index, lead=lead, checks=stream_checks(), resumed=resumed)
+                                seen_index=seen_index, lead=lead, checks=stream_checks(chat_id), resumed=resumed)
     return Response(frames, mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid})
 

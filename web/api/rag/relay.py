@@ -32,7 +32,7 @@ from models import Message
 from web.realtime.going_away import SSE_RETRY
 from web.realtime.hub import Hub
 from web.realtime.lost_events import events_lost
-from web.realtime.sse import LOGGED_OUT, SESSION_ENDED, StreamChecks, delivered, frame
+from web.realtime.sse import Cut, StreamChecks, delivered, frame
 from web.services.rag_sessions import citation
 from workers import events, runtime
 from workers.jobs.retrieval import RAG_STATUS
@@ -120,7 +120,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
     When a `resumed` stream's `cursor` is no longer held (the stream is capped), an `error` event
     (`events_lost`) comes before the replay; a done built from the record holds the whole reply and needs none.
-    Once the token the stream was opened with is revoked, an `error` event (`session_ended`) ends it.
+    Once the token the stream was opened with is revoked, or its user is removed from the chat, an
+    `error` event (`session_ended`, `access_revoked`) ends it.
     """
     key = events.chat_stream_key(chat_id)
 
@@ -147,8 +148,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
         if lost is not None:  # no id: a reconnect keeps the client's
             yield frame(None, json.dumps({"type": "error", **lost}, separators=(",", ":")))
         for entries in delivered(inbox, checks):
-            if entries == LOGGED_OUT:  # no done: the reply is no longer this client's
-                yield frame(None, json.dumps({"type": "error", **SESSION_ENDED}, separators=(",", ":")))
+            if isinstance(entries, Cut):  # no done: the reply is no longer this client's
+                yield frame(None, json.dumps({"type": "error", **entries.body}, separators=(",", ":")))
                 return
             if entries is None:
                 state = final()

@@ -67,7 +67,7 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
 def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None,
                  resumed: bool = False) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], get_redis(), session_id, reply_uuid, cursor,
-                          f"{session_id}:{reply_uuid}", stream_checks(),
+                          f"{session_id}:{reply_uuid}", stream_checks(session_id),
                           lambda: history.reply_ended(reply_uuid), seen_tokens, resumed)
     return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
 
