@@ -15,7 +15,7 @@ from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import Forbidden, field_error
 from web.redis_client import get_redis
-from web.services import chat_messages, chats, history, models, replies, users
+from web.services import chat_messages, chats, history, models, participants, replies, users
 from workers import events
 
 ROLE_OF_TYPE = {"USER": "user", "SYSTEM": "system"}
@@ -53,7 +53,7 @@ def get_chat(chat_id: str):
     return jsonify({
         "chat": chat_view(chat),
         "messages": [events.message_view(m, chat.uuid, sender) for m, sender in messages],
-        "participant_count": chats.participant_count(db, chat),
+        "participant_count": participants.participant_count(db, chat),
     })
 
 
@@ -114,7 +114,7 @@ def list_participants(chat_id: str):
     """Get the chat's participants with their status and permissions."""
     db = get_db()
     chat, _ = chats.chat_for_member(db, g.user, chat_id)
-    rows = chats.participants_with_counts(db, chat)
+    rows = participants.participants_with_counts(db, chat)
     return jsonify({"chat_id": chat.uuid, "participants": [participant_view(*row) for row in rows],
                     "total_participants": len(rows)})
 
@@ -128,7 +128,7 @@ def add_participant(chat_id: str):
     db = get_db()
     chat, actor = chats.chat_for_member(db, g.user, chat_id)
     user = users.find_by_uuid(db, body.user_id)
-    member = chats.add_participant(db, chat, actor, user, body.role, body.can_send_messages, body.can_upload_files)
+    member = participants.add_participant(db, chat, actor, user, body.role, body.can_send_messages, body.can_upload_files)
     view = participant_view(member, user, 0)
     replies.publish(get_redis(), chat, {"type": events.PARTICIPANT_ADDED, "chat_id": chat.uuid,
                                         "participant": view, "timestamp": events.iso_now()})
@@ -145,7 +145,7 @@ def remove_participant(chat_id: str, user_id: str):
     their open sockets on the chat close 4403."""
     db = get_db()
     chat, actor = chats.chat_for_member(db, g.user, chat_id)
-    chats.remove_participant(db, chat, actor, users.find_by_uuid(db, user_id))
+    participants.remove_participant(db, chat, actor, users.find_by_uuid(db, user_id))
     replies.publish(get_redis(), chat, {"type": events.PARTICIPANT_REMOVED, "chat_id": chat.uuid,
                                         "user_id": user_id, "timestamp": events.iso_now()})
     return jsonify({"chat_id": chat.uuid, "user_id": user_id, "removed": True})
