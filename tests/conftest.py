@@ -262,13 +262,14 @@ def sent_while_deleting(table: Any, row_id: int, request: Callable[[], httpx.Res
 
 
 def sent_while_writing(statement: Any, request: Callable[[], httpx.Response], wait_s: float = 0.5) -> httpx.Response:
-    """The response to `request`, sent while another transaction has run `statement` but not yet
-    committed; it commits `wait_s` later. The request still reads the rows as they were, so its
-    writes meet the change (they wait for it on both databases)."""
+    """The response to `request`, sent while another transaction has run `statement` (or a list of
+    them, in order) but not yet committed; it commits `wait_s` later. The request still reads the
+    rows as they were, so its writes meet the change (they wait for it on both databases)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with runtime.session() as db, ThreadPoolExecutor(1) as pool:
-        db.execute(statement)
+        for each in statement if isinstance(statement, list) else [statement]:
+            db.execute(each)
         sent = pool.submit(request)
         time.sleep(wait_s)
         db.commit()

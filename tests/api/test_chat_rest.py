@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from models import Chat, User
+from models import Chat, Participant, User
 from models.message import INTERNAL_META
 from tests.api.rag_helpers import send
 from tests.conftest import sent_while_writing, wait_for
@@ -369,6 +369,30 @@ def test_a_removal_racing_the_chats_archiving_is_404_and_removes_nobody(api, ali
     with runtime.session() as db:
         db.execute(chat_row.values(status="ACTIVE"))
         db.commit()
+    listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
+    assert [p["user_id"] for p in listed["participants"]] == [alice["id"], bob["id"]]
+
+
+def test_a_removal_checks_the_actors_role_as_read_under_the_chats_lock(api, alice, make_user, make_chat):
+    """An admin demoted, or removed, while their removal waits for the chat's lock (which every
+    change to its participants holds) is refused as a removal sent after that change: the actor's
+    role is read under the lock, not before it, and nobody is removed."""
+    admin, bob = make_user("admin"), make_user("bob")
+    group = make_chat(alice, chat_type="GROUP")
+    add_members(api, alice, group, admin, role="ADMIN")
+    add_members(api, alice, group, bob)
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == group["id"]))
+        admin_id = db.scalar(select(User.id).where(User.uuid == admin["id"]))
+    chat_row, members = Chat.__table__, Participant.__table__
+    lock = chat_row.update().where(chat_row.c.id == chat_id).values(updated_at=chat_row.c.updated_at)
+    admins_row = members.c.chat_id == chat_id, members.c.user_id == admin_id
+    demoting = members.update().where(*admins_row).values(role="MEMBER")
+    removing = members.delete().where(*admins_row)
+    for change, refusal in ((demoting, "Only the chat's owner or admins can remove other participants"),
+                            (removing, "Access denied to this chat")):
+        raced = sent_while_writing([lock, change], lambda: remove(api, admin, group, bob["id"]))
+        assert (raced.status_code, raced.json()) == (403, {"detail": refusal})
     listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
     assert [p["user_id"] for p in listed["participants"]] == [alice["id"], bob["id"]]
 

@@ -75,15 +75,22 @@ def remove_participant(db: Session, chat: Chat, actor: Participant, user: User |
     else, an admin members only (403). The removed user's messages stay in the chat.
 
     Under the chat's write lock, as adds: a removal racing the chat's archiving is 404, as one
-    sent after it, and removes nobody.
+    sent after it, and removes nobody. The actor's role is read under the lock too, which every
+    change to the chat's participants holds: an actor demoted or removed meanwhile is refused as
+    a removal sent after that change would be (403).
     """
-    leaving = user is not None and user.id == actor.user_id
-    if leaving and actor.role == "OWNER":
-        raise BadRequest("The chat's owner cannot leave it; delete or archive the chat instead")
-    if not leaving and not manages(actor):
-        raise Forbidden("Only the chat's owner or admins can remove other participants")
     lock_chat(db, chat, statuses=VISIBLE)
     try:
+        actor = db.scalar(select(Participant).where(Participant.chat_id == chat.id,  # not as read before the lock
+                                                    Participant.user_id == actor.user_id)
+                          .execution_options(populate_existing=True))
+        if actor is None:
+            raise Forbidden("Access denied to this chat")
+        leaving = user is not None and user.id == actor.user_id
+        if leaving and actor.role == "OWNER":
+            raise BadRequest("The chat's owner cannot leave it; delete or archive the chat instead")
+        if not leaving and not manages(actor):
+            raise Forbidden("Only the chat's owner or admins can remove other participants")
         member = participant(db, chat, user) if user is not None else None
         if member is None:
             raise NotFound("Participant not found")
