@@ -176,7 +176,8 @@ def test_an_archived_session_is_read_and_deleted_but_takes_no_message(api, alice
 
 
 def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, fake_upstream, monkeypatch):
-    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    # The deletion's event ends the stream: not the next keep-alive (after the client's 10 s read timeout).
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 60)
     fake_upstream.configure(tokens=1, first_delay_ms=1500)
     received = []
     with connect_sse(api, "POST", "/chat/send", json={"message": "gone soon"}, headers=alice.headers) as sse:

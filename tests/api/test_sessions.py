@@ -428,7 +428,8 @@ def test_session_is_a_chat_on_the_uuid_surface(api, alice, fake_upstream):
 
 
 def test_deleting_the_session_mid_reply_ends_its_stream_and_stops_the_reply(api, alice, fake_upstream, monkeypatch):
-    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 0.2)
+    # The deletion's event ends the stream: not the next keep-alive (after the client's 10 s read timeout).
+    monkeypatch.setattr(runtime.current().settings, "sse_keepalive_s", 60)
     fake_upstream.configure(tokens=200, delay_ms=50)
     seen = []
     with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:

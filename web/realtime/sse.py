@@ -65,7 +65,7 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
     proxies from closing the stream and lets the server notice a client that has gone; then
     a reply that `ended` (in the database, or deleted with its session) while no end reached
-    its stream ends the stream too. Once its token is revoked, or its user is removed from the
+    its stream ends the stream too, as it does at once when the chat's deletion is announced. Once its token is revoked, or its user is removed from the
     chat, the stream ends with `event: error` (`session_ended`, `access_revoked`) and no `[DONE]`.
     """
     inbox: queue.Queue = queue.Queue()
@@ -85,6 +85,9 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
                 yield ": keep-alive\n\n"
                 continue
             for stream_id, event in entries:
+                if event.get("type") == events.CHAT_DELETED and ended():
+                    yield frame(None, "[DONE]")
+                    return
                 if event_message_id(event) != reply_uuid:
                     continue
                 kind, event_id = event.get("type"), f"{id_prefix}:{stream_id}"

@@ -117,7 +117,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     """Frames of the reply after `cursor` (and after frame `seen_index` of that entry), ending with done.
 
     A comment every `keepalive_s` of silence; at each, a reply found ended in the database
-    whose end is not in the stream (expired, or Redis lost it) ends the stream from the record.
+    whose end is not in the stream (expired, or Redis lost it) ends the stream from the record, as
+    does the chat's deletion when it is announced.
     When a `resumed` stream's `cursor` is no longer held (the stream is capped), an `error` event
     (`events_lost`) comes before the replay; a done built from the record holds the whole reply and needs none.
     Once the token the stream was opened with is revoked, or its user is removed from the chat, an
@@ -159,6 +160,9 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
                 yield ": keep-alive\n\n"
                 continue
             for stream_id, event in entries:
+                if event.get("type") == events.CHAT_DELETED and (state := final()) is not None:
+                    yield json_frame(event_id(reply_uuid, stream_id, END), done(state))  # DELETED with it
+                    return
                 if events.event_message_id(event) != reply_uuid:
                     continue
                 last = stream_id
