@@ -47,7 +47,9 @@ def health(api, account):
 
 
 def test_breaker_opens_after_five_failures_then_recovers(api, alice, make_chat, fake_upstream, monkeypatch):
-    monkeypatch.setattr(runtime.current().settings, "breaker_timeout_s", 1)
+    # Open for a minute while the open circuit is checked (a busy machine takes over a second to
+    # send five messages); the timeout is read at each check, so shortening it later half-opens it.
+    monkeypatch.setattr(runtime.current().settings, "breaker_timeout_s", 60)
     fake_upstream.configure(fail_status=503)
     chat = make_chat(alice)
     for i in range(5):
@@ -65,6 +67,7 @@ def test_breaker_opens_after_five_failures_then_recovers(api, alice, make_chat, 
     assert reply["status"] == "FAILED"
     assert len(fake_upstream.completions) == calls  # an open circuit does not call the upstream
 
+    monkeypatch.setattr(runtime.current().settings, "breaker_timeout_s", 1)
     time.sleep(1.1)  # HALF_OPEN: one trial call, which succeeds and closes the circuit
     fake_upstream.configure(fail_status=None, tokens=2)
     assert health(api, alice)["circuit_breaker"]["state"] == "HALF_OPEN"
