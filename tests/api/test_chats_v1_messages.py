@@ -156,7 +156,7 @@ def test_a_replys_request_is_not_shown_as_its_metadata(api, alice, make_user, fa
                      json={"message": "hi", "agent_id": agent, "include_context": False})
     assert asked.status_code == 200, asked.text
     reply = api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json()[-1]
-    assert reply["is_user"] is False and reply["message_metadata"] == {}
+    assert reply["is_user"] is False and reply["message_metadata"] is None
     session = api.get(f"/chat/sessions/{chat_uuid(api, alice, chat)}", headers=alice.headers).json()
     assert session["messages"][-1]["metadata"] == {"status": "DELIVERED", "model": "gpt-3.5-turbo"}
 

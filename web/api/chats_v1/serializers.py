@@ -68,10 +68,12 @@ def reactions_view(reactions: dict[str, list[int]]) -> dict[str, list[str]]:
 
 def message_metadata(message: Message) -> dict[str, Any] | None:
     """The message's metadata without the reply pipeline's keys: they name who asked and hold
-    the text of the asker's private document chunks, which other members must not read."""
+    the text of the asker's private document chunks, which other members must not read. None, as
+    for a message stored without metadata, when those keys were all it had (an AI reply's)."""
     if message.meta is None:
         return None
-    return {key: value for key, value in message.meta.items() if key not in INTERNAL_META}
+    shown = {key: value for key, value in message.meta.items() if key not in INTERNAL_META}
+    return shown if shown or not message.meta else None
 
 
 def message_user_id(message: Message) -> str | None:
