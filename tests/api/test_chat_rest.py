@@ -397,6 +397,29 @@ def test_a_removal_checks_the_actors_role_as_read_under_the_chats_lock(api, alic
     assert [p["user_id"] for p in listed["participants"]] == [alice["id"], bob["id"]]
 
 
+def test_an_add_checks_the_actors_role_as_read_under_the_chats_lock(api, alice, make_user, make_chat):
+    """As a removal: an admin demoted, or removed, while their add waits for the chat's lock is
+    refused as an add sent after that change, and nobody is added."""
+    admin, carol = make_user("admin"), make_user("carol")
+    group = make_chat(alice, chat_type="GROUP")
+    add_members(api, alice, group, admin, role="ADMIN")
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == group["id"]))
+        admin_id = db.scalar(select(User.id).where(User.uuid == admin["id"]))
+    chat_row, members = Chat.__table__, Participant.__table__
+    lock = chat_row.update().where(chat_row.c.id == chat_id).values(updated_at=chat_row.c.updated_at)
+    admins_row = members.c.chat_id == chat_id, members.c.user_id == admin_id
+    for change, refusal in ((members.update().where(*admins_row).values(role="MEMBER"),
+                             "Only the chat's owner or admins can add participants"),
+                            (members.delete().where(*admins_row), "Access denied to this chat")):
+        raced = sent_while_writing([lock, change], lambda: api.post(
+            f"/api/v1/chat/chats/{group['id']}/participants", json={"user_id": carol["id"], "role": "MEMBER"},
+            headers=admin.headers))
+        assert (raced.status_code, raced.json()) == (403, {"detail": refusal})
+    listed = api.get(f"/api/v1/chat/chats/{group['id']}/participants", headers=alice.headers).json()
+    assert carol["id"] not in [p["user_id"] for p in listed["participants"]]
+
+
 def test_unknown_route_and_method_use_detail_body(api, alice):
     assert api.get("/api/v1/chat/nowhere", headers=alice.headers).json()["detail"]
     wrong = api.delete("/api/v1/chat/chats", headers=alice.headers)

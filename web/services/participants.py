@@ -42,22 +42,23 @@ def add_participant(db: Session, chat: Chat, actor: Participant, user: User | No
     """Owners and admins add members; channel members only read unless allowed to post.
 
     The checks and the insert run under the chat's write lock, so two adds at once cannot
-    both pass them (the same user twice, or a third member of a DIRECT chat). The lock takes
-    ACTIVE chats only: the chat API (000), the one that adds, hides archived chats, so an add
-    racing the archiving is 404, as one sent after it.
+    both pass them (the same user twice, or a third member of a DIRECT chat), and an actor
+    demoted or removed meanwhile is refused (403), as in a removal. The lock takes ACTIVE chats
+    only: the chat API (000), the one that adds, hides archived chats, so an add racing the
+    archiving is 404, as one sent after it.
     """
-    if actor.role not in ("OWNER", "ADMIN"):
-        raise Forbidden("Only the chat's owner or admins can add participants")
-    if user is None or not user.is_active:
-        raise NotFound("User not found")
-    if role == "OWNER":
-        raise BadRequest("A chat has one owner")
-    if can_send_messages is None:
-        can_send_messages = chat.chat_type != "CHANNEL" or role == "ADMIN"
-    member = Participant(chat_id=chat.id, user_id=user.id, role=role, can_send_messages=can_send_messages,
-                         can_upload_files=can_upload_files if can_upload_files is not None else can_send_messages)
     lock_chat(db, chat, statuses=VISIBLE)
     try:
+        if not manages(actor_now(db, chat, actor)):
+            raise Forbidden("Only the chat's owner or admins can add participants")
+        if user is None or not user.is_active:
+            raise NotFound("User not found")
+        if role == "OWNER":
+            raise BadRequest("A chat has one owner")
+        if can_send_messages is None:
+            can_send_messages = chat.chat_type != "CHANNEL" or role == "ADMIN"
+        member = Participant(chat_id=chat.id, user_id=user.id, role=role, can_send_messages=can_send_messages,
+                             can_upload_files=can_send_messages if can_upload_files is None else can_upload_files)
         check_room_for(db, chat, user)
         db.add(member)
         db.commit()
@@ -81,11 +82,7 @@ def remove_participant(db: Session, chat: Chat, actor: Participant, user: User |
     """
     lock_chat(db, chat, statuses=VISIBLE)
     try:
-        actor = db.scalar(select(Participant).where(Participant.chat_id == chat.id,  # not as read before the lock
-                                                    Participant.user_id == actor.user_id)
-                          .execution_options(populate_existing=True))
-        if actor is None:
-            raise Forbidden("Access denied to this chat")
+        actor = actor_now(db, chat, actor)
         leaving = user is not None and user.id == actor.user_id
         if leaving and actor.role == "OWNER":
             raise BadRequest("The chat's owner cannot leave it; delete or archive the chat instead")
@@ -101,6 +98,16 @@ def remove_participant(db: Session, chat: Chat, actor: Participant, user: User |
     except Exception:
         db.rollback()  # release the lock now, not at the end of the request
         raise
+
+
+def actor_now(db: Session, chat: Chat, actor: Participant) -> Participant:
+    """The actor's participant row read again under the chat's lock, which every change to the
+    chat's participants holds (not as read before it); 403 if they left or were removed meanwhile."""
+    now = db.scalar(select(Participant).where(Participant.chat_id == chat.id, Participant.user_id == actor.user_id)
+                    .execution_options(populate_existing=True))
+    if now is None:
+        raise Forbidden("Access denied to this chat")
+    return now
 
 
 def check_room_for(db: Session, chat: Chat, user: User) -> None:
