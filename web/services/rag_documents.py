@@ -97,9 +97,14 @@ def document_for(db: Session, user: User, document_uuid: str) -> Document:
     return doc
 
 
-def library(db: Session, user: User) -> list[Document]:
-    return list(db.scalars(select(Document).where(Document.owner_id == user.id, Document.chat_id.is_(None))
-                           .order_by(Document.created_at.desc(), Document.id.desc())))
+def library_page(db: Session, user: User, limit: int, offset: int) -> tuple[int, list[Document]]:
+    """How many library documents the user has, and one page of them, newest first (by id
+    among those stored in the same instant, so pages neither repeat nor skip one)."""
+    library = select(Document).where(Document.owner_id == user.id, Document.chat_id.is_(None))
+    total = db.scalar(select(func.count()).select_from(library.subquery())) or 0
+    page = list(db.scalars(library.order_by(Document.created_at.desc(), Document.id.desc())
+                           .limit(limit).offset(offset)))
+    return total, page
 
 
 def chunk_counts(db: Session, doc_ids: list[int]) -> dict[int, int]:

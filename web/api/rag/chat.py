@@ -9,7 +9,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from web.api.described import accepts, emits, responds
 from web.api.parsing import parse_query, read_json_object
 from web.api.rag import answers, bp, relay
-from web.api.rag.schemas import SendQuery, SendRequest, SessionsQuery, parse_send
+from web.api.rag.schemas import PageQuery, SendQuery, SendRequest, parse_send
 from web.api.rag.serializers import message_view, session_view
 from web.api.socket_access import stream_checks
 from web.auth.tokens import login_required, query_token_allowed
@@ -119,7 +119,7 @@ def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: 
 @login_required
 def list_sessions():
     """The user's sessions, most recently active first, with the documents they cited."""
-    query = parse_query(SessionsQuery, error_status=400)
+    query = parse_query(PageQuery, error_status=400)
     total, page = rag_sessions.sessions_page(get_db(), g.user, query.limit, query.offset)
     return jsonify({"sessions": [session_view(info) for info in page], "total_count": total})
 

@@ -6,8 +6,9 @@ from pydantic import ValidationError
 
 from models import Document
 from web.api.described import accepts, responds
+from web.api.parsing import parse_query
 from web.api.rag import answers, bp
-from web.api.rag.schemas import UploadBody, UploadForm
+from web.api.rag.schemas import PageQuery, UploadBody, UploadForm
 from web.api.rag.serializers import chunk_view, document_view
 from web.auth.tokens import login_required
 from web.db import get_db
@@ -66,9 +67,10 @@ def upload():
 @responds(200, answers.DocumentList)
 @login_required
 def list_documents():
-    """The user's library documents, newest first."""
-    docs = rag_documents.library(get_db(), g.user)
-    return jsonify({"documents": shown(docs), "total_count": len(docs)})
+    """The user's library documents, newest first, a page at a time; `total_count` counts them all."""
+    query = parse_query(PageQuery, error_status=400)
+    total, docs = rag_documents.library_page(get_db(), g.user, query.limit, query.offset)
+    return jsonify({"documents": shown(docs), "total_count": total})
 
 
 @bp.get("/documents/<document_id>")

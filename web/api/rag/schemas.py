@@ -79,7 +79,9 @@ def parse_send(model: type[SendRequest], data: dict[str, Any], source: str) -> S
         raise Unprocessable(validation_details(exc, source), status=400) from None
 
 
-class SessionsQuery(QueryModel):
+class PageQuery(QueryModel):
+    """A page of a list (sessions, documents): the same defaults and limits on both."""
+
     limit: int = Field(default=100, ge=1, le=1000)
     offset: int = Field(default=0, ge=0, le=MAX_KEY)
 
