@@ -117,6 +117,24 @@ def test_upload_whose_session_is_deleted_while_it_is_parsed_is_404(api, alice):
     assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
 
 
+def test_upload_whose_file_is_deleted_while_it_is_parsed_is_404(api, alice):
+    """The file alone is deleted (DELETE /documents/{document_id}) while its upload waits for the
+    parse: the session is still there, so the answer names the file."""
+    session_id = new_session(api, alice)
+    book = text_pdf([f"Page {i}: " + "long prose about rivers and valleys " * 30 for i in range(300)])
+
+    def stored():
+        with runtime.session() as db:
+            return db.scalar(select(Document.uuid).where(Document.chat_id == session_id))
+
+    with ThreadPoolExecutor(1) as pool:
+        uploading = pool.submit(upload, api, alice, session_id, book)
+        document_id = wait_for(stored, interval=0.01, what="the upload stored")
+        assert api.delete(f"/documents/{document_id}", headers=alice.headers).status_code == 200
+        answer = uploading.result()
+    assert answer.status_code == 404 and answer.json() == {"detail": "File not found"}
+
+
 def test_upload_needs_can_upload_files(api, alice, make_user, share_session, fake_upstream):
     fake_upstream.configure(tokens=1)
     reader, writer = make_user("reader"), make_user("writer")

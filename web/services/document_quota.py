@@ -10,7 +10,7 @@ from web.errors import ApiError, Conflict
 from workers import runtime
 
 MB = 1024 * 1024
-MAKE_ROOM = "delete documents to upload more (DELETE /documents/{id}; a session's files go with the session)"
+MAKE_ROOM = "delete documents to upload more (DELETE /documents/{id}, a session file by its document_id)"
 SCOPE = "(library documents and session files together)"
 
 

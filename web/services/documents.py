@@ -72,11 +72,12 @@ def wait_parsed(redis: Redis, doc: Document, wait_s: int) -> None:
 
 
 def stored_file(db: Session, doc: Document) -> Document:
-    """The file as stored now (after waiting for its parse); 404 when its session was deleted
-    meanwhile, with it."""
+    """The file as stored now (after waiting for its parse); 404 when it was deleted meanwhile,
+    alone or with its session."""
     found = db.scalar(select(Document).where(Document.id == doc.id).execution_options(populate_existing=True))
     if found is None:
-        raise NotFound("Chat session not found")
+        session_left = db.scalar(select(Chat.id).where(Chat.id == doc.chat_id))
+        raise NotFound("File not found" if session_left else "Chat session not found")
     return found
 
 

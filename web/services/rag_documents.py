@@ -88,10 +88,11 @@ def status(doc: Document) -> str:
     return "ready" if doc.status == "READY" and (doc.meta or {}).get("indexed") else "processing"
 
 
-def document_for(db: Session, user: User, document_uuid: str) -> Document:
-    """One of the user's library documents; 404 for an unknown one or someone else's."""
-    doc = db.scalar(select(Document).where(Document.uuid == document_uuid, Document.owner_id == user.id,
-                                           Document.chat_id.is_(None)))
+def document_for(db: Session, user: User, document_uuid: str, *, session_files: bool = False) -> Document:
+    """One of the user's library documents (or, with `session_files`, a file they uploaded to a
+    session: 001's files count against the same limits); 404 for an unknown one or someone else's."""
+    query = select(Document).where(Document.uuid == document_uuid, Document.owner_id == user.id)
+    doc = db.scalar(query if session_files else query.where(Document.chat_id.is_(None)))
     if doc is None:
         raise NotFound("Document not found")
     return doc
@@ -125,7 +126,8 @@ def chunk_of(db: Session, doc: Document, chunk_index: int) -> DocumentChunk:
 
 
 def remove(db: Session, doc: Document) -> None:
-    """Delete the document with its chunks and vectors (and its dataset memberships)."""
+    """Delete the document with its chunks and vectors (and its dataset memberships); a session
+    file is no longer its session's context."""
     rag_datasets.touch_datasets_of(db, doc.id)
     db.execute(delete(DocumentChunk).where(DocumentChunk.document_id == doc.id))
     rows.delete_row(db, doc, "Document not found")

@@ -110,7 +110,8 @@ def session_documents(session_id: str):
 @responds(200, answers.DocumentDeleted)
 @login_required
 def delete_document(document_id: str):
-    """Delete a document with its chunks and vectors."""
+    """Delete a document with its chunks and vectors, or a file the user uploaded to a session
+    (its `document_id` on `/api/chat/sessions/{id}/files`), which frees its room in the user's limits."""
     db = get_db()
-    rag_documents.remove(db, rag_documents.document_for(db, g.user, document_id))
+    rag_documents.remove(db, rag_documents.document_for(db, g.user, document_id, session_files=True))
     return jsonify({"message": "Document deleted successfully"})

@@ -1,6 +1,7 @@
 """What the sessions API (001) answers, for /openapi.json: the shapes serializers.py and the views build."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -102,6 +103,8 @@ class FileOut(Answer):
     status: DocumentStatus
     error: str | None = Field(description="Why parsing FAILED")
     created_at: datetime
+    document_id: uuid.UUID = Field(description="The file's id on the RAG API: `DELETE /documents/{document_id}` "
+                                               "deletes it alone, freeing its room in the uploader's limits")
 
 
 class FileUploaded(Answer):

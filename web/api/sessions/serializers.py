@@ -28,7 +28,7 @@ def file_view(doc: Document) -> dict[str, Any]:
         "id": doc.id, "filename": doc.filename, "file_size": doc.file_size, "mime_type": doc.mime_type,
         "extracted_text": doc.extracted_text if ready else None,
         "metadata": {"page_count": doc.page_count}, "status": doc.status, "error": doc.error,
-        "created_at": iso(doc.created_at),
+        "created_at": iso(doc.created_at), "document_id": doc.uuid,
     }
 
 
