@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from models.base import Base, JSONType, PublicIdMixin, UTCDateTime, utcnow
@@ -14,7 +14,11 @@ STATUSES = ("PENDING", "PROCESSING", "READY", "FAILED")
 
 class Document(PublicIdMixin, Base):
     __tablename__ = "documents"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids of deleted rows are never reused (0007)
+    __table_args__ = (
+        # An upload's copy already stored is looked up by its bytes' hash, among the uploader's documents (0011).
+        Index("ix_documents_owner_id_content_hash", "owner_id", "content_hash"),
+        {"sqlite_autoincrement": True},  # ids of deleted rows are never reused (0007)
+    )
 
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # Set for a file attached to one chat (001 uploads); None for a user's library (RAG).
@@ -24,6 +28,8 @@ class Document(PublicIdMixin, Base):
     file_size: Mapped[int] = mapped_column(Integer)
     # The upload itself lives in the database so a worker on any host can parse it.
     data: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # SHA-256 of `data`, hex: the same bytes uploaded again to the same place are answered with this row.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="PENDING")
     error: Mapped[str | None] = mapped_column(Text)
     extracted_text: Mapped[str | None] = deferred(mapped_column(Text))

@@ -1,15 +1,18 @@
 """The schema changes only through Alembic: one head, and models match the migrated schema."""
 from __future__ import annotations
 
+import hashlib
+import uuid
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from sqlalchemy import func, select, text
+from sqlalchemy import column, func, insert, select, table, text
 
-from models import Base, Chat, Message, User
-from models.base import make_engine, make_sessionmaker
+from models import Base, Chat, Document, Message, User
+from models.base import UTCDateTime, make_engine, make_sessionmaker, utcnow
 from web.cli import alembic_config, upgrade_database
 from workers import runtime
 
@@ -93,3 +96,31 @@ def test_0010_makes_conversations_and_rag_sessions_group_chats(app):
         db.delete(db.get(User, user.id))
         db.commit()
     assert types == {"002/004": "GROUP", "000": "DIRECT", "003": "DIRECT", "channel": "CHANNEL"}
+
+
+def test_0011_fills_in_the_content_hash_of_stored_documents(app):
+    """Documents stored before 0011 get the SHA-256 of their bytes, so an upload of the same file finds them."""
+    engine = runtime.current().engine
+    command.downgrade(alembic_config(engine), "0010")
+    stored = {"pdf": b"%PDF-1.4 stored before", "text": "notes before, ünïcode".encode(), "none": None}
+    documents = table("documents", column("uuid"), column("owner_id"), column("filename"), column("mime_type"),
+                      column("file_size"), column("data"), column("status"), column("created_at", UTCDateTime),
+                      column("updated_at", UTCDateTime))
+    try:
+        with make_sessionmaker(engine)() as db:
+            user = User(email="hashed@example.com", username="hashed", password_hash="x")
+            db.add(user)
+            db.flush()
+            for name, data in stored.items():
+                db.execute(insert(documents).values(uuid=str(uuid.uuid4()), owner_id=user.id, filename=name,
+                                                    mime_type="text/plain", file_size=len(data or b""), data=data,
+                                                    status="READY", created_at=utcnow(), updated_at=utcnow()))
+            db.commit()
+    finally:
+        upgrade_database(engine)
+    with make_sessionmaker(engine)() as db:
+        hashes = dict(db.execute(select(Document.filename, Document.content_hash)
+                                 .where(Document.owner_id == user.id)).all())
+        db.delete(db.get(User, user.id))
+        db.commit()
+    assert hashes == {name: data and hashlib.sha256(data).hexdigest() for name, data in stored.items()}

@@ -42,7 +42,8 @@ def test_the_byte_limit_counts_library_documents_and_session_files(api, alice, m
     assert upload_file(api, alice, session_id, pdf).status_code == 200
     assert upload_document(api, alice, "full.txt", b"x" * 1000).status_code == 200  # exactly the limit
 
-    for answer in (upload_document(api, alice, "one.txt", b"y"), upload_file(api, alice, session_id, pdf)):
+    another_pdf = text_pdf(["Other notes."])  # not the same bytes: those would be answered with the stored file
+    for answer in (upload_document(api, alice, "one.txt", b"y"), upload_file(api, alice, session_id, another_pdf)):
         assert answer.status_code == 413, answer.text
         detail = answer.json()["detail"]
         assert detail.startswith(f"Document storage limit reached: your documents take {len(pdf) + 1000} bytes of "

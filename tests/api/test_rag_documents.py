@@ -53,7 +53,7 @@ def test_a_file_name_keeps_only_the_last_part_of_a_path(api, alice):
     in the prompts that cite the document."""
     for sent, kept in (("../../etc/notes.md", "notes.md"), ("C:\\Users\\bob\\report.txt", "report.txt"),
                        ("folder/", "document")):
-        assert upload_ready(api, alice, sent, b"# Notes")["filename"] == kept, sent
+        assert upload_ready(api, alice, sent, f"# Notes from {sent}".encode())["filename"] == kept, sent
 
 
 def test_long_text_is_chunked_with_overlap(api, alice, monkeypatch):

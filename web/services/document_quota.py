@@ -14,15 +14,17 @@ MAKE_ROOM = "delete documents to upload more (DELETE /documents/{id}, a session 
 SCOPE = "(library documents and session files together)"
 
 
-def check_room(db: Session, user: User, size: int) -> None:
-    """Check that one more document of `size` bytes fits the user's limits: 409 past
-    MAX_DOCUMENTS_PER_USER, 413 past MAX_DOCUMENT_BYTES_PER_USER (rolled back either way).
-
-    The user's row stays locked until the transaction ends (a no-op UPDATE, as chats.lock_chat
-    takes, so SQLite takes its write lock too): a user's uploads are checked and stored one at a
-    time, and two at once cannot both take the last room."""
-    settings = runtime.current().settings
+def lock_uploads(db: Session, user: User) -> None:
+    """Lock the user's row until the transaction ends (a no-op UPDATE, as chats.lock_chat takes,
+    so SQLite takes its write lock too): a user's uploads are checked and stored one at a time,
+    so two at once cannot both take the last room, nor both store the same file."""
     db.execute(update(User).where(User.id == user.id).values(role=User.role))
+
+
+def check_room(db: Session, user: User, size: int) -> None:
+    """Check, under `lock_uploads`, that one more document of `size` bytes fits the user's limits:
+    409 past MAX_DOCUMENTS_PER_USER, 413 past MAX_DOCUMENT_BYTES_PER_USER (rolled back either way)."""
+    settings = runtime.current().settings
     count, used = db.execute(select(func.count(), func.coalesce(func.sum(Document.file_size), 0))
                              .where(Document.owner_id == user.id)).one()
     if count >= settings.max_documents_per_user:

@@ -50,18 +50,20 @@ def create(db: Session, user: User, name: str, description: str | None, document
     return dataset
 
 
-def add_documents(db: Session, dataset: Dataset, document_ids: list[int]) -> None:
+def add_documents(db: Session, dataset: Dataset, document_ids: list[int]) -> int:
+    """Link the documents the dataset does not hold yet; how many there were."""
     present = set(db.scalars(select(dataset_documents.c.document_id)
                              .where(dataset_documents.c.dataset_id == dataset.id)))
     rows = [{"dataset_id": dataset.id, "document_id": i} for i in document_ids if i not in present]
     if rows:
         db.execute(insert(dataset_documents), rows)
+    return len(rows)
 
 
 def join(db: Session, dataset: Dataset, document_id: int) -> None:
-    """A new document joins the dataset, which has then changed."""
-    add_documents(db, dataset, [document_id])
-    dataset.updated_at = utcnow()
+    """A document joins the dataset, which has then changed (unless it held the document already)."""
+    if add_documents(db, dataset, [document_id]):
+        dataset.updated_at = utcnow()
 
 
 def touch_datasets_of(db: Session, document_id: int) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from models import Document, DocumentChunk, Message, User
 from web.errors import ApiError, BadRequest, NotFound, ServiceUnavailable
 from web.services import document_quota, rag_datasets, rows
-from web.services.documents import stored_name
+from web.services.documents import content_hash, stored_copy, stored_name
 from workers import queues, runtime
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ FILE_TYPES = {"application/pdf": "pdf", "text/markdown": "markdown", "text/plain
 @dataclass
 class Upload:
     document: Document
-    job: Job  # the first indexing job, to wait on
+    job: Job | None  # the first indexing job, to wait on; None for a duplicate
+    duplicate: bool  # the user's library held these bytes already: that document, nothing stored anew
 
 
 def sniff(filename: str, data: bytes) -> str:
@@ -52,15 +53,25 @@ def sniff(filename: str, data: bytes) -> str:
 
 
 def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, dataset_uuid: str | None) -> Upload:
+    """Store the file and enqueue its indexing, or answer the user's library document of the same
+    bytes (unless it FAILED), which joins the dataset named with the copy."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise ApiError("File too large: the maximum is 10 MB", status=413)
     if not data.strip():
         raise BadRequest("The file is empty")
     mime_type = sniff(filename, data)
     dataset = rag_datasets.dataset_for(db, user, dataset_uuid) if dataset_uuid else None
+    digest = content_hash(data)
+    document_quota.lock_uploads(db, user)
+    copy = stored_copy(db, user, None, digest)
+    if copy is not None:
+        if dataset is not None:
+            rag_datasets.join(db, dataset, copy.id)
+        db.commit()
+        return Upload(copy, None, duplicate=True)
     document_quota.check_room(db, user, len(data))
     doc = Document(owner_id=user.id, chat_id=None, filename=stored_name(filename, "document"), mime_type=mime_type,
-                   file_size=len(data), data=data, meta={})
+                   file_size=len(data), data=data, content_hash=digest, meta={})
     db.add(doc)
     db.flush()
     if dataset is not None:
@@ -74,7 +85,7 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
         doc.status, doc.error = "FAILED", "Processing could not be started; upload the file again"
         db.commit()
         raise ServiceUnavailable("The file was stored, but its processing could not be started; try again") from None
-    return Upload(doc, job)
+    return Upload(doc, job, duplicate=False)
 
 
 def wait_indexed(job: Job, wait_s: float) -> None:

@@ -138,6 +138,11 @@ class Document(Answer):
     error: str | None
 
 
+class UploadedDocument(Document):
+    duplicate: bool = Field(description="The user's library held the same bytes already (in a document that did "
+                                        "not fail): this is that document, and nothing was stored anew")
+
+
 class DocumentList(Answer):
     documents: list[Document]
     total_count: int

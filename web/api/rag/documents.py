@@ -36,7 +36,8 @@ def show(doc: Document, content: str | None = None) -> dict:
 
 @bp.post("/documents/upload")
 @accepts(form=UploadBody)
-@responds(200, answers.Document, "The stored document, `ready` when it was indexed within 5 s, else `processing`")
+@responds(200, answers.UploadedDocument, "The stored document, `ready` when it was indexed within 5 s, else "
+                                         "`processing`; or, for a copy of one already stored, that document")
 @login_required
 @takes_upload
 def upload():
@@ -47,6 +48,9 @@ def upload():
 
     A `multipart/form-data` body: the file in field `file`, and optionally `dataset_id` (one of
     the user's datasets, which the document joins).
+
+    A file whose bytes the user's library already holds (unless that document failed) is not
+    stored again: the answer is that document, with `duplicate` true (it joins `dataset_id`).
     """
     upload = request.files.get("file")
     if upload is None:
@@ -58,9 +62,10 @@ def upload():
     db = get_db()
     stored = rag_documents.upload(db, get_redis(), g.user, upload.filename or "", upload.read(),
                                   str(form.dataset_id) if form.dataset_id else None)
-    rag_documents.wait_indexed(stored.job, UPLOAD_WAIT_S)
+    if stored.job is not None:
+        rag_documents.wait_indexed(stored.job, UPLOAD_WAIT_S)
     db.refresh(stored.document)
-    return jsonify(show(stored.document, stored.document.extracted_text))
+    return jsonify({**show(stored.document, stored.document.extracted_text), "duplicate": stored.duplicate})
 
 
 @bp.get("/documents")

@@ -111,7 +111,10 @@ class FileUploaded(Answer):
     file: FileOut
     message: str = Field(description="`File uploaded successfully`; `File uploaded, but its text could not be "
                                      "read: <error>` (status FAILED); or, when parsing had not ended within 5 s, "
-                                     "that its text is still being read")
+                                     "that its text is still being read; for a duplicate, `This file was "
+                                     "already uploaded to this session; it was not stored again`")
+    duplicate: bool = Field(description="The user had uploaded the same bytes to this session (and that file "
+                                        "did not fail): `file` is that file, and nothing was stored anew")
 
 
 class FileList(Answer):

@@ -29,6 +29,9 @@ def upload(session_id: int):
 
     409 with the user's documents at `MAX_DOCUMENTS_PER_USER`, 413 past `MAX_DOCUMENT_BYTES_PER_USER`
     (library documents and session files together): delete documents to make room.
+
+    A PDF the user already uploaded to this session (the same bytes, unless that file FAILED) is
+    not stored again: the answer is that file, with `duplicate` true.
     """
     db, redis = get_db(), get_redis()
     chat, member = sessions.session_to_continue(db, g.user, session_id)
@@ -36,14 +39,18 @@ def upload(session_id: int):
     upload = request.files.get("file")
     if upload is None:
         raise BadRequest("Send the PDF as multipart form field 'file'")
-    doc = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read(),
-                               sessions.ARCHIVED_SESSION)
-    documents.wait_parsed(redis, doc, UPLOAD_WAIT_S)
-    doc = documents.stored_file(db, doc)
-    return jsonify({"file": file_view(doc), "message": upload_message(doc)})
+    stored = documents.store_pdf(db, redis, g.user, chat, upload.filename or "", upload.read(),
+                                 sessions.ARCHIVED_SESSION)
+    if not stored.duplicate:
+        documents.wait_parsed(redis, stored.document, UPLOAD_WAIT_S)
+    doc = documents.stored_file(db, stored.document)
+    return jsonify({"file": file_view(doc), "message": upload_message(doc, stored.duplicate),
+                    "duplicate": stored.duplicate})
 
 
-def upload_message(doc: Document) -> str:
+def upload_message(doc: Document, duplicate: bool) -> str:
+    if duplicate:
+        return "This file was already uploaded to this session; it was not stored again"
     if doc.status == "READY":
         return "File uploaded successfully"
     if doc.status == "FAILED":
