@@ -437,6 +437,24 @@ def test_a_resume_from_a_cursor_the_capped_stream_no_longer_holds_says_events_we
     assert [e["event_id"] for e in again.until("ai_response_complete")] == kept[1:]
 
 
+def test_a_resume_after_the_chats_stream_expired_says_events_may_be_lost(api, alice, make_chat, connect,
+                                                                        fake_upstream):
+    """A chat's stream expires an hour after its last event: a client resuming after that cannot be
+    told what followed its cursor, so it is told to reload the history rather than nothing."""
+    chat, _, seen = watched_reply(api, alice, make_chat, connect, fake_upstream)
+    runtime.current().redis.delete(chat_stream_key(chat_key(chat["id"])))  # as the stream's EXPIRE does
+
+    again = connect(chat["id"], alice["access_token"], query=f"last_event_id={seen[0]['event_id']}")
+    assert again.next()["type"] == "welcome"
+    lost = again.next()
+    assert lost["type"] == "error" and lost["error_code"] == "events_lost"
+    assert lost["error"] == (f"Events after {seen[0]['event_id']} are no longer kept (the chat's event stream "
+                             "has expired): some may be lost; reload the history")
+    again.send({"type": "resume", "last_event_id": "0"})  # everything the stream holds: nothing, nothing lost
+    again.send({"type": "ping"})
+    assert again.next()["type"] == "pong"
+
+
 def close_frame(ws) -> tuple[int, bytes]:
     """The code and reason of the close frame the server sends next, skipping the events before it."""
     ws.ws.settimeout(5)
