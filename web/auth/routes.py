@@ -12,18 +12,11 @@ from web.api.parsing import parse_body, parse_optional_body
 from web.auth import tokens
 from web.auth.answers import AccessToken, LoggedOut, TokenPair, UserOut
 from web.auth.schemas import LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest
+from web.auth.serializers import user_view
 from web.db import get_db
 from web.services import users
-from workers.events import iso
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth")
-
-
-def user_view(user: User) -> dict:
-    return {
-        "id": user.uuid, "user_id": user.id, "email": user.email, "username": user.username,
-        "role": user.role, "is_active": user.is_active, "created_at": iso(user.created_at),
-    }
 
 
 def token_pair(user: User) -> dict:
