@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["relay_hub"] = Hub(rt.redis)
     app.extensions["presence"] = Presence(rt.redis)
 
+    from web.api.admin_users import bp as admin_users_bp
     from web.api.chat import bp as chat_bp
     from web.api.conversations import bp as conversations_bp
     from web.api.chats_v1 import bp as chats_v1_bp
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(rag_bp)
     app.register_blueprint(sessions_bp)
     app.register_blueprint(users_bp)
+    app.register_blueprint(admin_users_bp)
     admin.init_app(app, rt.redis, settings)
     register_commands(app)
     if settings.embedded:

@@ -73,6 +73,7 @@ PATH_KINDS: dict[str, dict[str, str]] = {
     "rag.get_chunk": {"document_id": "document004", "chunk_index": "chunk004"},
     "rag.session_documents": {"session_id": "session004"},
     "openapi.docs_asset": {"name": NOT_A_RESOURCE},
+    "admin_users.update_user": {"user_id": "user000"},
 }
 PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 

@@ -38,6 +38,7 @@ def valid_bodies(intruder: dict) -> dict[str, dict[str, Any]]:
         "chats_v1.send_message": {"json": {"content": "B was here"}},
         "chats_v1.update_message_status": {"json": {"status": "READ"}},
         "chats_v1.add_reaction": {"json": {"reaction": "like"}},
+        "admin_users.update_user": {"json": {"is_active": False}},
     }
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from models import Agent, Chat, Message, Participant, User
 from models.message import FINAL_REPLY_STATUSES
-from web.errors import Forbidden
+from web.services import users
 from web.services.agents import visible_to
 
 DAYS = 30
@@ -168,14 +168,13 @@ def per_day(db: Session, stamp: ColumnElement, *conditions: ColumnElement) -> di
 
 def global_stats(db: Session, user: User) -> GlobalStats:
     """Totals over every user, mean chats per user and the agents used in the most chats (admins only)."""
-    if not user.is_admin:
-        raise Forbidden("Admin access required")
+    users.require_admin(user)
     live = Chat.status != "DELETED"
     conversations = db.scalar(select(func.count(Chat.id)).where(live)) or 0
     messages = db.scalar(select(func.count(Message.id)).join(Chat, Chat.id == Message.chat_id)
                          .where(live, Message.hidden.is_(False))) or 0
-    users = db.scalar(select(func.count(User.id))) or 0
-    per_user = round(conversations / users, 2) if users else 0.0
+    accounts = db.scalar(select(func.count(User.id))) or 0
+    per_user = round(conversations / accounts, 2) if accounts else 0.0
     return GlobalStats(conversations, messages, per_user, top_agents(db))
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import User
-from web.errors import Conflict, Unauthorized
+from web.errors import Conflict, Forbidden, Unauthorized
 from workers import runtime
 
 
@@ -41,9 +41,14 @@ def create_user(db: Session, email: str, username: str, password: str, role: str
     return user
 
 
-def check_credentials(db: Session, login: str, password: str) -> User:
+def find_by_login(db: Session, login: str) -> User | None:
+    """The user whose username or email is `login`, in any case (as they sign in)."""
     login = login.strip().lower()
-    user = db.scalar(select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login)))
+    return db.scalar(select(User).where(or_(func.lower(User.email) == login, func.lower(User.username) == login)))
+
+
+def check_credentials(db: Session, login: str, password: str) -> User:
+    user = find_by_login(db, login)
     if user is None:
         check_password_hash(_dummy_hash(runtime.current().settings.password_hash), password)
         raise Unauthorized("Incorrect username or password", headers={"WWW-Authenticate": "Bearer"})
@@ -54,3 +59,9 @@ def check_credentials(db: Session, login: str, password: str) -> User:
 
 def find_by_uuid(db: Session, user_uuid: str) -> User | None:
     return db.scalar(select(User).where(User.uuid == user_uuid))
+
+
+def require_admin(user: User) -> None:
+    """403 unless `user` has the admin role."""
+    if not user.is_admin:
+        raise Forbidden("Admin access required")

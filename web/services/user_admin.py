@@ -1,0 +1,80 @@
+"""What admins do to accounts: list them, deactivate or reactivate them, change their role.
+
+Shared by `/api/v1/admin/users` and the `flask set-user` command. Each change is logged
+with who made it.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models import User
+from web.errors import BadRequest, Forbidden, NotFound
+from web.services import users
+
+log = logging.getLogger(__name__)
+
+OPERATOR = "an operator (flask set-user)"  # who changes a user from the command line
+OWN_ACCOUNT = "You cannot deactivate your own account or remove your own admin role: another admin can"
+
+
+def list_users(db: Session, search: str | None, is_active: bool | None, limit: int,
+               offset: int) -> tuple[list[User], int]:
+    """A page of the users, oldest account first, and how many match: those whose username or
+    email contains `search` (any case; `%` and `_` are text), active or not as `is_active` says."""
+    conditions = []
+    if search:
+        wanted = search.lower()
+        conditions.append(or_(func.lower(User.username).contains(wanted, autoescape=True),
+                              func.lower(User.email).contains(wanted, autoescape=True)))
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    total = db.scalar(select(func.count(User.id)).where(*conditions)) or 0
+    found = db.scalars(select(User).where(*conditions).order_by(User.id).limit(limit).offset(offset))
+    return list(found), total
+
+
+def find_user(db: Session, user_uuid: str) -> User:
+    """The user whose `id` (UUID) the API shows; 404 when there is none."""
+    user = users.find_by_uuid(db, user_uuid)
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+def change_user(db: Session, user: User, is_active: bool | None = None, role: str | None = None,
+                admin: User | None = None) -> User:
+    """Set the user's `is_active` and `role` (None keeps it), for `admin` (None: an operator at the
+    command line). An admin may not deactivate or demote themselves, so the last admin cannot
+    lock everyone out."""
+    if admin is not None:
+        if user.id == admin.id and (is_active is False or role not in (None, "admin")):
+            raise BadRequest(OWN_ACCOUNT)
+        lock_rows(db, admin, user)
+    changes = {name: [getattr(user, name), value] for name, value in (("is_active", is_active), ("role", role))
+               if value is not None and getattr(user, name) != value}
+    for name, (_, value) in changes.items():
+        setattr(user, name, value)
+    db.commit()
+    if changes:
+        by = admin.username if admin is not None else OPERATOR
+        told = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
+        log.info("%s changed user %s: %s", by, user.username, told,
+                 extra={"admin": by, "user": user.username, "user_id": user.uuid, "changes": changes})
+    return user
+
+
+def lock_rows(db: Session, admin: User, user: User) -> None:
+    """Hold the write locks of both accounts, then check `admin` still is an active admin (403 if
+    not): two admins demoting each other at once would otherwise leave none. Locked in id order
+    so that pair waits rather than deadlocks; by no-op UPDATEs, as `chats.lock_chat` explains."""
+    for user_id in sorted({admin.id, user.id}):
+        db.execute(update(User).where(User.id == user_id).values(role=User.role)
+                   .execution_options(synchronize_session=False))
+    still = db.scalar(select(User.id).where(User.id == admin.id, User.role == "admin", User.is_active.is_(True)))
+    if still is None:
+        db.rollback()
+        raise Forbidden("Admin access required")
+    db.refresh(user)  # as committed by whoever held the lock before
