@@ -16,6 +16,13 @@ def promote(account: dict) -> dict:
     return account
 
 
+def set_active(api: httpx.Client, admin: dict, account: dict, active: bool) -> None:
+    """Deactivate or reactivate `account` through the admin API, as `admin`."""
+    response = api.patch(f"/api/v1/admin/users/{account['id']}", json={"is_active": active},
+                         headers={"Authorization": f"Bearer {admin['access_token']}"})
+    assert response.status_code == 200, response.text
+
+
 def sign_in(server: str, account: dict) -> httpx.Client:
     """A client holding the admin session cookies from the login form."""
     client = httpx.Client(base_url=server, timeout=10.0)

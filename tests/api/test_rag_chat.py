@@ -12,6 +12,7 @@ from httpx_sse import connect_sse
 from sqlalchemy import select
 
 from models import Chat
+from tests.admin.accounts import promote, set_active
 from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting
 from tests.pdfs import text_pdf
@@ -178,21 +179,39 @@ def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_we
     assert rest[-2][1] == {"type": "token", "token": "t5 "} and rest[-1][1]["type"] == "done"
 
 
-def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
-    """As its WebSockets close 4401, an EventSource stream opened with `?auth_token=` that POST /auth/logout
-    revoked ends within WS_TOKEN_CHECK_S with an `error` event (`session_ended`) and no done."""
+def ended_stream(api, account, fake_upstream, monkeypatch, end_session) -> list[dict]:
+    """The payloads of a slow reply's EventSource stream opened with `?auth_token=`, `end_session()`
+    called at the third, checking it got no done and stopped well before the reply's end."""
     monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
     fake_upstream.configure(tokens=60, delay_ms=50)
     seen = []
-    params = {"message": "hello", "auth_token": alice["access_token"]}
+    params = {"message": "hello", "auth_token": account["access_token"]}
     with connect_sse(api, "GET", "/chat/send", params=params) as sse:
         for _, payload in events(api, "GET", sse):
             seen.append(payload)
             if len(seen) == 3:
-                assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
-    assert seen[-1]["type"] == "error" and seen[-1]["error_code"] == "session_ended"
+                end_session()
     kinds = [p["type"] for p in seen]
     assert "done" not in kinds and kinds.count("token") < 30
+    return seen
+
+
+def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
+    """As its WebSockets close 4401, an EventSource stream opened with `?auth_token=` that POST /auth/logout
+    revoked ends within WS_TOKEN_CHECK_S with an `error` event (`session_ended`) and no done."""
+    def log_out():
+        assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+
+    seen = ended_stream(api, alice, fake_upstream, monkeypatch, log_out)
+    assert seen[-1]["type"] == "error" and seen[-1]["error_code"] == "session_ended"
+
+
+def test_deactivating_a_user_ends_their_streams(api, alice, make_user, fake_upstream, monkeypatch):
+    """An EventSource stream of a user an admin deactivates ends the same way, with `account_deactivated`."""
+    admin = promote(make_user("admin"))
+    seen = ended_stream(api, alice, fake_upstream, monkeypatch, lambda: set_active(api, admin, alice, False))
+    assert seen[-1] == {"type": "error", "error": "Account deactivated: the session ended",
+                        "error_code": "account_deactivated"}
 
 
 def test_resume_inside_the_citations(api, alice, library, fake_upstream):

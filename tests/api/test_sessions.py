@@ -9,6 +9,7 @@ from httpx_sse import connect_sse
 from sqlalchemy import select
 
 from models import Chat, Message
+from tests.admin.accounts import promote, set_active
 from tests.api.rag_helpers import send
 from tests.conftest import sent_while_deleting, sent_while_writing, wait_for
 from tests.pdfs import text_pdf
@@ -474,21 +475,39 @@ def test_a_resume_from_an_event_the_capped_stream_no_longer_holds_says_events_we
         ("error", "events_lost"), ("message", "[DONE]")]
 
 
-def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
-    """As its WebSockets close 4401, a stream opened with a token revoked by POST /auth/logout ends
-    within WS_TOKEN_CHECK_S with an `event: error` (`session_ended`) and no [DONE]; the reply goes on."""
+def ended_stream(api, account, fake_upstream, monkeypatch, end_session) -> list:
+    """The events of a slow reply's stream, `end_session()` called at the second, checking it got no
+    [DONE] and stopped well before the reply's end."""
     monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
     fake_upstream.configure(tokens=60, delay_ms=50)
     seen = []
-    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=alice.headers) as sse:
+    with connect_sse(api, "POST", "/v1/chat/stream", json=body(), headers=account.headers) as sse:
         for event in sse.iter_sse():
             seen.append(event)
             if len(seen) == 2:
-                assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
-    assert seen[-1].event == "error" and json.loads(seen[-1].data)["error_code"] == "session_ended"
+                end_session()
     assert "[DONE]" not in [e.data for e in seen] and len(seen) < 30
+    return seen
+
+
+def test_logging_out_ends_the_streams_of_that_token(api, alice, fake_upstream, monkeypatch):
+    """As its WebSockets close 4401, a stream opened with a token revoked by POST /auth/logout ends
+    within WS_TOKEN_CHECK_S with an `event: error` (`session_ended`) and no [DONE]; the reply goes on."""
+    def log_out():
+        assert api.post("/api/v1/auth/logout", headers=alice.headers).status_code == 200
+
+    seen = ended_stream(api, alice, fake_upstream, monkeypatch, log_out)
+    assert seen[-1].event == "error" and json.loads(seen[-1].data)["error_code"] == "session_ended"
     resumed = api.post("/v1/chat/stream", json=body(), headers={**alice.headers, "Last-Event-ID": seen[1].id})
     assert resumed.status_code == 401 and resumed.json() == {"detail": "Token has been revoked"}
+
+
+def test_deactivating_a_user_ends_their_streams(api, alice, make_user, fake_upstream, monkeypatch):
+    """As a logout does, an admin deactivating the user ends their streams, with `account_deactivated`."""
+    admin = promote(make_user("admin"))
+    seen = ended_stream(api, alice, fake_upstream, monkeypatch, lambda: set_active(api, admin, alice, False))
+    assert seen[-1].event == "error" and json.loads(seen[-1].data) == {
+        "error": "Account deactivated: the session ended", "error_code": "account_deactivated"}
 
 
 ARCHIVED = "Chat session is archived: unarchive it to continue it"

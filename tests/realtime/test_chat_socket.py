@@ -7,6 +7,7 @@ import time
 from sqlalchemy import select
 
 from models import Chat
+from tests.admin.accounts import promote, set_active
 from tests.conftest import wait_for
 from web.realtime import frame_budget, going_away
 from workers import runtime
@@ -388,6 +389,30 @@ def test_logging_out_closes_the_sockets_opened_with_that_token(api, alice, make_
     ws.ws.settimeout(5)
     opcode, data = ws.ws.recv_data()
     assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Token has been revoked"
+
+
+def test_deactivating_a_user_closes_their_sockets(api, alice, make_user, make_chat, connect, monkeypatch):
+    """As a logout closes a token's sockets, an admin deactivating a user closes every socket of theirs
+    4401 within WS_TOKEN_CHECK_S; the other members' stay, and once reactivated their new ones do too."""
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    admin, bob = promote(make_user("admin")), make_user("bob")
+    chat = make_chat(alice, chat_type="GROUP")
+    assert api.post(f"/api/v1/chat/chats/{chat['id']}/participants", json={"user_id": bob["id"]},
+                    headers=alice.headers).status_code == 201
+    alice_ws, bob_ws = connect(chat["id"], alice["access_token"]), connect(chat["id"], bob["access_token"])
+    alice_ws.next(), bob_ws.next()
+    set_active(api, admin, bob, False)
+    bob_ws.ws.settimeout(5)
+    opcode, data = bob_ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Account deactivated"
+
+    set_active(api, admin, bob, True)
+    again = connect(chat["id"], bob["access_token"])
+    assert again.next()["type"] == "welcome"
+    time.sleep(0.6)  # past a few checks
+    for ws in (alice_ws, again):
+        ws.send({"type": "ping", "timestamp": "still here"})
+        assert ws.next()["timestamp"] == "still here"
 
 
 def test_a_session_deleted_for_good_closes_its_open_sockets(api, alice, connect, fake_upstream):

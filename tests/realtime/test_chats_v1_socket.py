@@ -6,8 +6,10 @@ from typing import Callable
 
 import pytest
 
+from tests.admin.accounts import promote, set_active
 from tests.api.test_chats_v1 import add_member, chat_uuid, create_chat, post
 from tests.conftest import Socket, close_all, socket_opener
+from workers import runtime
 
 
 @pytest.fixture
@@ -222,3 +224,14 @@ def test_a_removed_participants_sockets_close_4403_and_the_others_see_the_event(
     resumed = connect(uuid_id, bob["access_token"], query=f"last_event_id={cursor}")
     assert resumed.next()["type"] == "welcome"
     assert [e["type"] for e in resumed.until("participant_added")] == ["participant_removed", "participant_added"]
+
+
+def test_deactivating_a_user_closes_their_sockets_here_too(api, alice, make_user, connect_v1, monkeypatch):
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    admin = promote(make_user("admin"))
+    ws = connect_v1(create_chat(api, alice)["id"], alice["access_token"])
+    assert ws.next()["type"] == "welcome"
+    set_active(api, admin, alice, False)
+    ws.ws.settimeout(5)
+    opcode, data = ws.ws.recv_data()
+    assert opcode == 8 and int.from_bytes(data[:2], "big") == 4401 and data[2:] == b"Account deactivated"

@@ -1,6 +1,6 @@
 """Who may open a chat's WebSocket (shared by the surfaces that serve one), and how long a
-WebSocket or event stream stays theirs: until the token it was opened with is revoked, or they
-are removed from the chat.
+WebSocket or event stream stays theirs: until the token it was opened with is revoked, an admin
+deactivates their account, or they are removed from the chat.
 
 Failures close the socket with a 4xxx code and a reason before any event is sent.
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable
 from flask import g, request
 
 from models import Chat, User
-from web.auth.tokens import authenticate, is_revoked
+from web.auth.tokens import authenticate, session_end
 from web.db import close_db
 from web.errors import ApiError
 from web.realtime.sse import StreamChecks
@@ -63,25 +63,26 @@ def access_refusal(user: User, chat_id: int, statuses: tuple[str, ...]) -> Calla
     return refusal
 
 
-def token_revocation() -> Callable[[], bool]:
-    """Whether the token this socket or stream was opened with has been revoked since (a logout).
+def session_end_check() -> Callable[[], str | None]:
+    """Why the socket or stream this request opens must end (`tokens.session_end`: its token revoked
+    by a logout, its account deactivated), asked every `WS_TOKEN_CHECK_S`; None while it need not.
 
-    Redis unreachable counts as not revoked: the relay waits for it too, and asks again at the next check.
+    Redis unreachable counts as neither: the relay waits for it too, and asks again at the next check.
     """
-    redis, jti = get_redis(), g.claims["jti"]
+    redis, jti, user_id = get_redis(), g.claims["jti"], g.user.id
 
-    def revoked() -> bool:
+    def ended() -> str | None:
         try:
-            return is_revoked(redis, jti)
+            return session_end(redis, jti, user_id)
         except Exception:
-            log.warning("could not check a stream's token", exc_info=True)
-            return False
+            log.warning("could not check whether a stream's session ended", exc_info=True)
+            return None
 
-    return revoked
+    return ended
 
 
 def stream_checks(chat_id: int) -> StreamChecks:
-    """The keep-alive, token and access checks of an event stream of the chat opened by this request.
+    """The keep-alive, session and access checks of an event stream of the chat opened by this request.
 
     Access is lost as a socket's is: an event says the user was removed, and a stream opened now
     would be refused (the sessions that stream, 001's and 004's, show archived chats).
@@ -92,4 +93,4 @@ def stream_checks(chat_id: int) -> StreamChecks:
     def access_lost(event: dict[str, Any]) -> bool:
         return events.removes(event, user_uuid) and refusal() is not None
 
-    return StreamChecks(settings.sse_keepalive_s, settings.ws_token_check_s, token_revocation(), access_lost)
+    return StreamChecks(settings.sse_keepalive_s, settings.ws_token_check_s, session_end_check(), access_lost)

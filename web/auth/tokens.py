@@ -24,6 +24,8 @@ from web.errors import Unauthorized
 from web.redis_client import get_redis
 
 QUERY_TOKEN_NAMES = ("token", "auth_token")
+REVOKED = "Token has been revoked"
+DEACTIVATED = "Account deactivated"
 URL_TOKEN_IGNORED = ("Send the access token in the Authorization header: a token in the URL is only read "
                      "by WebSocket and event-stream routes")
 
@@ -34,6 +36,29 @@ def revoked_key(jti: str) -> str:
 
 def is_revoked(redis: Redis, jti: str) -> bool:
     return bool(redis.exists(revoked_key(jti)))
+
+
+def deactivated_key(user_id: int) -> str:
+    return f"parley:deactivated:{user_id}"
+
+
+def mark_deactivated(redis: Redis, user_id: int, deactivated: bool) -> None:
+    """Set or clear the user's deactivation marker. The database says whether a user is active
+    (every request reads it); the marker lets open sockets and streams notice without a query
+    at each check (see `session_end`)."""
+    if deactivated:
+        redis.set(deactivated_key(user_id), "1")
+    else:
+        redis.delete(deactivated_key(user_id))
+
+
+def session_end(redis: Redis, jti: str, user_id: int) -> str | None:
+    """Why a socket or stream opened with token `jti` of user `user_id` must end: DEACTIVATED (by an
+    admin), REVOKED (a logout), or None while neither; one round trip."""
+    revoked, deactivated = redis.mget(revoked_key(jti), deactivated_key(user_id))
+    if deactivated is not None:
+        return DEACTIVATED
+    return REVOKED if revoked is not None else None
 
 
 def query_token_allowed(view: Callable) -> Callable:
@@ -97,7 +122,7 @@ def verify(token: str | None, kind: str = "access") -> dict[str, Any]:
         article = "An" if kind[0] in "aeiou" else "A"
         raise Unauthorized(f"{article} {kind} token is required", headers={"WWW-Authenticate": "Bearer"})
     if is_revoked(get_redis(), claims["jti"]):
-        raise Unauthorized("Token has been revoked", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(REVOKED, headers={"WWW-Authenticate": "Bearer"})
     return claims
 
 

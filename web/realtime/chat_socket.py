@@ -29,7 +29,7 @@ from workers.events import event_message_id
 
 PING_TYPES = ("ping", "heartbeat")
 IDLE_CLOSE_CODE = 4408
-REVOKED_CLOSE_CODE = 4401
+SESSION_ENDED_CLOSE_CODE = 4401
 GONE_CLOSE_CODE = 4404
 WORKER_ONLY = ("offset", "tokens")  # chunk fields the socket documents do not have
 
@@ -43,8 +43,9 @@ class SocketContext:
     idle_timeout_s: float
     replay_window_ms: int
     live_reply_ids: Callable[[], set[str]]
-    # Whether the token the socket was opened with has been revoked since; asked every token_check_s.
-    token_revoked: Callable[[], bool]
+    # Why the socket's session has ended since it opened (its token revoked, its account deactivated:
+    # the close reason), None while it has not; asked every token_check_s.
+    session_ended: Callable[[], str | None]
     token_check_s: float
     frames_per_s: int  # client frames a second (see web.realtime.frame_budget)
     # How a socket of this user opened now would be refused (close code, reason), None while it would
@@ -108,8 +109,8 @@ class ChatSocket:
                     self.ws.close(IDLE_CLOSE_CODE, "Idle timeout")
                     return
                 if now >= next_token_check:
-                    if self.ctx.token_revoked():  # logged out: the chat's events are no longer this client's
-                        self.ws.close(REVOKED_CLOSE_CODE, "Token has been revoked")
+                    if (reason := self.ctx.session_ended()) is not None:  # logged out, or deactivated
+                        self.ws.close(SESSION_ENDED_CLOSE_CODE, reason)
                         return
                     next_token_check = now + self.ctx.token_check_s
                 try:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 from redis import Redis
 
+from web.auth.tokens import DEACTIVATED, REVOKED
 from web.realtime.going_away import SSE_RETRY, is_going_away, registered
 from web.realtime.hub import Hub
 from web.realtime.lost_events import events_lost
@@ -35,6 +36,8 @@ class Cut:
 
 LOGGED_OUT = Cut({"error": "Token has been revoked: the session ended (sign in again to resume the stream)",
                   "error_code": "session_ended"})
+ACCOUNT_DEACTIVATED = Cut({"error": "Account deactivated: the session ended", "error_code": "account_deactivated"})
+SESSION_CUTS = {REVOKED: LOGGED_OUT, DEACTIVATED: ACCOUNT_DEACTIVATED}  # by why `session_ended` says it ended
 ACCESS_LOST = Cut({"error": "Access denied to this chat: you are no longer one of its participants",
                    "error_code": "access_revoked"})
 
@@ -42,11 +45,12 @@ ACCESS_LOST = Cut({"error": "Access denied to this chat: you are no longer one o
 @dataclass(frozen=True)
 class StreamChecks:
     """What a stream asks while it waits: a comment after `keepalive_s` of silence, every
-    `token_check_s` whether the token it was opened with has been revoked (a logout), and of each
-    event of the chat whether it took the chat from the stream's user (`access_lost`)."""
+    `token_check_s` why its session ended (a key of SESSION_CUTS: the token it was opened with
+    revoked by a logout, its account deactivated; None while it has not), and of each event of the
+    chat whether it took the chat from the stream's user (`access_lost`)."""
     keepalive_s: float
     token_check_s: float
-    token_revoked: Callable[[], bool]
+    session_ended: Callable[[], str | None]
     access_lost: Callable[[dict[str, Any]], bool]
 
 
@@ -65,8 +69,10 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     the rest of that entry comes first. A comment line every `keepalive_s` of silence keeps
     proxies from closing the stream and lets the server notice a client that has gone; then
     a reply that `ended` (in the database, or deleted with its session) while no end reached
-    its stream ends the stream too, as it does at once when the chat's deletion is announced. Once its token is revoked, or its user is removed from the
-    chat, the stream ends with `event: error` (`session_ended`, `access_revoked`) and no `[DONE]`.
+    its stream ends the stream too, as it does at once when the chat's deletion is announced.
+    Once its token is revoked, its account deactivated or its user removed from the chat, the
+    stream ends with `event: error` (`session_ended`, `account_deactivated`, `access_revoked`)
+    and no `[DONE]`.
     """
     inbox: queue.Queue = queue.Queue()
     start = cursor if seen_tokens is None else events.id_before(cursor)
@@ -115,7 +121,7 @@ def lost_events_frame(redis: Redis, chat_id: int, cursor: str) -> Iterator[str]:
 
 def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | Cut | None]:
     """The batches of stream entries the hub puts in `inbox`, None after `keepalive_s` of silence;
-    LOGGED_OUT (the last) once the stream's token has been revoked, ACCESS_LOST (the last, after
+    LOGGED_OUT or ACCOUNT_DEACTIVATED (the last) once the stream's session ended, ACCESS_LOST (the last, after
     the entries before it) at an entry that took the chat from the stream's user.
 
     Ends when this process is going away (SIGTERM): the stream should then end with `SSE_RETRY`.
@@ -126,8 +132,8 @@ def delivered(inbox: queue.Queue, checks: StreamChecks) -> Iterator[list | Cut |
         while True:
             now = time.monotonic()
             if now >= next_check:
-                if checks.token_revoked():
-                    yield LOGGED_OUT
+                if (reason := checks.session_ended()) is not None:
+                    yield SESSION_CUTS[reason]
                     return
                 next_check = now + checks.token_check_s
             if now >= quiet_until:

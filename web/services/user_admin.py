@@ -1,16 +1,19 @@
 """What admins do to accounts: list them, deactivate or reactivate them, change their role.
 
 Shared by `/api/v1/admin/users` and the `flask set-user` command. Each change is logged
-with who made it.
+with who made it. A deactivated user's tokens are refused at their next request (the
+database says so); their open sockets and streams notice a Redis marker set here.
 """
 from __future__ import annotations
 
 import logging
 
+from redis import Redis
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from models import User
+from web.auth import tokens
 from web.errors import BadRequest, Forbidden, NotFound
 from web.services import users
 
@@ -44,11 +47,14 @@ def find_user(db: Session, user_uuid: str) -> User:
     return user
 
 
-def change_user(db: Session, user: User, is_active: bool | None = None, role: str | None = None,
+def change_user(db: Session, redis: Redis, user: User, is_active: bool | None = None, role: str | None = None,
                 admin: User | None = None) -> User:
     """Set the user's `is_active` and `role` (None keeps it), for `admin` (None: an operator at the
     command line). An admin may not deactivate or demote themselves, so the last admin cannot
-    lock everyone out."""
+    lock everyone out.
+
+    The marker of a given `is_active` is written even when the value stays: after a commit whose
+    marker Redis did not take (a 503), the same request again puts it right."""
     if admin is not None:
         if user.id == admin.id and (is_active is False or role not in (None, "admin")):
             raise BadRequest(OWN_ACCOUNT)
@@ -58,6 +64,8 @@ def change_user(db: Session, user: User, is_active: bool | None = None, role: st
     for name, (_, value) in changes.items():
         setattr(user, name, value)
     db.commit()
+    if is_active is not None:
+        tokens.mark_deactivated(redis, user.id, not is_active)
     if changes:
         by = admin.username if admin is not None else OPERATOR
         told = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())

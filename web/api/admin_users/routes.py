@@ -13,6 +13,7 @@ from web.auth.answers import UserOut
 from web.auth.serializers import user_view
 from web.auth.tokens import login_required
 from web.db import get_db
+from web.redis_client import get_redis
 from web.services import user_admin, users
 
 
@@ -36,5 +37,6 @@ def update_user(user_id: str):
     users.require_admin(g.user)
     body = parse_body(UserChange)
     db = get_db()
-    user = user_admin.change_user(db, user_admin.find_user(db, user_id), body.is_active, body.role, admin=g.user)
+    user = user_admin.change_user(db, get_redis(), user_admin.find_user(db, user_id), body.is_active, body.role,
+                                  admin=g.user)
     return jsonify(user_view(user))

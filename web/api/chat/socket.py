@@ -11,7 +11,7 @@ from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
 from web.api.parsing import canonical_uuid
-from web.api.socket_access import access_refusal, open_chat_socket, token_revocation
+from web.api.socket_access import access_refusal, open_chat_socket, session_end_check
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
@@ -50,8 +50,8 @@ def chat_socket(ws, chat_id: str) -> None:
     `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
     4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
-    token is revoked (logout), 4404 once the chat is deleted or archived (this API hides archived chats),
-    4403 once the user leaves or is removed from the chat.
+    token is revoked (logout) or the account deactivated, 4404 once the chat is deleted or
+    archived (this API hides archived chats), 4403 once the user leaves or is removed from the chat.
     Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads the stream
     counts as 10) get a `rate_limited` error and are dropped; three times that many in a second
     close the socket 4429. At most three times that many wait to be served; more are dropped, with one
@@ -98,7 +98,7 @@ def chat_socket(ws, chat_id: str) -> None:
     ctx = SocketContext(
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
-        token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
+        session_ended=session_end_check(), token_check_s=settings.ws_token_check_s,
         frames_per_s=settings.ws_client_frames_per_s, refusal=access_refusal(user, chat_key, chats.VISIBLE),
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
         chat_hidden=chat_hidden,

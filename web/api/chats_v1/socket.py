@@ -20,7 +20,7 @@ from web.api.chats_v1.answers import (MessageStatusAck, MessageStatusChanged, Ne
 from web.api.chats_v1.schemas import StatusFrame
 from web.api.chats_v1.serializers import message_status, message_view
 from web.api.described import emits
-from web.api.socket_access import access_refusal, open_chat_socket, token_revocation
+from web.api.socket_access import access_refusal, open_chat_socket, session_end_check
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
@@ -64,12 +64,13 @@ def chats_socket(ws, chat_id: int) -> None:
     4401 / 4403 / 4404 / 4400 before any frame. Events of the chat's stream carry `event_id`:
     `?last_event_id=` (or a `resume` frame `{last_event_id}`) continues after it. Client frames:
     `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
-    socket, 4401 one whose token is revoked (logout), 4404 one whose chat is deleted, 4403 one whose
-    user left or was removed from the chat (through the chat API), 1001 the sockets of a process
-    shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads
-    the stream counts as 10) get a `rate_limited` error and are dropped; three times that many in a
-    second close the socket 4429. At most three times that many wait to be served; more are dropped,
-    with one `frames_dropped` error. A frame over 65,536 characters closes the socket 1009.
+    socket, 4401 one whose token is revoked (logout) or account deactivated, 4404 one whose chat
+    is deleted, 4403 one whose user left or was removed from the chat (through the chat API), 1001
+    the sockets of a process shutting down. Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a
+    `resume` that re-reads the stream counts as 10) get a `rate_limited` error and are dropped; three
+    times that many in a second close the socket 4429. At most three times that many wait to be
+    served; more are dropped, with one `frames_dropped` error. A frame over 65,536 characters
+    closes the socket 1009.
     """
     opened = open_chat_socket(ws, chat_id, chats.OPEN)
     if opened is None:
@@ -79,7 +80,7 @@ def chats_socket(ws, chat_id: int) -> None:
     ctx = SocketContext(
         chat_id=chat.id, chat_uuid=chat.uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
-        token_revoked=token_revocation(), token_check_s=settings.ws_token_check_s,
+        session_ended=session_end_check(), token_check_s=settings.ws_token_check_s,
         frames_per_s=settings.ws_client_frames_per_s, refusal=access_refusal(user, chat.id, chats.OPEN),
         live_reply_ids=set,  # no streaming here: nothing of a reply in progress to replay
         actions={"message_status": status_action(user, chat.id)},

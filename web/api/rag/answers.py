@@ -231,8 +231,9 @@ class CitationEvent(Source):
 class ErrorEvent(Answer):
     """The reply failed (codes as in the chat WebSocket); `done` follows. Or, with `events_lost` and
     before the replay, a resume from an event the chat's capped stream no longer holds: the rest follows.
-    Or, with `session_ended`, the access token was revoked (logout), or with `access_revoked`, the user was
-    removed from the session's chat: the stream ends, without `done`."""
+    Or, with `session_ended`, the access token was revoked (logout), with `account_deactivated`, an admin
+    deactivated the account, or with `access_revoked`, the user was removed from the session's chat: the
+    stream ends, without `done`."""
     type: Literal["error"]
     error: str
     error_code: str

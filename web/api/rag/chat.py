@@ -25,9 +25,10 @@ SEND_EVENTS = {
     answers.StatusEvent: "`status` lines tell the progress (searching, notes, found, generating);",
     answers.TokenEvent: "`token` carries each piece of the reply;",
     answers.CitationEvent: "`citation` follows for each chunk given as context, numbered by `marker`;",
-    answers.ErrorEvent: "`error` says why a reply failed (or that events were lost, or that a logout or the "
-                        "user's removal from the chat ended the stream);",
-    answers.DoneEvent: "`done` ends every stream with the stored reply (but one a logout or a removal ended).",
+    answers.ErrorEvent: "`error` says why a reply failed (or that events were lost, or that a logout, the "
+                        "account's deactivation or the user's removal from the chat ended the stream);",
+    answers.DoneEvent: "`done` ends every stream with the stored reply (but one a logout, a deactivation or a "
+                       "removal ended).",
 }
 
 

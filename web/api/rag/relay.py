@@ -121,8 +121,8 @@ def reply_frames(hub: Hub, redis: Redis, chat_id: int, reply_uuid: str, cursor: 
     does the chat's deletion when it is announced.
     When a `resumed` stream's `cursor` is no longer held (the stream is capped), an `error` event
     (`events_lost`) comes before the replay; a done built from the record holds the whole reply and needs none.
-    Once the token the stream was opened with is revoked, or its user is removed from the chat, an
-    `error` event (`session_ended`, `access_revoked`) ends it.
+    Once the token the stream was opened with is revoked, its account deactivated, or its user removed
+    from the chat, an `error` event (`session_ended`, `account_deactivated`, `access_revoked`) ends it.
     """
     key = events.chat_stream_key(chat_id)
 

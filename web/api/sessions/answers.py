@@ -20,8 +20,9 @@ STREAM_FORMAT = (
     "resumes the same reply after that event; from an event the chat's capped stream no longer holds, an "
     "`event: error` with `error_code` `events_lost` (no `id:`) comes first and the stream goes on: reload the "
     "session's history. Once the access token is revoked (logout), the stream ends with an `event: error` "
-    "`session_ended` and no `[DONE]`; once its user is removed from the session's chat, with an `event: error` "
-    "`access_revoked` and no `[DONE]`. `stream: false`: the whole reply as one JSON object. "
+    "`session_ended` and no `[DONE]`; once an admin deactivates the account, the same with `account_deactivated`; "
+    "once its user is removed from the session's chat, with an `event: error` `access_revoked` and no `[DONE]`. "
+    "`stream: false`: the whole reply as one JSON object. "
     "Either way the `X-Session-Id` header names the session.")
 
 # The document answers a bad query string with 400 (bodies stay 422): /openapi.json's own
