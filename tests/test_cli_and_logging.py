@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from web.logging_filters import TokenRedactingFilter, redact
+from workers import runtime
 
 
 def test_create_user_command(app, api):
@@ -36,6 +37,40 @@ def test_create_user_command_refuses_what_registration_refuses(app, api):
         assert result.exception is None or isinstance(result.exception, SystemExit)
     login = api.post("/api/v1/auth/login", json={"username": "opsuser", "password": "a long password"})
     assert login.status_code == 401
+
+
+def test_set_user_command(app, api, make_user, make_chat, connect, monkeypatch, caplog):
+    """Operators without the API deactivate, reactivate and re-role a user by username or email,
+    as an admin does over /api/v1/admin/users: their open sockets close too, and the change is logged."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(runtime.current().settings, "ws_token_check_s", 0.2)
+    bob = make_user("bob")
+    ws = connect(make_chat(bob)["id"], bob["access_token"])
+    assert ws.next()["type"] == "welcome"
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["set-user", bob["email"].upper(), "--inactive", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{bob['username']} ({bob['id']}): inactive, role admin\n"
+    assert api.get("/api/v1/auth/me", headers=bob.headers).status_code == 401
+    logged = [r for r in caplog.records if r.name == "web.services.user_admin"]
+    assert [(r.admin, r.user, r.changes) for r in logged] == [
+        ("an operator (flask set-user)", bob["username"], {"is_active": [True, False], "role": ["user", "admin"]})]
+    ws.ws.settimeout(5)
+    assert ws.ws.recv_data()[1][2:] == b"Account deactivated"
+
+    assert runner.invoke(args=["set-user", f" {bob['username']} ", "--active"]).exit_code == 0
+    me = api.get("/api/v1/auth/me", headers=bob.headers).json()
+    assert me["is_active"] is True and me["role"] == "admin"
+
+
+def test_set_user_command_refuses_what_it_cannot_do(app, make_user):
+    bob = make_user("bob")
+    runner = app.test_cli_runner()
+    unknown = runner.invoke(args=["set-user", "nobody-at-all", "--inactive"])
+    assert unknown.exit_code == 1 and "No user has the username or email nobody-at-all" in unknown.output
+    for args in ([bob["username"]], [bob["username"], "--role", "root"]):
+        refused = runner.invoke(args=["set-user", *args])
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
 
 
 def test_db_upgrade_command(app):

@@ -1,6 +1,7 @@
-"""Flask CLI commands: `flask --app web db upgrade`, `flask --app web create-user`."""
+"""Flask CLI commands: `flask --app web db upgrade`, `create-user` and `set-user`."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.engine import Engine
 
+from models.user import ROLES
 from workers import runtime
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -60,5 +62,27 @@ def register_commands(app: Flask) -> None:
             except ApiError as exc:
                 raise click.ClickException(str(exc.detail)) from None
             click.echo(f"created {user.role} {user.username} ({user.uuid})")
+
+    @app.cli.command("set-user")
+    @click.argument("login")
+    @click.option("--active/--inactive", default=None, help="reactivate or deactivate the account")
+    @click.option("--role", type=click.Choice(ROLES), help="give the user this role")
+    def set_user(login: str, active: bool | None, role: str | None) -> None:
+        """Reactivate or deactivate the user LOGIN (a username or email), or change their role,
+        as an admin does with PATCH /api/v1/admin/users/{id}."""
+        from web.services.user_admin import change_user
+        from web.services.users import find_by_login
+        from workers.logs import configure_json_logging
+
+        if active is None and role is None:
+            raise click.UsageError("give --active, --inactive or --role")
+        if not logging.getLogger().handlers:  # the change's log line on stderr, unless the caller set up logging
+            configure_json_logging()
+        with runtime.session() as db:
+            user = find_by_login(db, login)
+            if user is None:
+                raise click.ClickException(f"No user has the username or email {login.strip()}")
+            change_user(db, runtime.current().redis, user, active, role)
+            click.echo(f"{user.username} ({user.uuid}): {'active' if user.is_active else 'inactive'}, role {user.role}")
 
     app.cli.add_command(db_group)
