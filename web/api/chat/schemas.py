@@ -1,7 +1,7 @@
 """Request bodies and query strings of the chat API, with the documented limits."""
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 

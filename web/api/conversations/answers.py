@@ -4,7 +4,7 @@ serializers.py builds it (lower-case statuses, `sender` user/agent/system, ISO t
 times taken in seconds)."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
