@@ -4,7 +4,7 @@ serializers.py builds it (lower-case statuses, `sender` user/agent/system, ISO t
 times taken in seconds)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime  # noqa: F401 (pyflakes misses `date` as DayStats.date's type)
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import Field
