@@ -69,7 +69,8 @@ def start_gunicorn(env: dict[str, str], stderr=subprocess.DEVNULL) -> tuple[subp
 def gunicorn(settings, tmp_path):
     process, base = start_gunicorn({"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
                                     "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-                                    "SECRET_KEY": settings.secret_key}, stderr=subprocess.PIPE)
+                                    "SECRET_KEY": settings.secret_key, "OPENAI_API_KEY": settings.openai_api_key,
+                                    "OPENAI_BASE_URL": settings.openai_base_url}, stderr=subprocess.PIPE)
     try:
         yield process, base
     finally:

@@ -193,12 +193,17 @@ ERROR_TEXT = {
 }
 
 
+def has_api_key(settings: Settings, user_key: tuple[str, str | None] | None, primary_only: bool) -> bool:
+    """Has some upstream of a reply a key: the user's own, the server's, or (unless `primary_only`)
+    the fallback's? Known before a reply is stored, so a request can be refused up front."""
+    return user_key is not None or bool(settings.openai_api_key) or (
+        not primary_only and fallback(settings) is not None)
+
+
 def reply_chain(settings: Settings, user_key: tuple[str, str | None] | None, primary_only: bool) -> list[Upstream]:
-    """The upstreams to try for a reply, in order; NoApiKey when there is none."""
-    chain = [primary(settings, user_key)] if user_key else [s for s in [primary_or_none(settings)] if s]
-    backup = None if primary_only else fallback(settings)
-    if backup is not None:
-        chain.append(backup)
-    if not chain:
+    """The upstreams to try for a reply, in order; NoApiKey when none has a key (`has_api_key`)."""
+    if not has_api_key(settings, user_key, primary_only):
         raise NoApiKey()
-    return chain
+    chain = [primary(settings, user_key)] if user_key or settings.openai_api_key else []
+    backup = None if primary_only else fallback(settings)
+    return chain if backup is None else [*chain, backup]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, Forbidden, NotFound
-from web.services import chats, replies
+from web.services import chats, replies, upstreams
 from workers import events, runtime, stream_leases
 
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
@@ -38,9 +38,9 @@ def session_to_continue(db: Session, user: User, session_id: int) -> tuple[Chat,
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
     """Create or continue a session, store the request's messages, start the reply.
 
-    Every check (the messages, the member's rights, a concurrent-stream slot) comes before
-    anything is stored, so a refused request leaves no session, setting or message behind
-    (a client retrying it would otherwise store them twice).
+    Every check (the messages, the member's rights, an upstream key, a concurrent-stream slot)
+    comes before anything is stored, so a refused request leaves no session, setting or message
+    behind (a client retrying it would otherwise store them twice).
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
     chat, member = session_to_continue(db, user, body.session_id) if body.session_id is not None else (None, None)
@@ -48,6 +48,7 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
         replies.check_content(message.content)
     if member is not None:  # a new session's sender is its owner, who may do all of it
         check_member_request(chat, member, body)
+    upstreams.key_for_reply(db, user)
     reply_uuid = new_uuid()
     replies.take_stream_slot(redis, user, reply_uuid)
     try:

@@ -9,15 +9,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
 
+from sqlalchemy.orm import Session
+
 from models import User
 from models.base import new_uuid
-from web.errors import ApiError
+from web.errors import ApiError, BadRequest
 from web.services import replies
 from workers import queues, runtime, stream_leases, upstream
 from workers.breaker import CLOSED, HALF_OPEN, OPEN
 from workers.events import iso
+from workers.user_keys import key_for_user
 
 HEALTH_TIMEOUT_S = 5.0
+NO_API_KEY = "OpenAI API key not configured: set one in Settings to chat with AI"
 
 
 def _iso_ts(value: float | None) -> str | None:
@@ -81,6 +85,17 @@ def primary_is_open(redis: Redis, user_key: tuple[str, str | None] | None = None
     guard = upstream.breaker(redis, runtime.current().settings, upstream.PRIMARY)
     state = guard.status().state
     return state == OPEN or (state == HALF_OPEN and guard.trial_taken())
+
+
+def key_for_reply(db: Session, user: User, primary_only: bool = False) -> tuple[str, str | None] | None:
+    """The user's own upstream key and address (None: the server's) for a reply the user asks for;
+    400 when no upstream of the reply has a key, before anything is stored: the reply could only
+    end FAILED (`no_api_key`), and a retry would store the messages again."""
+    settings = runtime.current().settings
+    user_key = key_for_user(db, settings, user.id)
+    if not upstream.has_api_key(settings, user_key, primary_only):
+        raise BadRequest(NO_API_KEY)
+    return user_key
 
 
 def probe(redis: Redis, user: User, target: str, payload: dict[str, Any], name: str) -> dict[str, Any]:

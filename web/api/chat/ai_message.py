@@ -13,12 +13,11 @@ from web.api.described import responds
 from web.api.parsing import parse_body
 from web.auth.tokens import login_required
 from web.db import get_db
-from web.errors import ApiError, BadRequest, ErrorBody
+from web.errors import ApiError, ErrorBody
 from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.redis_client import get_redis
 from web.services import chats, history, replies, upstreams
 from workers import events, runtime, upstream
-from workers.user_keys import key_for_user
 
 FAILURE_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
 
@@ -38,9 +37,7 @@ def ai_message(chat_id: str):
     body = parse_body(AiMessageRequest)
     db, redis, settings = get_db(), get_redis(), runtime.current().settings
     chat, member = chats.chat_for_member(db, g.user, chat_id)
-    user_key = key_for_user(db, settings, g.user.id)
-    if not settings.openai_api_key and user_key is None:
-        raise BadRequest("OpenAI API key not configured: set one in Settings to chat with AI")
+    user_key = upstreams.key_for_reply(db, g.user, primary_only=True)
     if upstreams.primary_is_open(redis, user_key):
         return unavailable(redis)
     cursor = events.last_event_id(redis, chat.id)

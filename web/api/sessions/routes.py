@@ -27,8 +27,10 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
 @bp.post("/v1/chat/stream")
 @responds(200, media_type="text/event-stream", description=STREAM_FORMAT)
 @responds(200, WholeReply)
-@responds(400, FailedReply | ErrorBody, "`stream: false` and the reply failed for want of an API key (a failed "
-          "reply); or an unknown model, an archived session, or a `Last-Event-ID` naming no reply of the session")
+@responds(400, FailedReply | ErrorBody, "No upstream key for the reply, neither the user's own nor the server's "
+          "(`detail`; nothing is stored); an unknown model, an archived session, or a `Last-Event-ID` naming no "
+          "reply of the session; or `stream: false` and the reply failed for want of a key removed after the "
+          "request was taken (a failed reply)")
 @responds(502, FailedReply, "`stream: false` and the upstream failed")
 @responds(503, FailedReply | ErrorBody, "`stream: false` and no upstream is available (a failed reply); or the "
           "job queue is unreachable")
