@@ -7,7 +7,9 @@ worker never sees a message that is not stored and nothing the user sent is lost
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Callable, Iterator
 
 from redis import Redis
 from sqlalchemy import select
@@ -55,7 +57,7 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     reply_uuid = (reply_uuid or new_uuid()) if want_reply and role == "user" else None
     if reply_uuid is not None:
         take_stream_slot(redis, user, reply_uuid)
-    try:
+    with storing(db, redis, user, reply_uuid):
         # deleted meanwhile: 404, not the messages' foreign key error; archived meanwhile: refused
         now = utcnow()
         chats.lock_for_posts(db, chat, member, now, counted=0 if hidden else 2 if reply_uuid else 1,
@@ -67,18 +69,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
         db.flush()
         reply = None
         if reply_uuid is not None:
-            reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
-                            model=chat_model(chat), hidden=hidden,
-                            meta={**reply_agent(db, chat, user), **(reply_meta or {}), "requested_by": user.id,
-                                  "prompt_message_id": message.id},
-                            created_at=now, updated_at=now)
-            db.add(reply)
+            reply = new_reply(db, chat, user, message.id, reply_uuid, now, hidden=hidden, reply_meta=reply_meta)
         db.commit()
-    except Exception:
-        db.rollback()
-        if reply_uuid is not None:
-            stream_leases.release(redis, user.id, reply_uuid)
-        raise
     shown = {"type": events.NEW_MESSAGE, "message": events.message_view(message, chat.uuid, user.uuid)}
     try:
         publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
@@ -87,6 +79,46 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     if reply is not None:
         (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply
+
+
+def answer_again(db: Session, redis: Redis, chat: Chat, member: Participant, user: User, prompt_id: int,
+                 reply_uuid: str, archived: str | None = None) -> Message:
+    """Store and start a new reply to the chat's stored message `prompt_id` (a 001 resend retrying
+    a reply that failed), as `post_message` starts one; nothing else is stored."""
+    check_may_send(member)
+    take_stream_slot(redis, user, reply_uuid)
+    with storing(db, redis, user, reply_uuid):
+        now = utcnow()
+        chats.lock_for_posts(db, chat, member, now, counted=1, archived=archived)
+        reply = new_reply(db, chat, user, prompt_id, reply_uuid, now)
+        db.commit()
+    start_reply(db, redis, reply)
+    return reply
+
+
+def new_reply(db: Session, chat: Chat, user: User, prompt_id: int, reply_uuid: str, now: datetime,
+              hidden: bool = False, reply_meta: dict[str, Any] | None = None) -> Message:
+    """The AI message (PROCESSING) that will hold the reply to message `prompt_id`, added to the
+    session for the caller to commit."""
+    reply = Message(uuid=reply_uuid, chat_id=chat.id, role="assistant", content="", status="PROCESSING",
+                    model=chat_model(chat), hidden=hidden,
+                    meta={**reply_agent(db, chat, user), **(reply_meta or {}), "requested_by": user.id,
+                          "prompt_message_id": prompt_id},
+                    created_at=now, updated_at=now)
+    db.add(reply)
+    return reply
+
+
+@contextmanager
+def storing(db: Session, redis: Redis, user: User, reply_uuid: str | None) -> Iterator[None]:
+    """Roll back a write that fails, and free the stream slot taken for its reply."""
+    try:
+        yield
+    except Exception:
+        db.rollback()
+        if reply_uuid is not None:
+            stream_leases.release(redis, user.id, reply_uuid)
+        raise
 
 
 def reply_agent(db: Session, chat: Chat, user: User) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, Forbidden, NotFound
-from web.services import chats, replies, upstreams
+from web.services import chats, replies, resends, upstreams
 from workers import events, runtime, stream_leases
 
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
@@ -36,30 +36,27 @@ def session_to_continue(db: Session, user: User, session_id: int) -> tuple[Chat,
 
 
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
-    """Create or continue a session, store the request's messages, start the reply.
+    """Create or continue a session, store the request's new messages, start the reply.
 
+    With `session_id`, the messages may resend the session's whole conversation (OpenAI-style
+    clients do every turn): only what follows it is stored (`resends.new_messages`).
     Every check (the messages, the member's rights, an upstream key, a concurrent-stream slot)
     comes before anything is stored, so a refused request leaves no session, setting or message
     behind (a client retrying it would otherwise store them twice).
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
     chat, member = session_to_continue(db, user, body.session_id) if body.session_id is not None else (None, None)
-    for message in body.messages:
+    new = resends.new_messages(db, chat, body.messages) if chat is not None else resends.NewMessages(body.messages)
+    for message in new.messages:
         replies.check_content(message.content)
     if member is not None:  # a new session's sender is its owner, who may do all of it
-        check_member_request(chat, member, body)
+        check_member_request(chat, member, body, new.messages)
     upstreams.key_for_reply(db, user)
     reply_uuid = new_uuid()
     replies.take_stream_slot(redis, user, reply_uuid)
     try:
         chat, member = store_settings(db, user, chat, member, body)
-        *earlier, last = body.messages
-        for message in earlier:
-            replies.post_message(db, redis, chat, member, user, message.content, role=message.role,
-                                 want_reply=False, archived=ARCHIVED_SESSION)
-        cursor = events.last_event_id(redis, chat.id)
-        _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
-                                        reply_uuid=reply_uuid, archived=ARCHIVED_SESSION)
+        reply, cursor = post_new(db, redis, chat, member, user, new, reply_uuid)
     except Exception as exc:
         stream_leases.release(redis, user.id, reply_uuid)
         if isinstance(exc, NotFound):  # deleted while the request ran (chats.lock_chat)
@@ -68,11 +65,29 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
     return chat, reply, cursor
 
 
-def check_member_request(chat: Chat, member: Participant, body: Any) -> None:
-    """403 before anything is stored: a member who may not send, a system or assistant message
+def post_new(db: Session, redis: Redis, chat: Chat, member: Participant, user: User,
+             new: resends.NewMessages, reply_uuid: str) -> tuple[Message, str]:
+    """Store the new messages and start the reply to the last one (or answer `new.answer_again`
+    again); returns the reply and the stream cursor taken before it began."""
+    if new.answer_again is not None:
+        cursor = events.last_event_id(redis, chat.id)
+        return replies.answer_again(db, redis, chat, member, user, new.answer_again, reply_uuid,
+                                    archived=ARCHIVED_SESSION), cursor
+    *earlier, last = new.messages
+    for message in earlier:
+        replies.post_message(db, redis, chat, member, user, message.content, role=message.role,
+                             want_reply=False, archived=ARCHIVED_SESSION)
+    cursor = events.last_event_id(redis, chat.id)
+    _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
+                                    reply_uuid=reply_uuid, archived=ARCHIVED_SESSION)
+    return reply, cursor
+
+
+def check_member_request(chat: Chat, member: Participant, body: Any, new_messages: list[Any]) -> None:
+    """403 before anything is stored: a member who may not send, a new system or assistant message
     from someone other than the owner or an admin, or a change of the session's settings."""
     replies.check_may_send(member)
-    for message in body.messages:
+    for message in new_messages:
         chats.check_may_post_as(member, message.role, MANAGERS_ONLY_ROLES)
     check_may_change(chat, member, {
         name: getattr(body, name) for name in SETTINGS if name in body.model_fields_set})

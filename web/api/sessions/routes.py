@@ -38,7 +38,8 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
           "reply is still running after `AI_MESSAGE_WAIT_S` (it is stored when it ends)")
 @login_required
 def stream():
-    """Send messages to a session (new or `session_id`) and stream the AI reply as SSE, or wait for it."""
+    """Send messages to a session (new or `session_id`: only the new ones, or the whole conversation again
+    and then the new ones) and stream the AI reply as SSE, or wait for it."""
     resumed = parse_last_event_id(request.headers.get("Last-Event-ID", ""))
     if resumed is not None:
         return resume(*resumed)
