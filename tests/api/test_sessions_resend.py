@@ -67,6 +67,23 @@ def test_a_resent_conversation_is_stored_and_sent_once(api, alice, fake_upstream
     assert messages_of(api, alice, session_id) == [*conversation, user("Q4"), assistant("t0 t1 ")]
 
 
+def test_a_reply_read_as_the_documents_example_reads_it_is_the_same_reply(api, alice, fake_upstream):
+    """The document's example client strips each `data:` line: its copy of a reply has lost the
+    tokens' spaces and line breaks, which the comparison leaves aside."""
+    fake_upstream.configure(reply="Once upon\na time")
+    with api.stream("POST", "/v1/chat/stream", json={"model": "gpt-4", "messages": [user("Tell me a story")]},
+                    headers=alice.headers) as response:
+        session_id = int(response.headers["X-Session-Id"])
+        lines = [line[6:].strip() for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    copy = "".join(lines[:-1])
+    assert copy == "Onceuponatime"
+    conversation = [user("  Tell me a story "), assistant(copy), user("More")]
+    send(api, alice, conversation, session_id)
+    assert messages_of(api, alice, session_id) == [user("Tell me a story"), assistant("Once upon\na time"),
+                                                   user("More"), assistant("Once upon\na time")]
+
+
 def test_a_list_shorter_than_the_session_or_differing_from_it_is_appended(api, alice, fake_upstream):
     fake_upstream.configure(tokens=1)
     session_id, _ = send(api, alice, [user("Q1")])

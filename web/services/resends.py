@@ -29,7 +29,7 @@ def new_messages(db: Session, chat: Chat, sent: Sequence[Any]) -> NewMessages:
     """The messages of `sent` (role, content; the last one the user's) the session does not hold yet.
 
     When `sent` starts with the session's whole conversation as its history shows it (role and
-    content, oldest first), only what follows is new; otherwise all of it is (a client sending
+    content, whitespace aside, oldest first), only what follows is new; otherwise all of it is (a client sending
     only its new messages). A reply that failed or is still streaming, and a message without text
     (which no client can send), may be left out (`may_leave_out`). The stored messages are read in
     order and no further than `sent` can match them.
@@ -59,11 +59,18 @@ def new_messages(db: Session, chat: Chat, sent: Sequence[Any]) -> NewMessages:
 
 
 def resent(row: Row, message: Any) -> bool:
-    """Is `message` the client's copy of the stored `row`? A reply still streaming has no text
-    stored yet: the client's copy of it is what it has received so far."""
-    if row.role == "assistant" and row.status == "PROCESSING":
-        return message.role == "assistant"
-    return (row.role, row.content) == (message.role, message.content)
+    """Is `message` the client's copy of the stored `row`: the same role and text but for whitespace?
+
+    A client reading the stream as the document's example does (each `data:` line stripped) has the
+    replies without their spaces and line breaks. A reply still streaming has no text stored yet:
+    the client's copy of it is what it has received so far."""
+    if row.role != message.role:
+        return False
+    return (row.role == "assistant" and row.status == "PROCESSING") or words(row.content) == words(message.content)
+
+
+def words(text: str) -> str:
+    return "".join(text.split())
 
 
 def may_leave_out(row: Row) -> bool:
