@@ -536,3 +536,19 @@ def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(ap
     assert redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
     titles = [s["title"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
     assert "lost on the way" not in titles
+
+
+def test_without_an_api_key_a_message_is_refused_before_anything_is_stored(api, alice, fake_upstream, monkeypatch):
+    """As on 001: the reply could only fail `no_api_key`, and a retry would store the message again."""
+    fake_upstream.configure(tokens=1)
+    _, first = send(api, alice, "first")
+    session_id = first[0][1]["session_id"]
+    monkeypatch.setattr(runtime.current().settings, "openai_api_key", None)
+    for method in ("POST", "GET"):
+        for fields in ({}, {"session_id": session_id}):
+            refused, _ = send(api, alice, "again", method=method, **fields)
+            assert refused.status_code == 400, (method, fields)
+            assert refused.json() == {"detail": "OpenAI API key not configured: set one in Settings to chat with AI"}
+    sessions = api.get("/chat/sessions", headers=alice.headers).json()
+    assert sessions["total_count"] == 1
+    assert len(api.get(f"/chat/sessions/{session_id}", headers=alice.headers).json()["messages"]) == 2

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, NotFound, ServiceUnavailable
-from web.services import chats, rag_datasets, replies, sessions
+from web.services import chats, rag_datasets, replies, sessions, upstreams
 from workers import events, queues, runtime, stream_leases
 from workers.jobs.replies import end_reply_without_worker
 
@@ -39,8 +39,10 @@ def session_for(db: Session, user: User, session_id: str) -> tuple[Chat, Partici
 
 def start(db: Session, redis: Redis, user: User, message: str, session_id: str | None,
           search_options: dict[str, Any], dataset_id: str | None) -> StartedReply:
-    """Store the message in a new or existing session and start retrieval, then the reply."""
+    """Store the message in a new or existing session and start retrieval, then the reply; 400
+    before anything is stored when no upstream has a key (the reply could only fail)."""
     dataset = rag_datasets.dataset_for(db, user, dataset_id) if dataset_id else None
+    upstreams.key_for_reply(db, user)
     new_session = session_id is None
     reply_uuid = new_uuid()
     if new_session:
