@@ -145,3 +145,41 @@ def test_admin_actions_are_logged(api, admin, make_user, caplog):
     assert lines[0]["admin"] == admin["username"] and lines[0]["user"] == dave["username"]
     assert lines[0]["changes"] == {"is_active": [True, False], "role": ["user", "admin"]}
     assert admin["username"] in lines[0]["msg"] and dave["username"] in lines[0]["msg"]
+
+
+def test_a_reactivation_racing_a_deactivation_leaves_the_marker_as_the_database(api, make_user, server,
+                                                                                monkeypatch):
+    """Admin A deactivates, admin B reactivates meanwhile: the marker that ends open sockets must end
+    as the database does. It was written after A's commit, outside the row lock, so B could commit
+    and clear it in between and A then set it: an active user whose sockets kept closing."""
+    import threading
+    import time
+
+    import httpx
+
+    from web.auth import tokens
+    from web.services import user_admin
+    from workers import runtime
+
+    first, second, victim = promote(make_user("admin")), promote(make_user("admin")), make_user("victim")
+    writing, real = threading.Event(), tokens.mark_deactivated
+
+    def slow_deactivation(redis, user_id, deactivated):
+        if deactivated:  # A is descheduled while it writes its marker: B's reactivation runs now
+            writing.set()
+            time.sleep(1.0)
+        real(redis, user_id, deactivated)
+
+    monkeypatch.setattr(user_admin.tokens, "mark_deactivated", slow_deactivation)
+
+    def deactivate():
+        with httpx.Client(base_url=server, timeout=20) as client:
+            assert patch(client, first, victim["id"], is_active=False).status_code == 200
+
+    thread = threading.Thread(target=deactivate)
+    thread.start()
+    assert writing.wait(10)
+    assert patch(api, second, victim["id"], is_active=True).status_code == 200
+    thread.join()
+    assert api.get("/api/v1/auth/me", headers=victim.headers).json()["is_active"] is True
+    assert runtime.current().redis.get(tokens.deactivated_key(victim["user_id"])) is None

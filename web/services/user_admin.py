@@ -53,19 +53,28 @@ def change_user(db: Session, redis: Redis, user: User, is_active: bool | None = 
     command line). An admin may not deactivate or demote themselves, so the last admin cannot
     lock everyone out.
 
-    The marker of a given `is_active` is written even when the value stays: after a commit whose
-    marker Redis did not take (a 503), the same request again puts it right."""
-    if admin is not None:
-        if user.id == admin.id and (is_active is False or role not in (None, "admin")):
-            raise BadRequest(OWN_ACCOUNT)
-        lock_rows(db, admin, user)
+    The marker is written under the account's row lock, before the commit: a change racing this
+    one waits for the lock and writes its marker after, so the marker ends as the database does.
+    It is put back if the commit fails. The marker of a given `is_active` is written even when the
+    value stays: after a change whose marker Redis did not take (a 503), the same request again
+    puts it right."""
+    if admin is not None and user.id == admin.id and (is_active is False or role not in (None, "admin")):
+        raise BadRequest(OWN_ACCOUNT)
+    lock_rows(db, user, admin)
+    was_active = user.is_active
     changes = {name: [getattr(user, name), value] for name, value in (("is_active", is_active), ("role", role))
                if value is not None and getattr(user, name) != value}
     for name, (_, value) in changes.items():
         setattr(user, name, value)
-    db.commit()
-    if is_active is not None:
-        tokens.mark_deactivated(redis, user.id, not is_active)
+    try:
+        if is_active is not None:
+            tokens.mark_deactivated(redis, user.id, not is_active)
+        db.commit()
+    except Exception:
+        db.rollback()
+        if is_active is not None and is_active != was_active:
+            tokens.mark_deactivated(redis, user.id, not was_active)
+        raise
     if changes:
         by = admin.username if admin is not None else OPERATOR
         told = ", ".join(f"{name} {old} -> {new}" for name, (old, new) in changes.items())
@@ -74,15 +83,16 @@ def change_user(db: Session, redis: Redis, user: User, is_active: bool | None = 
     return user
 
 
-def lock_rows(db: Session, admin: User, user: User) -> None:
-    """Hold the write locks of both accounts, then check `admin` still is an active admin (403 if
-    not): two admins demoting each other at once would otherwise leave none. Locked in id order
-    so that pair waits rather than deadlocks; by no-op UPDATEs, as `chats.lock_chat` explains."""
-    for user_id in sorted({admin.id, user.id}):
+def lock_rows(db: Session, user: User, admin: User | None) -> None:
+    """Hold the write locks of the account (and of `admin`'s), then check `admin` still is an active
+    admin (403 if not): two admins demoting each other at once would otherwise leave none. Locked
+    in id order so that pair waits rather than deadlocks; by no-op UPDATEs, as `chats.lock_chat`
+    explains."""
+    for user_id in sorted({user.id} | ({admin.id} if admin is not None else set())):
         db.execute(update(User).where(User.id == user_id).values(role=User.role)
                    .execution_options(synchronize_session=False))
-    still = db.scalar(select(User.id).where(User.id == admin.id, User.role == "admin", User.is_active.is_(True)))
-    if still is None:
+    if admin is not None and db.scalar(select(User.id).where(User.id == admin.id, User.role == "admin",
+                                                              User.is_active.is_(True))) is None:
         db.rollback()
         raise Forbidden("Admin access required")
     db.refresh(user)  # as committed by whoever held the lock before
