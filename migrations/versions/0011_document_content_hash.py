@@ -26,7 +26,7 @@ branch_labels = None
 depends_on = None
 
 INDEX = "ix_documents_owner_id_content_hash"
-BATCH = 100  # documents of up to 10 MB each
+BATCH = 10  # documents of up to 10 MB each: at most 100 MB in memory at once
 
 documents = sa.table("documents", sa.column("id", sa.Integer), sa.column("data", sa.LargeBinary),
                      sa.column("content_hash", sa.String))

@@ -295,3 +295,22 @@ def test_a_long_pdf_does_not_hold_up_another_users_upload(api, alice, make_user,
     final = wait_for(lambda: (d := api.get(f"/documents/{book_id}", headers=alice.headers).json())["status"]
                      != "processing" and d, timeout=60)
     assert final["status"] == "ready" and final["metadata"]["page_count"] == 300
+
+
+def test_a_document_deleted_while_its_upload_waits_is_404_not_500(api, alice, monkeypatch):
+    """The upload answers the document as stored after its wait for indexing; deleted meanwhile by
+    its owner (another tab), it is 404, as a later GET would be: the answer read a row that was gone (500)."""
+    from web.services import rag_documents
+
+    waited = rag_documents.wait_indexed
+
+    def deleted_while_waiting(job, wait_s):
+        waited(job, wait_s)
+        with runtime.session() as db:
+            document_uuid = db.scalar(select(Document.uuid).where(Document.id == job.args[0]))
+        deleted = api.delete(f"/documents/{document_uuid}", headers=alice.headers)
+        assert deleted.status_code == 200
+
+    monkeypatch.setattr(rag_documents, "wait_indexed", deleted_while_waiting)
+    response = upload(api, alice, "brief.txt", b"here for a moment")
+    assert (response.status_code, response.json()) == (404, {"detail": "Document not found"})

@@ -109,6 +109,15 @@ def document_for(db: Session, user: User, document_uuid: str, *, session_files: 
     return doc
 
 
+def as_stored(db: Session, doc: Document) -> Document:
+    """The document as stored now (after its indexing, or another request's changes); 404 when its
+    owner deleted it meanwhile."""
+    found = db.scalar(select(Document).where(Document.id == doc.id).execution_options(populate_existing=True))
+    if found is None:
+        raise NotFound("Document not found")
+    return found
+
+
 def library_page(db: Session, user: User, limit: int, offset: int) -> tuple[int, list[Document]]:
     """How many library documents the user has, and one page of them, newest first (by id
     among those stored in the same instant, so pages neither repeat nor skip one)."""

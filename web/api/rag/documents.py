@@ -64,8 +64,8 @@ def upload():
                                   str(form.dataset_id) if form.dataset_id else None)
     if stored.job is not None:
         rag_documents.wait_indexed(stored.job, UPLOAD_WAIT_S)
-    db.refresh(stored.document)
-    return jsonify({**show(stored.document, stored.document.extracted_text), "duplicate": stored.duplicate})
+    doc = rag_documents.as_stored(db, stored.document)
+    return jsonify({**show(doc, doc.extracted_text), "duplicate": stored.duplicate})
 
 
 @bp.get("/documents")
