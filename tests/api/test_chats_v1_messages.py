@@ -18,7 +18,7 @@ from tests.api.test_conversations import envelope
 from tests.conftest import sent_while_writing, wait_for
 from tests.pdfs import text_pdf
 from web.services import chat_messages
-from workers import runtime, stream_leases
+from workers import leases, runtime
 
 MESSAGE_FIELDS = {"id", "chat_id", "user_id", "content", "is_user", "message_type", "status", "message_metadata",
                   "parent_message_id", "reactions", "created_at", "updated_at"}
@@ -533,4 +533,4 @@ def test_posts_racing_the_chats_archiving_are_refused(api, alice):
         assert (name, raced.status_code, raced.json()) == (name, status, error)
         assert api.get(f"/api/v1/chats/{chat['id']}/messages", headers=alice.headers).json() == [], name
         assert api.get(f"/api/chat/sessions/{chat['id']}/files", headers=alice.headers).json()["files"] == [], name
-    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0  # their slots given back
+    assert runtime.current().redis.zcard(leases.replies_key(alice["user_id"])) == 0  # their slots given back

@@ -17,7 +17,7 @@ from tests.api.rag_helpers import checked, events, of_type, send, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting
 from tests.pdfs import text_pdf
 from workers import events as stream_events
-from workers import runtime, stream_leases
+from workers import leases, runtime
 
 FRANCE = "The capital of France is Paris. It lies on the Seine."
 LLAMAS = "Llamas eat grass in the Andes mountains."
@@ -286,7 +286,7 @@ def test_a_message_to_a_session_deleted_meanwhile_is_404(api, alice, fake_upstre
     answer = sent_while_deleting(Chat.__table__, chat_id, lambda: api.post(
         "/chat/send", json={"message": "again", "session_id": session_uuid}, headers=alice.headers))
     assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
-    assert runtime.current().redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0  # its slot given back
+    assert runtime.current().redis.zcard(leases.replies_key(alice["user_id"])) == 0  # its slot given back
 
 
 def test_no_documents_still_answers(api, make_user, fake_upstream):
@@ -533,7 +533,7 @@ def test_a_failure_after_the_new_session_frees_its_slot_and_leaves_no_session(ap
         for chat_id in created:
             redis.delete(stream_events.chat_stream_key(chat_id))
     assert response.status_code == 500 and created and "WRONGTYPE" not in response.text
-    assert redis.zcard(stream_leases.leases_key(alice["user_id"])) == 0
+    assert redis.zcard(leases.replies_key(alice["user_id"])) == 0
     titles = [s["title"] for s in api.get("/chat/sessions", headers=alice.headers).json()["sessions"]]
     assert "lost on the way" not in titles
 

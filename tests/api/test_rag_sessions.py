@@ -11,7 +11,7 @@ from tests.api.test_sessions import stream
 from tests.pdfs import text_pdf
 from tests.test_metrics_web_process import free_port
 from web.api.rag.relay import GENERATING
-from workers import runtime, stream_leases
+from workers import leases, runtime
 
 
 def rag_session(api, account, fake_upstream):
@@ -188,7 +188,7 @@ def test_deleting_a_session_while_its_reply_streams_ends_the_stream(api, alice, 
                 assert deleted.status_code == 200
     assert received[-1] == {"type": "done", "content": "", "citations": [], "status": "DELETED"}
     # The delete asks the reply to stop; its worker finds no reply to store and gives the streaming slot back.
-    slots = stream_leases.leases_key(alice["user_id"])
+    slots = leases.replies_key(alice["user_id"])
     wait_for(lambda: runtime.current().redis.zcard(slots) == 0, timeout=10)
 
 

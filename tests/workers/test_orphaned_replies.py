@@ -11,7 +11,7 @@ from models import Chat, Message, User
 from tests.api.test_conversations import backdate
 from tests.conftest import wait_for
 from web.services import chats, replies
-from workers import queues, runtime, stream_leases
+from workers import leases, queues, runtime
 from workers.jobs.replies import ORPHAN_GRACE_S, end_orphaned_replies
 from workers.pool import ThreadWorker
 
@@ -49,7 +49,7 @@ def test_maintenance_ends_a_reply_no_job_will_end(api, alice, make_chat):
     wait_for(maintained, what="the maintenance")
     assert status_of(orphan) == ("FAILED", "worker_lost")
     assert status_of(recent) == ("PROCESSING", None)  # its job may still come
-    assert rt.redis.zscore(stream_leases.leases_key(orphan.meta["requested_by"]), orphan.uuid) is None
+    assert rt.redis.zscore(leases.replies_key(orphan.meta["requested_by"]), orphan.uuid) is None
     with runtime.session() as db:
         chat_uuid = db.get(Chat, orphan.chat_id).uuid
     history = api.get(f"/api/v1/chat/chats/{chat_uuid}", headers=alice.headers).json()["messages"]

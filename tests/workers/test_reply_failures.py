@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models import Chat, Message
 from tests.conftest import wait_for
 from tests.workers.test_orphaned_replies import reply_without_job, status_of
-from workers import events, queues, runtime, stream_leases
+from workers import events, leases, queues, runtime
 from workers.pool import ThreadWorker
 
 
@@ -223,15 +223,15 @@ def test_stop_of_a_reply_no_worker_has_taken_yet(alice, make_chat, connect):
     assert seen[-1]["message"]["status"] == "CANCELLED" and seen[-1]["message"]["id"] == waiting.uuid
     assert status_of(waiting) == ("CANCELLED", None)
     assert job.get_status(refresh=True) == JobStatus.CANCELED
-    assert rt.redis.zscore(stream_leases.leases_key(waiting.meta["requested_by"]), waiting.uuid) is None
+    assert rt.redis.zscore(leases.replies_key(waiting.meta["requested_by"]), waiting.uuid) is None
 
 
 def test_deleting_a_session_frees_the_stream_slots_of_its_replies(api, alice, make_chat):
     """A reply no worker has taken yet is deleted with its session: its job will find nothing to
     end, so the delete gives the asker's slot back (it was held until the lease expired)."""
     waiting = reply_without_job(alice, make_chat, timedelta(0))
-    leases = stream_leases.leases_key(waiting.meta["requested_by"])
+    slots = leases.replies_key(waiting.meta["requested_by"])
     redis = runtime.current().redis
-    assert redis.zscore(leases, waiting.uuid) is not None
+    assert redis.zscore(slots, waiting.uuid) is not None
     assert api.delete(f"/v1/chat/sessions/{waiting.chat_id}", headers=alice.headers).status_code == 200
-    assert redis.zscore(leases, waiting.uuid) is None
+    assert redis.zscore(slots, waiting.uuid) is None

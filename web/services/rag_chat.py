@@ -17,7 +17,7 @@ from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, NotFound, ServiceUnavailable
 from web.services import chats, rag_datasets, replies, sessions, upstreams
-from workers import events, queues, runtime, stream_leases
+from workers import events, leases, queues, runtime
 from workers.jobs.replies import end_reply_without_worker
 
 
@@ -84,7 +84,7 @@ def drop_empty_session(db: Session, redis: Redis, user: User, chat: Chat | None,
     db.rollback()  # a failed statement leaves PostgreSQL's transaction unusable until then
     if chat is not None and db.scalar(select(Message.id).where(Message.chat_id == chat.id).limit(1)):
         return
-    stream_leases.release(redis, user.id, reply_uuid)
+    leases.release(redis, leases.replies_key(user.id), reply_uuid)
     if chat is not None:
         db.delete(chat)
         db.commit()

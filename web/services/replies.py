@@ -19,7 +19,7 @@ from models import Chat, Message, Participant, User
 from models.base import new_uuid, utcnow
 from web.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable, TooManyRequests
 from web.services import agents, chats
-from workers import events, queues, runtime, stream_leases
+from workers import events, leases, queues, runtime
 from workers.jobs.replies import end_reply_without_worker
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def storing(db: Session, redis: Redis, user: User, reply_uuid: str | None) -> It
     except Exception:
         db.rollback()
         if reply_uuid is not None:
-            stream_leases.release(redis, user.id, reply_uuid)
+            leases.release(redis, leases.replies_key(user.id), reply_uuid)
         raise
 
 
@@ -151,7 +151,7 @@ def take_stream_slot(redis: Redis, user: User, reply_uuid: str) -> None:
     Taking the slot of the same `reply_uuid` again keeps the one slot (a lease per reply).
     """
     settings = runtime.current().settings
-    if not stream_leases.acquire(redis, user.id, reply_uuid, limit=settings.max_concurrent_streams,
+    if not leases.acquire(redis, leases.replies_key(user.id), reply_uuid, limit=settings.max_concurrent_streams,
                                  ttl_s=settings.reply_job_timeout_s + 60):
         raise TooManyRequests(
             f"Too many replies streaming at once (limit {settings.max_concurrent_streams}); "

@@ -12,7 +12,7 @@ from models import Chat, Message, Participant, User
 from models.base import new_uuid
 from web.errors import ApiError, Forbidden, NotFound
 from web.services import chats, replies, resends, upstreams
-from workers import events, runtime, stream_leases
+from workers import events, leases, runtime
 
 SETTINGS = {"model": "ai_model", "temperature": "temperature", "max_tokens": "max_tokens"}  # request field: column
 MANAGERS_ONLY_ROLES = ("system", "assistant")  # earlier messages only the owner or admins may send
@@ -58,7 +58,7 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
         chat, member = store_settings(db, user, chat, member, body)
         reply, cursor = post_new(db, redis, chat, member, user, new, reply_uuid)
     except Exception as exc:
-        stream_leases.release(redis, user.id, reply_uuid)
+        leases.release(redis, leases.replies_key(user.id), reply_uuid)
         if isinstance(exc, NotFound):  # deleted while the request ran (chats.lock_chat)
             raise NotFound("Chat session not found") from exc
         raise
@@ -181,7 +181,7 @@ def delete_owned_chat(db: Session, redis: Redis, user: User, chat: Chat) -> None
     db.commit()
     for reply_uuid, asker in running:  # a job not taken yet finds no reply and would keep its slot
         if asker is not None:
-            stream_leases.release(redis, asker, reply_uuid)
+            leases.release(redis, leases.replies_key(asker), reply_uuid)
     redis.delete(events.chat_stream_key(chat.id))
     replies.close_chat_sockets(redis, chat)  # the stream then holds only that event, until it expires
 

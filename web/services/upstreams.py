@@ -15,7 +15,7 @@ from models import User
 from models.base import new_uuid
 from web.errors import ApiError, BadRequest
 from web.services import replies
-from workers import queues, runtime, stream_leases, upstream
+from workers import leases, queues, runtime, upstream
 from workers.breaker import CLOSED, HALF_OPEN, OPEN
 from workers.events import iso
 from workers.user_keys import key_for_user
@@ -111,7 +111,7 @@ def probe(redis: Redis, user: User, target: str, payload: dict[str, Any], name: 
     try:
         job = queues.enqueue_probe(redis, target, payload, timeout_s=wait_s, lease=(user.id, lease_id))
     except Exception:
-        stream_leases.release(redis, user.id, lease_id)
+        leases.release(redis, leases.replies_key(user.id), lease_id)
         raise
     result = job.latest_result(timeout=wait_s)
     if result is None:

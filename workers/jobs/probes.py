@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from workers import runtime, stream_leases, upstream
+from workers import leases, runtime, upstream
 
 
 def test_completion(target: str, message: str, model: str, temperature: float, system_prompt: str | None,
@@ -18,7 +18,7 @@ def test_completion(target: str, message: str, model: str, temperature: float, s
         return complete(target, message, model, temperature, system_prompt)
     finally:
         if user_id is not None and lease_id is not None:
-            stream_leases.release(runtime.current().redis, user_id, lease_id)
+            leases.release(runtime.current().redis, leases.replies_key(user_id), lease_id)
 
 
 def complete(target: str, message: str, model: str, temperature: float, system_prompt: str | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from models import Chat, Message, User
 from models.base import utcnow
-from workers import events, pricing, queues, runtime, stream_leases, upstream
+from workers import events, leases, pricing, queues, runtime, upstream
 from workers import metrics as reply_metrics
 from workers.addresses import UnsafeAddress
 from workers.completion_stream import CompletionStream
@@ -176,7 +176,7 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, model: s
             db.rollback()
             reply_metrics.forget(run)
             if run.requested_by is not None:
-                stream_leases.release(rt.redis, run.requested_by, run.message_uuid)
+                leases.release(rt.redis, leases.replies_key(run.requested_by), run.message_uuid)
             return None
         if not message.hidden:
             db.execute(
@@ -188,7 +188,7 @@ def persist_reply(rt: runtime.Runtime, message_id: int, chat_uuid: str, model: s
         requested_by = (message.meta or {}).get("requested_by")
     reply_metrics.reply_ended(rt.redis, run, status, message.tokens_out)
     if requested_by is not None:
-        stream_leases.release(rt.redis, requested_by, message.uuid)
+        leases.release(rt.redis, leases.replies_key(requested_by), message.uuid)
     if status == "FAILED":
         code = fields.get("error_code") or "upstream_error"
         return {
