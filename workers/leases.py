@@ -2,7 +2,7 @@
 
 A lease is a member of the set scored by its expiry, so a lease whose holder died frees itself
 once that time has passed. Replies streaming (`replies_key`, MAX_CONCURRENT_STREAMS) hold one until
-the reply ends.
+the reply ends; open WebSockets and event streams (web.services.connections) renew theirs while open.
 """
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ def acquire(redis: Redis, key: str, lease_id: str, *, limit: int, ttl_s: int) ->
     now = time.time()
     script = redis.register_script(_ACQUIRE)
     return bool(script(keys=[key], args=[now, limit, lease_id, now + ttl_s, ttl_s + KEY_GRACE_S]))
+
+
+def renew(redis: Redis, key: str, lease_id: str, *, ttl_s: int) -> None:
+    """Hold the lease `ttl_s` seconds from now (again, if it expired meanwhile: its holder is alive).
+    Works on a pipeline, so a renewal can share a round trip."""
+    redis.zadd(key, {lease_id: time.time() + ttl_s})
+    redis.expire(key, ttl_s + KEY_GRACE_S)
 
 
 def release(redis: Redis, key: str, lease_id: str) -> None:

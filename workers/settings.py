@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Limits, per user, across every process and every API surface.
     rate_limit: str = "100/minute"
     max_concurrent_streams: PositiveInt = 10
+    max_connections_per_user: PositiveInt = 50  # open chat WebSockets and event streams together
     redis_max_connections: PositiveInt = 400
     max_body_bytes: PositiveInt = 1024 * 1024  # a request body (JSON); the upload URLs take 10 MB files
     # Documents one user keeps, library documents (004) and session files (001) together.

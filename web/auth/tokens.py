@@ -52,10 +52,16 @@ def mark_deactivated(redis: Redis, user_id: int, deactivated: bool) -> None:
         redis.delete(deactivated_key(user_id))
 
 
-def session_end(redis: Redis, jti: str, user_id: int) -> str | None:
-    """Why a socket or stream opened with token `jti` of user `user_id` must end: DEACTIVATED (by an
-    admin), REVOKED (a logout), or None while neither; one round trip."""
-    revoked, deactivated = redis.mget(revoked_key(jti), deactivated_key(user_id))
+def session_end_keys(jti: str, user_id: int) -> list[str]:
+    """What to MGET to learn whether a socket or stream opened with token `jti` of user `user_id` must
+    end (`session_end`): one command, so the check shares a round trip with the connection's lease."""
+    return [revoked_key(jti), deactivated_key(user_id)]
+
+
+def session_end(values: list[Any]) -> str | None:
+    """Why a socket or stream must end, from the values of its `session_end_keys`: DEACTIVATED (by an
+    admin), REVOKED (a logout), or None while neither."""
+    revoked, deactivated = values
     if deactivated is not None:
         return DEACTIVATED
     return REVOKED if revoked is not None else None

@@ -11,13 +11,14 @@ from web.api.chat import bp, frames
 from web.api.chat.routes import typing_event
 from web.api.described import emits
 from web.api.parsing import canonical_uuid
-from web.api.socket_access import access_refusal, open_chat_socket, session_end_check
+from web.api.socket_access import access_refusal, open_chat_socket, serve_chat_socket, session_end_check
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
 from web.redis_client import get_redis
 from web.services import chats, replies
+from web.services.connections import ConnectionLease
 from workers import events, runtime
 
 
@@ -49,7 +50,8 @@ def chat_socket(ws, chat_id: str) -> None:
     JSON frames, each with `server_time`; those from the chat's event stream also carry
     `event_id`, to resume from with `?last_event_id=` or a `resume` frame. Failures close the
     socket before any frame: 4401 (token), 4403 (not a participant), 4404 (no such chat),
-    4400 (bad `last_event_id`); 4408 after 5 minutes without a client frame; 4401 once the
+    4400 (bad `last_event_id`), 4429 (`MAX_CONNECTIONS_PER_USER` WebSockets and event streams of the user
+    already open); 4408 after 5 minutes without a client frame; 4401 once the
     token is revoked (logout) or the account deactivated, 4404 once the chat is deleted or
     archived (this API hides archived chats), 4403 once the user leaves or is removed from the chat.
     Client frames past `WS_CLIENT_FRAMES_PER_S` a second (a `resume` that re-reads the stream
@@ -61,7 +63,7 @@ def chat_socket(ws, chat_id: str) -> None:
     if opened is None:
         return
     user, chat, cursor = opened
-    settings = runtime.current().settings
+    settings, connection = runtime.current().settings, ConnectionLease(get_redis(), user.id)
     chat_key, chat_uuid = chat.id, chat.uuid
 
     def live_reply_ids() -> set[str]:
@@ -98,10 +100,9 @@ def chat_socket(ws, chat_id: str) -> None:
     ctx = SocketContext(
         chat_id=chat_key, chat_uuid=chat_uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
-        session_ended=session_end_check(), token_check_s=settings.ws_token_check_s,
+        session_ended=session_end_check(connection), token_check_s=settings.ws_token_check_s,
         frames_per_s=settings.ws_client_frames_per_s, refusal=access_refusal(user, chat_key, chats.VISIBLE),
         live_reply_ids=live_reply_ids, actions={"stop": stop, "typing": typing}, translate=uuid_view,
         chat_hidden=chat_hidden,
     )
-    ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx).run(
-        cursor, current_app.extensions["presence"])
+    serve_chat_socket(ws, ChatSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx), cursor, connection)

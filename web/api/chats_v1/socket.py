@@ -20,13 +20,14 @@ from web.api.chats_v1.answers import (MessageStatusAck, MessageStatusChanged, Ne
 from web.api.chats_v1.schemas import StatusFrame
 from web.api.chats_v1.serializers import message_status, message_view
 from web.api.described import emits
-from web.api.socket_access import access_refusal, open_chat_socket, session_end_check
+from web.api.socket_access import access_refusal, open_chat_socket, serve_chat_socket, session_end_check
 from web.auth.tokens import query_token_allowed
 from web.errors import ApiError
 from web.extensions import sock
 from web.realtime.chat_socket import ChatSocket, SocketContext
 from web.redis_client import get_redis
 from web.services import chat_messages, chats, reactions
+from web.services.connections import ConnectionLease
 from web.services import message_status as statuses
 from workers import events, runtime
 
@@ -61,7 +62,8 @@ def chats_socket(ws, chat_id: int) -> None:
     """The chat's events as they happen, as JSON frames over a WebSocket (ACTIVE and ARCHIVED chats).
 
     Authenticate with `?token=` or the Authorization header; failures close the socket with
-    4401 / 4403 / 4404 / 4400 before any frame. Events of the chat's stream carry `event_id`:
+    4401 / 4403 / 4404 / 4400, or 4429 with `MAX_CONNECTIONS_PER_USER` WebSockets and event streams of
+    the user already open, before any frame. Events of the chat's stream carry `event_id`:
     `?last_event_id=` (or a `resume` frame `{last_event_id}`) continues after it. Client frames:
     `ping`/`heartbeat`, `resume`, `message_status` `{message_id, status}`. 4408 closes an idle
     socket, 4401 one whose token is revoked (logout) or account deactivated, 4404 one whose chat
@@ -76,19 +78,19 @@ def chats_socket(ws, chat_id: int) -> None:
     if opened is None:
         return
     user, chat, cursor = opened
-    settings = runtime.current().settings
+    settings, connection = runtime.current().settings, ConnectionLease(get_redis(), user.id)
     ctx = SocketContext(
         chat_id=chat.id, chat_uuid=chat.uuid, user_uuid=user.uuid, username=user.username,
         idle_timeout_s=settings.ws_idle_timeout_s, replay_window_ms=settings.reply_job_timeout_s * 1000,
-        session_ended=session_end_check(), token_check_s=settings.ws_token_check_s,
+        session_ended=session_end_check(connection), token_check_s=settings.ws_token_check_s,
         frames_per_s=settings.ws_client_frames_per_s, refusal=access_refusal(user, chat.id, chats.OPEN),
         live_reply_ids=set,  # no streaming here: nothing of a reply in progress to replay
         actions={"message_status": status_action(user, chat.id)},
         translate=partial(translate, chat.id),
     )
-    ChatsSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx,
-                welcome_ids={"chat_id": chat.id, "user_id": str(user.id)}).run(
-        cursor, current_app.extensions["presence"])
+    socket = ChatsSocket(ws, current_app.extensions["relay_hub"], get_redis(), ctx,
+                         welcome_ids={"chat_id": chat.id, "user_id": str(user.id)})
+    serve_chat_socket(ws, socket, cursor, connection)
 
 
 def translate(chat_id: int, event: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,12 +11,13 @@ from web.api.parsing import parse_query, read_json_object
 from web.api.rag import answers, bp, relay
 from web.api.rag.schemas import PageQuery, SendQuery, SendRequest, parse_send
 from web.api.rag.serializers import message_view, session_view
-from web.api.socket_access import stream_checks
+from web.api.socket_access import held_by, stream_checks, stream_connection
 from web.auth.tokens import login_required, query_token_allowed
 from web.db import get_db
-from web.errors import BadRequest
+from web.errors import BadRequest, ErrorBody
 from web.redis_client import get_redis
 from web.services import rag_chat, rag_sessions
+from web.services.connections import ConnectionLease
 from workers import events
 
 
@@ -41,6 +42,9 @@ def streams_reply(view: Callable) -> Callable:
         "(`<reply id>:<stream id>:<n>`) and one `data:` line of JSON whose `type` says what it is, "
         "described in `x-events`; `: keep-alive` comments in silences. `X-Session-Id` names the session. "
         "A request with `Last-Event-ID` resumes that reply after that event and posts nothing."))(view)
+    view = responds(429, ErrorBody, "Nothing stored, with `Retry-After`: too many replies streaming "
+                    "(`MAX_CONCURRENT_STREAMS`), or too many open connections, resumes too "
+                    "(`MAX_CONNECTIONS_PER_USER`: WebSockets and event streams together)")(view)
     return responds(204, description="A `Last-Event-ID` of a `done` event: the reply has ended, "
                                      "so an EventSource stops reconnecting")(view)
 
@@ -85,14 +89,15 @@ def send_message(model: type[SendRequest], data: dict[str, Any], source: str) ->
     if last_event_id:
         return resume(last_event_id)
     body = parse_send(model, data, source)
-    started = rag_chat.start(get_db(), get_redis(), g.user, body.message,
-                             str(body.session_id) if body.session_id else None,
-                             body.search_options.model_dump(), str(body.dataset_id) if body.dataset_id else None)
-    chat, reply_uuid = started.chat, started.reply.uuid
-    lead = [relay.json_frame(relay.event_id(reply_uuid, started.cursor, relay.SESSION),
-                             {"type": "session", "session_id": chat.uuid, "title": chat.title})]
-    return sse(chat.id, chat.uuid, reply_uuid, started.cursor, None, lead if started.new_session else [],
-               resumed=False)
+    with stream_connection() as connection:  # 429 before anything is stored
+        started = rag_chat.start(get_db(), get_redis(), g.user, body.message,
+                                 str(body.session_id) if body.session_id else None, body.search_options.model_dump(),
+                                 str(body.dataset_id) if body.dataset_id else None)
+        chat, reply_uuid = started.chat, started.reply.uuid
+        lead = [relay.json_frame(relay.event_id(reply_uuid, started.cursor, relay.SESSION),
+                                 {"type": "session", "session_id": chat.uuid, "title": chat.title})]
+        return sse(chat.id, chat.uuid, reply_uuid, started.cursor, None, lead if started.new_session else [],
+                   connection, resumed=False)
 
 
 def resume(last_event_id: str) -> Response:
@@ -104,15 +109,17 @@ def resume(last_event_id: str) -> Response:
     if position.index == relay.END:
         return Response(status=204)
     seen_index = position.index if events.is_ascii_number(position.index) else None
-    return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [], resumed=True)
+    with stream_connection() as connection:
+        return sse(chat.id, chat.uuid, reply.uuid, position.stream_id, seen_index, [], connection, resumed=True)
 
 
 def sse(chat_id: int, chat_uuid: str, reply_uuid: str, cursor: str, seen_index: str | None,
-        lead: list[str], *, resumed: bool) -> Response:
+        lead: list[str], connection: ConnectionLease, *, resumed: bool) -> Response:
     frames = relay.reply_frames(current_app.extensions["relay_hub"], get_redis(), chat_id, reply_uuid, cursor,
-                                seen_index=seen_index, lead=lead, checks=stream_checks(chat_id), resumed=resumed)
-    return Response(frames, mimetype="text/event-stream", headers={
-        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid})
+                                seen_index=seen_index, lead=lead, checks=stream_checks(chat_id, connection),
+                                resumed=resumed)
+    return held_by(Response(frames, mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Session-Id": chat_uuid}), connection)
 
 
 @bp.get("/chat/sessions")

@@ -11,7 +11,7 @@ from web.api.sessions.answers import (STREAM_FORMAT, FailedReply, HistoryPage, S
                                       SwitchedModel, WholeReply)
 from web.api.sessions.schemas import HistoryQuery, StreamRequest, SwitchModelRequest
 from web.api.sessions.serializers import session_view
-from web.api.socket_access import stream_checks
+from web.api.socket_access import held_by, stream_checks, stream_connection
 from web.auth.tokens import login_required
 from web.db import get_db
 from web.errors import ApiError, BadRequest, ErrorBody, Unprocessable
@@ -19,6 +19,7 @@ from web.realtime.reply_wait import ReplyNotFinished, wait_for_reply_end
 from web.realtime.sse import frame, lost_events_frame, parse_last_event_id, reply_frames
 from web.redis_client import get_redis
 from web.services import history, models, replies, sessions
+from web.services.connections import ConnectionLease
 from workers import events, runtime
 
 FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, "upstream_timeout": 504}
@@ -36,6 +37,9 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
           "job queue is unreachable")
 @responds(504, FailedReply | ErrorBody, "`stream: false` and the upstream timed out (a failed reply); or the "
           "reply is still running after `AI_MESSAGE_WAIT_S` (it is stored when it ends)")
+@responds(429, ErrorBody, "Nothing stored, with `Retry-After`: too many replies streaming (`MAX_CONCURRENT_STREAMS`); "
+          "or, for a stream or a resume, too many open connections (`MAX_CONNECTIONS_PER_USER`: WebSockets and "
+          "event streams together)")
 @login_required
 def stream():
     """Send messages to a session (new or `session_id`: only the new ones, or the whole conversation again
@@ -46,10 +50,11 @@ def stream():
     body = parse_body(StreamRequest)
     db, redis = get_db(), get_redis()
     check_model(body.model)
-    chat, reply, cursor = sessions.start(db, redis, g.user, body)
     if not body.stream:
-        return whole_reply(chat, reply, cursor)
-    return sse_response(chat.id, reply.uuid, cursor)
+        return whole_reply(*sessions.start(db, redis, g.user, body))
+    with stream_connection() as connection:  # 429 before anything is stored
+        chat, reply, cursor = sessions.start(db, redis, g.user, body)
+        return sse_response(chat.id, reply.uuid, cursor, connection)
 
 
 def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | None) -> Response:
@@ -64,15 +69,16 @@ def resume(session_id: str, reply_uuid: str, cursor: str, seen_tokens: int | Non
     unsent_from = cursor if seen_tokens is None else events.id_before(cursor)  # that entry's rest too
     if reply.status != "PROCESSING" and not events.reply_events_after(get_redis(), chat.id, reply_uuid, unsent_from):
         return sse_ended(chat.id, cursor)  # a reconnect after its [DONE] (or after its events left the stream)
-    return sse_response(chat.id, reply_uuid, cursor, seen_tokens, resumed=True)
+    with stream_connection() as connection:
+        return sse_response(chat.id, reply_uuid, cursor, connection, seen_tokens, resumed=True)
 
 
-def sse_response(session_id: int, reply_uuid: str, cursor: str, seen_tokens: int | None = None,
-                 resumed: bool = False) -> Response:
+def sse_response(session_id: int, reply_uuid: str, cursor: str, connection: ConnectionLease,
+                 seen_tokens: int | None = None, resumed: bool = False) -> Response:
     frames = reply_frames(current_app.extensions["relay_hub"], get_redis(), session_id, reply_uuid, cursor,
-                          f"{session_id}:{reply_uuid}", stream_checks(session_id),
+                          f"{session_id}:{reply_uuid}", stream_checks(session_id, connection),
                           lambda: history.reply_ended(reply_uuid), seen_tokens, resumed)
-    return Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id))
+    return held_by(Response(frames, mimetype="text/event-stream", headers=sse_headers(session_id)), connection)
 
 
 def sse_ended(session_id: int, cursor: str) -> Response:
