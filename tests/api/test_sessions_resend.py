@@ -215,12 +215,13 @@ def test_a_resend_adding_no_new_user_message_is_422_and_stores_nothing(api, alic
 
 
 def test_a_member_resends_the_owners_system_message_and_replies(api, alice, make_user, share_session, fake_upstream):
-    """Only the new messages are posted: a member may resend the owner's system message and the
-    assistant's replies (posting them would be 403)."""
+    """Only the new messages are posted: a member's window may keep the owner's system message and
+    the assistant's replies (posting them would be 403); its questions are the member's own."""
     fake_upstream.configure(tokens=1)
     member = make_user("member")
     session_id = share_session(alice, member)
     send(api, alice, [SYSTEM, user("Q1")], session_id, model="gpt-3.5-turbo")
-    conversation = [SYSTEM, user("Q1"), assistant("t0 "), user("From the member")]
-    send(api, member, conversation, session_id, model="gpt-3.5-turbo")
-    assert messages_of(api, alice, session_id) == [*conversation, assistant("t0 ")]
+    send(api, member, [user("M1")], session_id, model="gpt-3.5-turbo")
+    send(api, member, [SYSTEM, user("M1"), assistant("t0 "), user("M2")], session_id, model="gpt-3.5-turbo")
+    assert messages_of(api, alice, session_id) == [SYSTEM, user("Q1"), assistant("t0 "), user("M1"), assistant("t0 "),
+                                                   user("M2"), assistant("t0 ")]

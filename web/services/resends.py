@@ -1,5 +1,5 @@
-"""001 requests that resend a session's whole conversation, as OpenAI-style clients do every
-turn: which of their messages are new to the session."""
+"""001 requests that resend a session's conversation, or the window of it a client keeps, as
+OpenAI-style clients do every turn: which of their messages are new to the session."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,48 +25,89 @@ class NewMessages:
     answer_again: int | None = None
 
 
-def new_messages(db: Session, chat: Chat, sent: Sequence[Any]) -> NewMessages:
+def new_messages(db: Session, chat: Chat, requester_id: int, sent: Sequence[Any]) -> NewMessages:
     """The messages of `sent` (role, content; the last one the user's) the session does not hold yet.
 
-    When `sent` starts with the session's whole conversation as its history shows it (role and
-    content, whitespace aside, oldest first), only what follows is new; otherwise all of it is (a client sending
-    only its new messages). A reply that failed or is still streaming, and a message without text
-    (which no client can send), may be left out (`may_leave_out`). The stored messages are read in
-    order and no further than `sent` can match them.
+    `sent` resends the conversation when, after an optional leading system message equal to the
+    session's first one, it starts with a run of messages that repeats the END of the stored
+    conversation (`run_rows`) and either holds an assistant message or is the whole conversation:
+    then only what follows the longest such run is new. Otherwise all of `sent` is (a client
+    sending only its new messages: a question alone is never taken for a resend of an older one).
+    Only the conversation's last 2 × len(sent) + 2 messages are read: room for a left-out reply
+    after each message the run repeats.
 
-    Nothing after the conversation: when replies that failed (or have no text) follow its last
-    message, that message is answered again (`answer_again`); one still streaming, or none, is 422.
+    Nothing after the run: when replies that failed (or have no text) follow its last message,
+    that message is answered again (`answer_again`); one still streaming, or none, is 422.
     """
-    matched, last_matched, left_out = 0, None, []
-    query = (select(Message.id, Message.role, Message.content, Message.status)
-             .where(Message.chat_id == chat.id, Message.hidden.is_(False)).order_by(Message.id)
-             .execution_options(yield_per=len(sent) + 1))
-    with db.execute(query) as rows:
-        for row in rows:
-            if matched < len(sent) and resent(row, sent[matched]):
-                matched, last_matched, left_out = matched + 1, row.id, []
-            elif may_leave_out(row):
-                left_out.append(row.status)
-            else:  # not the whole conversation
-                return NewMessages(list(sent))
-    if matched < len(sent):
-        return NewMessages(list(sent[matched:]))
-    if "PROCESSING" in left_out:
+    limit = 2 * len(sent) + 2
+    tail = db.execute(select(Message.id, Message.role, Message.content, Message.status, Message.sender_id)
+                      .where(Message.chat_id == chat.id, Message.hidden.is_(False))
+                      .order_by(Message.id.desc()).limit(limit)).all()[::-1]
+    stored = [(row, words(row.content)) for row in tail]
+    copies = [(message.role, words(message.content)) for message in sent]
+    starts = (0, 1) if leads_with_system_message(db, chat, copies[0]) else (0,)
+    for end in range(len(sent), 0, -1):
+        for start in (start for start in starts if start < end):
+            run = copies[start:end]
+            rows = run_rows(stored, run, requester_id)
+            if rows is None:
+                continue
+            first, last = rows
+            whole = len(tail) < limit and all(may_leave_out(row) for row, _ in stored[:first])
+            if whole or any(role == "assistant" for role, _ in run):
+                return after_run(list(sent[end:]), tail[last], tail[last + 1:])
+    return NewMessages(list(sent))
+
+
+def leads_with_system_message(db: Session, chat: Chat, copy: tuple[str, str]) -> bool:
+    """Is `copy` (role, words) the session's first system message, which a window keeps?"""
+    if copy[0] != "system":
+        return False
+    first = db.scalar(select(Message.content).where(Message.chat_id == chat.id, Message.hidden.is_(False),
+                                                    Message.role == "system").order_by(Message.id).limit(1))
+    return first is not None and words(first) == copy[1]
+
+
+def run_rows(stored: list[tuple[Row, str]], run: list[tuple[str, str]], requester_id: int) -> tuple[int, int] | None:
+    """Where `run` repeats the end of `stored` (rows and their words), leaving out only rows that
+    `may_leave_out`: the indexes of the first and last rows it repeats; None when it does not."""
+    position, last = len(stored), None
+    for copy in reversed(run):
+        position -= 1
+        while position >= 0 and not resent(*stored[position], copy, requester_id):
+            if not may_leave_out(stored[position][0]):
+                return None
+            position -= 1
+        if position < 0:
+            return None
+        last = position if last is None else last
+    return position, last
+
+
+def after_run(new: list[Any], last: Row, left_out: list[Row]) -> NewMessages:
+    """The request's messages after the run, which ends with the stored `last` followed by the
+    `left_out` rows; none: `last` answered again after a failed reply, else 422."""
+    if new:
+        return NewMessages(new)
+    if any(row.status == "PROCESSING" for row in left_out):
         raise field_error(["body", "messages"], STILL_STREAMING)
     if left_out:
-        return NewMessages(answer_again=last_matched)
+        return NewMessages(answer_again=last.id)
     raise field_error(["body", "messages"], NOTHING_NEW)
 
 
-def resent(row: Row, message: Any) -> bool:
-    """Is `message` the client's copy of the stored `row`: the same role and text but for whitespace?
+def resent(row: Row, row_words: str, copy: tuple[str, str], requester_id: int) -> bool:
+    """Is `copy` (role, words) the requester's copy of the stored `row` (its text's `row_words`):
+    the same role and text but for whitespace, and for a user message, one the requester sent?
 
     A client reading the stream as the document's example does (each `data:` line stripped) has the
     replies without their spaces and line breaks. A reply still streaming has no text stored yet:
-    the client's copy of it is what it has received so far."""
-    if row.role != message.role:
+    the client's copy of it is what it has received so far. Another member's question is not the
+    requester's, even in the same words."""
+    role, text = copy
+    if row.role != role or (role == "user" and row.sender_id != requester_id):
         return False
-    return (row.role == "assistant" and row.status == "PROCESSING") or words(row.content) == words(message.content)
+    return (role == "assistant" and row.status == "PROCESSING") or row_words == text
 
 
 def words(text: str) -> str:

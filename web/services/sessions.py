@@ -38,7 +38,7 @@ def session_to_continue(db: Session, user: User, session_id: int) -> tuple[Chat,
 def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Message, str]:
     """Create or continue a session, store the request's new messages, start the reply.
 
-    With `session_id`, the messages may resend the session's whole conversation (OpenAI-style
+    With `session_id`, the messages may resend the session's conversation, or a window of it (OpenAI-style
     clients do every turn): only what follows it is stored (`resends.new_messages`).
     Every check (the messages, the member's rights, an upstream key, a concurrent-stream slot)
     comes before anything is stored, so a refused request leaves no session, setting or message
@@ -46,7 +46,7 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
     chat, member = session_to_continue(db, user, body.session_id) if body.session_id is not None else (None, None)
-    new = resends.new_messages(db, chat, body.messages) if chat is not None else resends.NewMessages(body.messages)
+    new = resends.new_messages(db, chat, user.id, body.messages) if chat is not None else resends.NewMessages(body.messages)
     for message in new.messages:
         replies.check_content(message.content)
     if member is not None:  # a new session's sender is its owner, who may do all of it

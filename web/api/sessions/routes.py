@@ -42,8 +42,8 @@ FAILED_STATUS = {"no_api_key": 400, "service_unavailable": 503, "timeout": 504, 
           "event streams together)")
 @login_required
 def stream():
-    """Send messages to a session (new or `session_id`: only the new ones, or the whole conversation again
-    and then the new ones) and stream the AI reply as SSE, or wait for it."""
+    """Send messages to a session (new or `session_id`: only the new ones, or the conversation again,
+    all of it or a window, and then the new ones) and stream the AI reply as SSE, or wait for it."""
     resumed = parse_last_event_id(request.headers.get("Last-Event-ID", ""))
     if resumed is not None:
         return resume(*resumed)

@@ -18,10 +18,11 @@ class ChatMessageIn(RequestModel):
 class StreamRequest(RequestModel):
     model: str = Field(min_length=1, max_length=100)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=200, description=(
-        "The last one the user's. With `session_id`: only the new messages, or the session's whole "
-        "conversation as history shows it (whitespace aside; a failed or streaming reply may be left out) "
-        "followed by the new ones; only what follows the conversation is stored. A resend adding nothing "
-        "answers again the last message whose reply failed; otherwise it is 422."))
+        "The last one the user's. With `session_id`: only the new messages, or the session's conversation "
+        "as history shows it (all of it, or a window: an optional first system message, then a run repeating "
+        "the conversation's end and holding a reply; whitespace aside; a failed or streaming reply may be "
+        "left out; user messages must be the requester's) followed by the new ones; only what follows is "
+        "stored. A resend adding nothing answers again the last message whose reply failed; otherwise it is 422."))
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32000)
     stream: bool = True
