@@ -1,12 +1,13 @@
 """The sessions API (001): resends of a window of the conversation (the system message and its
-last messages, as OpenAI-style clients keep a context window), and resends in sessions shared
-with other members."""
+last messages, as OpenAI-style clients keep a context window), resends racing each other, and
+resends in sessions shared with other members."""
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Message, User
-from tests.api.test_sessions_resend import SYSTEM, assistant, messages_of, send, user
+from models import Chat, Message, User
+from tests.api.test_sessions_resend import STILL_STREAMING, SYSTEM, assistant, messages_of, send, user
+from tests.conftest import sent_while_writing
 from workers import runtime
 
 
@@ -57,6 +58,22 @@ def test_a_window_may_leave_out_failed_replies(api, alice, fake_upstream):
     assert messages_of(api, alice, session_id) == stored
     send(api, alice, [user("Q1"), assistant("t0 "), user("Q2"), assistant("t0 "), user("Q3")], session_id)
     assert messages_of(api, alice, session_id) == [*stored, user("Q3"), assistant("t0 ")]
+
+
+def test_a_resend_racing_the_same_resend_stores_nothing_twice(api, alice, fake_upstream):
+    """A double submit: the second request compares under the chat's lock, after the first stored
+    its message and reply (still streaming): it adds nothing, and is told to resume the reply."""
+    fake_upstream.configure(tokens=1)
+    session_id, _ = send(api, alice, [user("Q1")])
+    messages, chat = Message.__table__, Chat.__table__
+    first_request = [chat.update().where(chat.c.id == session_id).values(updated_at=chat.c.updated_at),
+                     messages.insert().values(chat_id=session_id, sender_id=user_id(alice), role="user", content="Q2"),
+                     messages.insert().values(chat_id=session_id, role="assistant", content="", status="PROCESSING")]
+    answer = sent_while_writing(first_request, lambda: api.post("/v1/chat/stream", headers=alice.headers, json={
+        "model": "gpt-4", "messages": [user("Q1"), assistant("t0 "), user("Q2")], "session_id": session_id}))
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["msg"] == STILL_STREAMING
+    assert messages_of(api, alice, session_id) == [user("Q1"), assistant("t0 "), user("Q2"), assistant("")]
 
 
 def test_another_members_message_is_not_the_requesters(api, alice, make_user, share_session, fake_upstream):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from redis import Redis
 from sqlalchemy import select
@@ -39,7 +39,8 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
                  role: str = "user", parent: Message | None = None, meta: dict[str, Any] | None = None,
                  want_reply: bool | None = None, hidden: bool = False, primary_only: bool = False,
                  reply_meta: dict[str, Any] | None = None, start: Callable[..., None] | None = None,
-                 reply_uuid: str | None = None, archived: str | None = None) -> tuple[Message, Message | None]:
+                 reply_uuid: str | None = None, archived: str | None = None,
+                 earlier: Sequence[tuple[str, str]] = ()) -> tuple[Message, Message | None]:
     """Store a message (and, for a user message in an AI chat, the pending reply), then enqueue.
 
     `want_reply` None follows the chat's AI setting. `hidden` keeps the exchange out of the
@@ -60,22 +61,26 @@ def post_message(db: Session, redis: Redis, chat: Chat, member: Participant, use
     with storing(db, redis, user, reply_uuid):
         # deleted meanwhile: 404, not the messages' foreign key error; archived meanwhile: refused
         now = utcnow()
-        chats.lock_for_posts(db, chat, member, now, counted=0 if hidden else 2 if reply_uuid else 1,
-                             archived=archived)
+        chats.lock_for_posts(db, chat, member, now, archived=archived,
+                             counted=0 if hidden else len(earlier) + (2 if reply_uuid else 1))
+        stored = [Message(chat_id=chat.id, sender_id=user.id, role=each_role, content=each_content,
+                          status="DELIVERED", hidden=hidden, created_at=now, updated_at=now)
+                  for each_role, each_content in earlier]
         message = Message(chat_id=chat.id, sender_id=user.id, role=role, content=content, status="DELIVERED",
                           parent_id=parent.id if parent else None, meta=meta, hidden=hidden,
                           created_at=now, updated_at=now)
-        db.add(message)
+        db.add_all([*stored, message])
         db.flush()
         reply = None
         if reply_uuid is not None:
             reply = new_reply(db, chat, user, message.id, reply_uuid, now, hidden=hidden, reply_meta=reply_meta)
         db.commit()
-    shown = {"type": events.NEW_MESSAGE, "message": events.message_view(message, chat.uuid, user.uuid)}
-    try:
-        publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
-    except Exception:  # stored: the history has it; the reply must still start (or end FAILED)
-        log.warning("could not announce message %s on chat %s", message.uuid, chat.uuid, exc_info=True)
+    for each in [*stored, message]:
+        shown = {"type": events.NEW_MESSAGE, "message": events.message_view(each, chat.uuid, user.uuid)}
+        try:
+            publish(redis, chat, {**shown, events.ONLY_FOR: user.uuid} if hidden else shown)
+        except Exception:  # stored: the history has it; the reply must still start (or end FAILED)
+            log.warning("could not announce message %s on chat %s", each.uuid, chat.uuid, exc_info=True)
     if reply is not None:
         (start or start_reply)(db, redis, reply, primary_only=primary_only)
     return message, reply

@@ -46,16 +46,14 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
     Returns the chat, the AI message and the stream cursor taken before the reply began.
     """
     chat, member = session_to_continue(db, user, body.session_id) if body.session_id is not None else (None, None)
-    new = resends.new_messages(db, chat, user.id, body.messages) if chat is not None else resends.NewMessages(body.messages)
-    for message in new.messages:
-        replies.check_content(message.content)
-    if member is not None:  # a new session's sender is its owner, who may do all of it
-        check_member_request(chat, member, body, new.messages)
+    new = checked_new_messages(db, user, chat, member, body)
     upstreams.key_for_reply(db, user)
     reply_uuid = new_uuid()
     replies.take_stream_slot(redis, user, reply_uuid)
     try:
         chat, member = store_settings(db, user, chat, member, body)
+        if body.session_id is not None:
+            new = compared_under_lock(db, user, chat, member, body)
         reply, cursor = post_new(db, redis, chat, member, user, new, reply_uuid)
     except Exception as exc:
         leases.release(redis, leases.replies_key(user.id), reply_uuid)
@@ -65,21 +63,46 @@ def start(db: Session, redis: Redis, user: User, body: Any) -> tuple[Chat, Messa
     return chat, reply, cursor
 
 
+def checked_new_messages(db: Session, user: User, chat: Chat | None, member: Participant | None,
+                         body: Any) -> resends.NewMessages:
+    """The request's new messages (all of them for a new session), checked: blank content 400,
+    a member's rights 403."""
+    if chat is None:
+        new = resends.NewMessages(body.messages)
+    else:
+        new = resends.new_messages(db, chat, user.id, body.messages)
+    for message in new.messages:
+        replies.check_content(message.content)
+    if member is not None:  # a new session's sender is its owner, who may do all of it
+        check_member_request(chat, member, body, new.messages)
+    return new
+
+
+def compared_under_lock(db: Session, user: User, chat: Chat, member: Participant, body: Any) -> resends.NewMessages:
+    """`checked_new_messages` again under the chat's write lock, held by the transaction that then
+    stores them (`post_new`): of two identical requests at once (a double submit, a retry racing
+    the first), the second sees the first one's messages and adds nothing."""
+    chats.lock_chat(db, chat, missing="Chat session not found", statuses=chats.VISIBLE, archived=ARCHIVED_SESSION)
+    try:
+        return checked_new_messages(db, user, chat, member, body)
+    except Exception:
+        db.rollback()
+        raise
+
+
 def post_new(db: Session, redis: Redis, chat: Chat, member: Participant, user: User,
              new: resends.NewMessages, reply_uuid: str) -> tuple[Message, str]:
     """Store the new messages and start the reply to the last one (or answer `new.answer_again`
-    again); returns the reply and the stream cursor taken before it began."""
+    again), in one transaction; returns the reply and the stream cursor taken before it began."""
     if new.answer_again is not None:
         cursor = events.last_event_id(redis, chat.id)
         return replies.answer_again(db, redis, chat, member, user, new.answer_again, reply_uuid,
                                     archived=ARCHIVED_SESSION), cursor
     *earlier, last = new.messages
-    for message in earlier:
-        replies.post_message(db, redis, chat, member, user, message.content, role=message.role,
-                             want_reply=False, archived=ARCHIVED_SESSION)
     cursor = events.last_event_id(redis, chat.id)
     _, reply = replies.post_message(db, redis, chat, member, user, last.content, want_reply=True,
-                                    reply_uuid=reply_uuid, archived=ARCHIVED_SESSION)
+                                    reply_uuid=reply_uuid, archived=ARCHIVED_SESSION,
+                                    earlier=[(message.role, message.content) for message in earlier])
     return reply, cursor
 
 
