@@ -126,7 +126,9 @@ def main() -> None:
     if reason:
         parser.error(reason)
 
-    hosts = Topology(extra_env={"MAX_CONCURRENT_STREAMS": "100000", "REPLY_JOB_TIMEOUT_S": "600"})
+    # One account opens every socket: neither its reply nor its connection cap may refuse one.
+    hosts = Topology(extra_env={"MAX_CONCURRENT_STREAMS": "100000", "MAX_CONNECTIONS_PER_USER": "100000",
+                                "REPLY_JOB_TIMEOUT_S": "600"})
     upstream = None
     try:
         hosts.build()
