@@ -364,6 +364,9 @@ def test_history_paging_filters_and_errors(api, make_user, fake_upstream):
     assert api.get("/v1/chat/history", params={"start_date": future}, headers=bob.headers).json()["total"] == 0
     assert api.get("/v1/chat/history", params={"end_date": future}, headers=bob.headers).json()["total"] == 3
     assert api.get("/v1/chat/history?start_date=yesterday", headers=bob.headers).status_code == 400
+    for number in ("2024", "0.0"):  # not seconds since 1970, as pydantic would read them
+        refused = api.get(f"/v1/chat/history?end_date={number}", headers=bob.headers)
+        assert refused.status_code == 400 and refused.json()["detail"][0]["loc"] == ["query", "end_date"]
     assert api.get("/v1/chat/history?page_size=101", headers=bob.headers).status_code == 400
     assert api.get("/v1/chat/history?page=0", headers=bob.headers).status_code == 400
 

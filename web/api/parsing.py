@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from flask import request
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from web.errors import Unprocessable, validation_details
@@ -118,6 +118,19 @@ def in_utc(value: datetime | None) -> datetime | None:
         return value.astimezone(timezone.utc)
     except OverflowError:
         raise ValueError("date-time out of range once in UTC") from None
+
+
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def iso_text(value: Any) -> Any:
+    """Date-times come as ISO 8601 text: pydantic reads a number (`2024`, `0.0`) as seconds since 1970."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and NUMBER.fullmatch(value.strip())):
+        raise ValueError("must be an ISO 8601 date-time such as 2024-01-31T12:00:00Z, not a number")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(in_utc)]
 
 
 def not_null(value: Any) -> Any:

@@ -1,13 +1,12 @@
 """Request bodies and query strings of the sessions API (001)."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from models.base import MAX_KEY
-from web.api.parsing import Metadata, NotBlank, QueryModel, RequestModel, in_utc, not_null
+from web.api.parsing import IsoDateTime, Metadata, NotBlank, QueryModel, RequestModel, not_null
 
 
 class ChatMessageIn(RequestModel):
@@ -44,11 +43,9 @@ class SwitchModelRequest(RequestModel):
 class HistoryQuery(QueryModel):
     page: int = Field(default=1, ge=1, le=MAX_KEY)
     page_size: int = Field(default=10, ge=1, le=100)
-    start_date: datetime | None = None
-    end_date: datetime | None = None
+    start_date: IsoDateTime | None = None
+    end_date: IsoDateTime | None = None
     model: str | None = Field(default=None, max_length=100)
-
-    _utc = field_validator("start_date", "end_date")(in_utc)
 
 
 class PromptIn(RequestModel):
