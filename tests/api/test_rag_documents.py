@@ -6,7 +6,7 @@ import time
 import sqlalchemy.event
 from sqlalchemy import func, select
 
-from models import Document, DocumentChunk
+from models import Dataset, Document, DocumentChunk
 from tests.api.rag_helpers import of_type, send, upload, upload_ready
 from tests.conftest import enqueue_refused, sent_while_deleting, wait_for
 from tests.pdfs import encrypted_pdf, text_pdf, truncated_pdf
@@ -314,3 +314,15 @@ def test_a_document_deleted_while_its_upload_waits_is_404_not_500(api, alice, mo
     monkeypatch.setattr(rag_documents, "wait_indexed", deleted_while_waiting)
     response = upload(api, alice, "brief.txt", b"here for a moment")
     assert (response.status_code, response.json()) == (404, {"detail": "Document not found"})
+
+
+def test_an_upload_into_a_dataset_deleted_meanwhile_is_404(api, alice):
+    """The upload found the dataset while its deletion was committing: 404, as for a dataset already
+    deleted, and nothing stored; not the membership's foreign key error (a 500)."""
+    dataset = api.post("/datasets", json={"name": "Short-lived"}, headers=alice.headers).json()
+    with runtime.session() as db:
+        dataset_id = db.scalar(select(Dataset.id).where(Dataset.uuid == dataset["id"]))
+    answer = sent_while_deleting(Dataset.__table__, dataset_id, lambda: upload(
+        api, alice, "late.txt", b"for a dataset being deleted", dataset_id=dataset["id"]))
+    assert (answer.status_code, answer.json()) == (404, {"detail": "Dataset not found"})
+    assert api.get("/documents", headers=alice.headers).json()["total_count"] == 0

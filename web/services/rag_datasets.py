@@ -10,9 +10,11 @@ from models.base import utcnow
 from web.errors import Conflict, NotFound
 
 
-def dataset_for(db: Session, user: User, dataset_uuid: str) -> Dataset:
-    """The user's dataset; 404 for an unknown one or someone else's."""
-    dataset = db.scalar(select(Dataset).where(Dataset.uuid == dataset_uuid, Dataset.owner_id == user.id))
+def dataset_for(db: Session, user: User, dataset_uuid: str, kept: bool = False) -> Dataset:
+    """The user's dataset; 404 for an unknown one or someone else's. `kept`: kept from deletion
+    until the transaction ends (FOR KEY SHARE; a deletion in progress is waited for, then 404)."""
+    query = select(Dataset).where(Dataset.uuid == dataset_uuid, Dataset.owner_id == user.id)
+    dataset = db.scalar(query.with_for_update(key_share=True) if kept else query)
     if dataset is None:
         raise NotFound("Dataset not found")
     return dataset

@@ -60,9 +60,13 @@ def upload(db: Session, redis: Redis, user: User, filename: str, data: bytes, da
     if not data.strip():
         raise BadRequest("The file is empty")
     mime_type = sniff(filename, data)
-    dataset = rag_datasets.dataset_for(db, user, dataset_uuid) if dataset_uuid else None
     digest = content_hash(data)
     document_quota.lock_uploads(db, user)
+    try:  # after the lock, which waits on SQLite for a deletion committing: the dataset as it is then
+        dataset = rag_datasets.dataset_for(db, user, dataset_uuid, kept=True) if dataset_uuid else None
+    except NotFound:
+        db.rollback()  # release the user's upload lock now, not at the end of the request
+        raise
     copy = stored_copy(db, user, None, digest)
     if copy is not None:
         if dataset is not None:
