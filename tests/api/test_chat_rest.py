@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy import select
 
@@ -373,6 +374,18 @@ def test_a_removal_racing_the_chats_archiving_is_404_and_removes_nobody(api, ali
     assert [p["user_id"] for p in listed["participants"]] == [alice["id"], bob["id"]]
 
 
+def changes_to_an_admin(group: dict, admin) -> tuple[Any, Any, Any]:
+    """Statements another transaction runs while a request of `admin` waits: the chat's lock (a
+    no-op UPDATE), then the admin's demotion or removal."""
+    with runtime.session() as db:
+        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == group["id"]))
+        admin_id = db.scalar(select(User.id).where(User.uuid == admin["id"]))
+    chat_row, members = Chat.__table__, Participant.__table__
+    lock = chat_row.update().where(chat_row.c.id == chat_id).values(updated_at=chat_row.c.updated_at)
+    admins_row = members.c.chat_id == chat_id, members.c.user_id == admin_id
+    return lock, members.update().where(*admins_row).values(role="MEMBER"), members.delete().where(*admins_row)
+
+
 def test_a_removal_checks_the_actors_role_as_read_under_the_chats_lock(api, alice, make_user, make_chat):
     """An admin demoted, or removed, while their removal waits for the chat's lock (which every
     change to its participants holds) is refused as a removal sent after that change: the actor's
@@ -381,14 +394,7 @@ def test_a_removal_checks_the_actors_role_as_read_under_the_chats_lock(api, alic
     group = make_chat(alice, chat_type="GROUP")
     add_members(api, alice, group, admin, role="ADMIN")
     add_members(api, alice, group, bob)
-    with runtime.session() as db:
-        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == group["id"]))
-        admin_id = db.scalar(select(User.id).where(User.uuid == admin["id"]))
-    chat_row, members = Chat.__table__, Participant.__table__
-    lock = chat_row.update().where(chat_row.c.id == chat_id).values(updated_at=chat_row.c.updated_at)
-    admins_row = members.c.chat_id == chat_id, members.c.user_id == admin_id
-    demoting = members.update().where(*admins_row).values(role="MEMBER")
-    removing = members.delete().where(*admins_row)
+    lock, demoting, removing = changes_to_an_admin(group, admin)
     for change, refusal in ((demoting, "Only the chat's owner or admins can remove other participants"),
                             (removing, "Access denied to this chat")):
         raced = sent_while_writing([lock, change], lambda: remove(api, admin, group, bob["id"]))
@@ -403,15 +409,9 @@ def test_an_add_checks_the_actors_role_as_read_under_the_chats_lock(api, alice, 
     admin, carol = make_user("admin"), make_user("carol")
     group = make_chat(alice, chat_type="GROUP")
     add_members(api, alice, group, admin, role="ADMIN")
-    with runtime.session() as db:
-        chat_id = db.scalar(select(Chat.id).where(Chat.uuid == group["id"]))
-        admin_id = db.scalar(select(User.id).where(User.uuid == admin["id"]))
-    chat_row, members = Chat.__table__, Participant.__table__
-    lock = chat_row.update().where(chat_row.c.id == chat_id).values(updated_at=chat_row.c.updated_at)
-    admins_row = members.c.chat_id == chat_id, members.c.user_id == admin_id
-    for change, refusal in ((members.update().where(*admins_row).values(role="MEMBER"),
-                             "Only the chat's owner or admins can add participants"),
-                            (members.delete().where(*admins_row), "Access denied to this chat")):
+    lock, demoting, removing = changes_to_an_admin(group, admin)
+    for change, refusal in ((demoting, "Only the chat's owner or admins can add participants"),
+                            (removing, "Access denied to this chat")):
         raced = sent_while_writing([lock, change], lambda: api.post(
             f"/api/v1/chat/chats/{group['id']}/participants", json={"user_id": carol["id"], "role": "MEMBER"},
             headers=admin.headers))

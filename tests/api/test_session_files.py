@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
 
+import httpx
 from httpx_sse import connect_sse
 from sqlalchemy import select
 
@@ -99,21 +101,29 @@ def test_upload_to_a_session_deleted_meanwhile_is_404(api, alice):
     assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
 
 
-def test_upload_whose_session_is_deleted_while_it_is_parsed_is_404(api, alice):
-    """The upload is stored, then the session is deleted (with its files) while the upload waits for
-    the parse: 404 as for a session deleted before, not the stored file's failed re-read (a 500)."""
-    session_id = new_session(api, alice)
+def deleted_while_parsed(api, alice, session_id: int, column: Any,
+                         deleting: Callable[[Any], str]) -> httpx.Response:
+    """The answer to an upload of a long book to the session, sent while the upload waits for its
+    parse: once the file is stored, `DELETE deleting(its column)` (the file's or the session's URL)."""
     book = text_pdf([f"Page {i}: " + "long prose about rivers and valleys " * 30 for i in range(300)])
 
     def stored():
         with runtime.session() as db:
-            return db.scalar(select(Document.id).where(Document.chat_id == session_id))
+            return db.scalar(select(column).where(Document.chat_id == session_id))
 
     with ThreadPoolExecutor(1) as pool:
         uploading = pool.submit(upload, api, alice, session_id, book)
-        wait_for(stored, interval=0.01, what="the upload stored")
-        assert api.delete(f"/v1/chat/sessions/{session_id}", headers=alice.headers).status_code == 200
-        answer = uploading.result()
+        found = wait_for(stored, interval=0.01, what="the upload stored")
+        assert api.delete(deleting(found), headers=alice.headers).status_code == 200
+        return uploading.result()
+
+
+def test_upload_whose_session_is_deleted_while_it_is_parsed_is_404(api, alice):
+    """The upload is stored, then the session is deleted (with its files) while the upload waits for
+    the parse: 404 as for a session deleted before, not the stored file's failed re-read (a 500)."""
+    session_id = new_session(api, alice)
+    answer = deleted_while_parsed(api, alice, session_id, Document.id,
+                                  lambda _: f"/v1/chat/sessions/{session_id}")
     assert answer.status_code == 404 and answer.json() == {"detail": "Chat session not found"}
 
 
@@ -121,17 +131,8 @@ def test_upload_whose_file_is_deleted_while_it_is_parsed_is_404(api, alice):
     """The file alone is deleted (DELETE /documents/{document_id}) while its upload waits for the
     parse: the session is still there, so the answer names the file."""
     session_id = new_session(api, alice)
-    book = text_pdf([f"Page {i}: " + "long prose about rivers and valleys " * 30 for i in range(300)])
-
-    def stored():
-        with runtime.session() as db:
-            return db.scalar(select(Document.uuid).where(Document.chat_id == session_id))
-
-    with ThreadPoolExecutor(1) as pool:
-        uploading = pool.submit(upload, api, alice, session_id, book)
-        document_id = wait_for(stored, interval=0.01, what="the upload stored")
-        assert api.delete(f"/documents/{document_id}", headers=alice.headers).status_code == 200
-        answer = uploading.result()
+    answer = deleted_while_parsed(api, alice, session_id, Document.uuid,
+                                  lambda document_id: f"/documents/{document_id}")
     assert answer.status_code == 404 and answer.json() == {"detail": "File not found"}
 
 

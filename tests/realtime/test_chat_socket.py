@@ -489,6 +489,19 @@ def close_frame(ws) -> tuple[int, bytes]:
             return int.from_bytes(data[:2], "big"), data[2:]
 
 
+def stalled_replay(api, alice, make_chat, connect, fake_upstream):
+    """A socket whose loop is busy writing a long replay (one 2 MB reply) to a client that reads
+    nothing (a 4 KB receive buffer), after its `welcome`."""
+    fake_upstream.configure(reply="x" * 2_000_000)
+    chat = make_chat(alice)
+    send(api, alice, chat["id"])
+    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
+    ws = connect(chat["id"], alice["access_token"], sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    ws.next()
+    ws.send({"type": "resume", "last_event_id": "0"})
+    return ws
+
+
 def test_a_client_within_the_rate_whose_frames_wait_is_told_of_those_dropped_not_closed(
         api, alice, make_chat, connect, fake_upstream, monkeypatch):
     """Frames sent within the rate while the socket's loop is busy sending (here a long replay to a
@@ -496,13 +509,7 @@ def test_a_client_within_the_rate_whose_frames_wait_is_told_of_those_dropped_not
     is told with one `frames_dropped` error. The socket was closed 4429 as if flooding; and frames
     that had waited were counted when served, so a backlog looked like a burst."""
     monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
-    fake_upstream.configure(reply="x" * 2_000_000)
-    chat = make_chat(alice)
-    send(api, alice, chat["id"])
-    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
-    ws = connect(chat["id"], alice["access_token"], sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
-    ws.next()
-    ws.send({"type": "resume", "last_event_id": "0"})  # the loop writes the reply while this client reads nothing
+    ws = stalled_replay(api, alice, make_chat, connect, fake_upstream)
     time.sleep(1.1)  # the resume took its second's budget
     for n in range(36):  # 8 a second, under the 10 a second budget
         ws.send({"type": "ping", "timestamp": str(n)})
@@ -574,13 +581,7 @@ def test_a_client_sending_faster_than_its_frames_are_served_is_closed_4429(
     the server's memory."""
     monkeypatch.setattr(going_away, "_sockets", going_away.OpenSockets())  # to find this socket's inbox
     monkeypatch.setattr(runtime.current().settings, "ws_client_frames_per_s", 10)
-    fake_upstream.configure(reply="x" * 2_000_000)  # one 2 MB token: its events take a while to write
-    chat = make_chat(alice)
-    send(api, alice, chat["id"])
-    wait_for(lambda: stored_reply(api, alice, chat["id"])["status"] == "DELIVERED")
-    ws = connect(chat["id"], alice["access_token"], sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
-    ws.next()
-    ws.send({"type": "resume", "last_event_id": "0"})  # the loop writes the reply while this client reads nothing
+    ws = stalled_replay(api, alice, make_chat, connect, fake_upstream)
     (inbox,) = going_away.open_sockets()._inboxes
     for _ in range(500):
         ws.send({"type": "ping"})
